@@ -1,0 +1,65 @@
+# edgetrack — see README.md. Everything here needs only Go, except `make wasm`
+# (TinyGo, installed by `make tools`) and `make proto` (protoc, likewise).
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/edgetrack
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/edgetrack/edgetrack/internal/version.Version=$(VERSION)
+TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/edgetrack/tools
+TINYGO ?= $(TOOLS_DIR)/bin/tinygo
+TINYGO_FLAGS := -target=wasip1 -buildmode=c-shared -scheduler=none -no-debug
+RULES := hamustro
+TEST_RULES := misbehave hamustroguest
+PROTOS := proto/hamustropb/hamustro.proto proto/eventpb/event.proto proto/rulepb/rule.proto
+GOTEST_FLAGS ?= -count=1 -timeout 20m
+
+.PHONY: all build run test check proto wasm tools bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgetrack
+
+run: build
+	./$(BIN) dev --data-dir data/dev
+
+test:
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+check: wasm-check proto-check
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@git diff --exit-code -- go.mod go.sum >/dev/null || { echo "go.mod/go.sum not tidy"; exit 1; }
+
+tools:
+	@./scripts/install-tinygo.sh >/dev/null
+	@command -v protoc >/dev/null || { sudo=; [ "$$(id -u)" -ne 0 ] && sudo=sudo; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq protobuf-compiler; }
+
+proto:
+	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
+	  --plugin=protoc-gen-go=$$($(GO) tool -n protoc-gen-go) $(PROTOS)
+
+wasm:
+	@test -x $(TINYGO) || { echo "TinyGo is missing: run 'make tools'"; exit 1; }
+	@for r in $(RULES); do echo "tinygo $$r"; \
+	  $(TINYGO) build $(TINYGO_FLAGS) -o wasm/dist/$$r.wasm ./wasm/cmd/$$r 2>&1 | grep -v 'is not a recognized feature' || true; \
+	  test -s wasm/dist/$$r.wasm || exit 1; done
+	@for r in $(TEST_RULES); do echo "tinygo $$r (test)"; \
+	  $(TINYGO) build $(TINYGO_FLAGS) -o wasm/host/testdata/$$r.wasm ./wasm/internal/testrules/$$r 2>&1 | grep -v 'is not a recognized feature' || true; \
+	  test -s wasm/host/testdata/$$r.wasm || exit 1; done
+
+# wasm-check and proto-check rebuild generated files and fail if the committed
+# ones differ.
+wasm-check: wasm
+	@git diff --exit-code --stat -- wasm/dist wasm/host/testdata || { echo "committed .wasm differ from a fresh TinyGo build: run 'make wasm' and commit"; exit 1; }
+
+proto-check: proto
+	@git diff --exit-code --stat -- proto || { echo "generated protobuf code is stale: run 'make proto' and commit"; exit 1; }
+
+bench:
+	$(GO) run ./bench/cmd/benchrun -out bench/results
+
+clean:
+	rm -rf bin
