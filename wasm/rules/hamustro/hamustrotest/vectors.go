@@ -1,0 +1,187 @@
+// Package hamustrotest holds the hamustro rule's test vectors, shared by the
+// native tests, the wasm host tests and rule validation, so every place checks
+// the same cases.
+package hamustrotest
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/edgetrack/edgetrack/proto/hamustropb"
+	"github.com/edgetrack/edgetrack/wasm/abi"
+)
+
+// Secret is the secret Config() configures (with OldSecret, during rotation).
+const (
+	Secret    = "ultrasafesecret"
+	OldSecret = "previoussecret"
+)
+
+// Config returns a configuration accepting Secret and OldSecret.
+func Config() *abi.Config {
+	return &abi.Config{Rule: "hamustro", Settings: []abi.Setting{{Key: "secrets", Values: []string{Secret, OldSecret}}}}
+}
+
+// Sign returns the X-Hamustro-Signature of body at time ts with secret.
+func Sign(ts string, body []byte, secret string) string {
+	md := md5.Sum(body)
+	sum := sha256.Sum256([]byte(ts + "|" + hex.EncodeToString(md[:]) + "|" + secret))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// SessionOf returns md5hex(device_id:client_id:system_version:product_version).
+func SessionOf(c *hamustropb.Collection) string {
+	sum := md5.Sum([]byte(c.GetDeviceId() + ":" + c.GetClientId() + ":" + c.GetSystemVersion() + ":" + c.GetProductVersion()))
+	return hex.EncodeToString(sum[:])
+}
+
+// Collection returns a valid collection with n payloads.
+func Collection(n int) *hamustropb.Collection {
+	dev := sha256.Sum256([]byte("device-1"))
+	c := &hamustropb.Collection{
+		DeviceId:       proto.String(hex.EncodeToString(dev[:])),
+		ClientId:       proto.String("app.example"),
+		SystemVersion:  proto.String("14.1"),
+		ProductVersion: proto.String("2.3.0"),
+		System:         proto.String("android"),
+	}
+	c.Session = proto.String(SessionOf(c))
+	for i := 1; i <= n; i++ {
+		c.Payloads = append(c.Payloads, &hamustropb.Payload{
+			At:         proto.Uint64(1700000000 + uint64(i)),
+			Event:      proto.String("screen_view"),
+			Nr:         proto.Uint32(uint32(i)),
+			UserId:     proto.Uint32(42),
+			Parameters: proto.String(`{"screen":"home"}`),
+		})
+	}
+	return c
+}
+
+// SignedRequest returns a POST of body signed with Secret at time at.
+func SignedRequest(body []byte, at time.Time) *abi.Request {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	return &abi.Request{
+		Method: "POST", Path: "/api/v1/track", Body: body, RemoteIP: "203.0.113.7", ReceivedAt: at.UnixNano(),
+		Headers: []abi.Header{{Name: "x-hamustro-time", Value: ts}, {Name: "x-hamustro-signature", Value: Sign(ts, body, Secret)}},
+	}
+}
+
+// Vector is one request and what the rule must answer.
+type Vector struct {
+	Name    string
+	Config  *abi.Config
+	Request *abi.Request
+	Status  uint32
+	Message string   // substring the message must contain
+	Events  []string // event ids, in order
+	IPs     []string // event ip fields, when checked
+}
+
+func mustMarshal(c *hamustropb.Collection) []byte {
+	b, err := proto.MarshalOptions{AllowPartial: true}.Marshal(c)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Vectors returns the hamustro rule's test vectors.
+func Vectors() []Vector {
+	at := time.Unix(1700000100, 0)
+	good := Collection(3)
+	goodBody := mustMarshal(good)
+	sess := good.GetSession()
+	ids := []string{"h:" + sess + ":1", "h:" + sess + ":2", "h:" + sess + ":3"}
+
+	withHeaders := func(body []byte, h ...abi.Header) *abi.Request {
+		r := SignedRequest(body, at)
+		r.Headers = h
+		return r
+	}
+	ts := strconv.FormatInt(at.Unix(), 10)
+
+	wrongSession := Collection(1)
+	wrongSession.Session = proto.String("0123456789abcdef0123456789abcdef")
+	missing := Collection(1)
+	missing.ClientId = nil
+	missingNr := Collection(2)
+	missingNr.Payloads[1].Nr = nil
+	empty := Collection(0)
+	withIP := Collection(2)
+	withIP.Payloads[0].Ip = proto.String("198.51.100.23")
+
+	skewCfg := Config()
+	skewCfg.Settings = append(skewCfg.Settings, abi.Setting{Key: "max_clock_skew", Values: []string{"5m"}})
+	maskCfg := Config()
+	maskCfg.Settings = append(maskCfg.Settings, abi.Setting{Key: "mask_ip", Values: []string{"true"}})
+	skewed := SignedRequest(goodBody, at.Add(-time.Hour))
+	skewed.ReceivedAt = at.UnixNano()
+
+	return []Vector{
+		{Name: "accepted", Config: Config(), Request: SignedRequest(goodBody, at), Status: 200, Events: ids,
+			IPs: []string{"203.0.113.7", "203.0.113.7", "203.0.113.7"}},
+		{Name: "old secret during rotation", Config: Config(), Request: withHeaders(goodBody,
+			abi.Header{Name: "x-hamustro-time", Value: ts}, abi.Header{Name: "x-hamustro-signature", Value: Sign(ts, goodBody, OldSecret)}),
+			Status: 200, Events: ids},
+		{Name: "payload ip kept, connection ip filled", Config: Config(), Request: SignedRequest(mustMarshal(withIP), at), Status: 200,
+			Events: []string{"h:" + sess + ":1", "h:" + sess + ":2"}, IPs: []string{"198.51.100.23", "203.0.113.7"}},
+		{Name: "ip masked", Config: maskCfg, Request: SignedRequest(mustMarshal(withIP), at), Status: 200,
+			Events: []string{"h:" + sess + ":1", "h:" + sess + ":2"}, IPs: []string{"198.51.100.0", "203.0.113.0"}},
+		{Name: "empty collection", Config: Config(), Request: SignedRequest(mustMarshal(empty), at), Status: 204},
+		{Name: "no time header", Config: Config(), Request: withHeaders(goodBody, abi.Header{Name: "x-hamustro-signature", Value: Sign(ts, goodBody, Secret)}),
+			Status: 401, Message: "missing X-Hamustro-Time"},
+		{Name: "no signature header", Config: Config(), Request: withHeaders(goodBody, abi.Header{Name: "x-hamustro-time", Value: ts}),
+			Status: 401, Message: "missing X-Hamustro-Signature"},
+		{Name: "bad time header", Config: Config(), Request: withHeaders(goodBody, abi.Header{Name: "x-hamustro-time", Value: "yesterday"},
+			abi.Header{Name: "x-hamustro-signature", Value: Sign("yesterday", goodBody, Secret)}), Status: 401, Message: "not an epoch timestamp"},
+		{Name: "wrong secret", Config: Config(), Request: withHeaders(goodBody, abi.Header{Name: "x-hamustro-time", Value: ts},
+			abi.Header{Name: "x-hamustro-signature", Value: Sign(ts, goodBody, "guess")}), Status: 401, Message: "invalid X-Hamustro-Signature"},
+		{Name: "body changed after signing", Config: Config(), Request: withHeaders(append(bytes.Clone(goodBody), 0x38, 0x01),
+			abi.Header{Name: "x-hamustro-time", Value: ts}, abi.Header{Name: "x-hamustro-signature", Value: Sign(ts, goodBody, Secret)}),
+			Status: 401, Message: "invalid X-Hamustro-Signature"},
+		{Name: "skew within window", Config: skewCfg, Request: SignedRequest(goodBody, at), Status: 200, Events: ids},
+		{Name: "skew outside window", Config: skewCfg, Request: skewed, Status: 401, Message: "away from the edge clock"},
+		{Name: "skew ignored when off", Config: Config(), Request: skewed, Status: 200, Events: ids},
+		{Name: "not protobuf", Config: Config(), Request: SignedRequest([]byte("something"), at), Status: 400, Message: "not a valid protobuf"},
+		{Name: "missing collection field", Config: Config(), Request: SignedRequest(mustMarshal(missing), at), Status: 400, Message: "client_id"},
+		{Name: "missing payload field", Config: Config(), Request: SignedRequest(mustMarshal(missingNr), at), Status: 400, Message: "payloads[1]: missing required field(s) nr"},
+		{Name: "wrong session", Config: Config(), Request: SignedRequest(mustMarshal(wrongSession), at), Status: 400, Message: "does not match"},
+	}
+}
+
+// Diff describes how got differs from what v expects, or returns "".
+func Diff(v Vector, got abi.Verdict) string {
+	var b strings.Builder
+	if got.Status != v.Status {
+		fmt.Fprintf(&b, "status %d, want %d (message %q); ", got.Status, v.Status, got.Message)
+	}
+	if !strings.Contains(got.Message, v.Message) {
+		fmt.Fprintf(&b, "message %q does not contain %q; ", got.Message, v.Message)
+	}
+	if len(got.Events) != len(v.Events) {
+		fmt.Fprintf(&b, "%d events, want %d; ", len(got.Events), len(v.Events))
+	} else {
+		for i, e := range got.Events {
+			if e.ID != v.Events[i] {
+				fmt.Fprintf(&b, "event %d id %q, want %q; ", i, e.ID, v.Events[i])
+			}
+			if v.IPs != nil && e.IP != v.IPs[i] {
+				fmt.Fprintf(&b, "event %d ip %q, want %q; ", i, e.IP, v.IPs[i])
+			}
+			if e.Source != abi.SourceHamustro || e.Name != "screen_view" || e.Session == "" || e.ClientTime == 0 || !bytes.HasPrefix(e.Data, []byte("{")) {
+				fmt.Fprintf(&b, "event %d incomplete: %+v; ", i, e)
+			}
+		}
+	}
+	return b.String()
+}

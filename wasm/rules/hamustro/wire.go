@@ -1,0 +1,191 @@
+package hamustro
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/edgetrack/edgetrack/wasm/abi"
+)
+
+// collection and payload mirror proto/hamustropb, decoded without reflection
+// (the generated code does not run under TinyGo).
+type collection struct {
+	deviceID, clientID, session, systemVersion, productVersion string
+	system, productGitHash                                     string
+	payloads                                                   []payload
+}
+
+type payload struct {
+	at         uint64
+	event      string
+	nr         uint32
+	userID     uint32
+	hasUserID  bool
+	ip         string
+	parameters string
+	isTesting  bool
+}
+
+var errTruncated = errors.New("body is not a valid protobuf Collection")
+
+// decodeCollection decodes b into c, reusing c's payload slice. Strings alias
+// b (see abi.Alias): c is valid while b is.
+func decodeCollection(b []byte, c *collection) error {
+	*c = collection{payloads: c.payloads[:0]}
+	if n := countPayloads(b); cap(c.payloads) < n {
+		c.payloads = make([]payload, 0, n)
+	}
+	var seen uint8
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errTruncated
+		}
+		b = b[n:]
+		if num >= 1 && num <= 8 && typ != protowire.BytesType {
+			return errors.New("collection field " + strconv.Itoa(int(num)) + " has the wrong wire type")
+		}
+		if num < 1 || num > 8 {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return errTruncated
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return errTruncated
+		}
+		b = b[n:]
+		if num <= 5 {
+			seen |= 1 << (num - 1)
+		}
+		switch num {
+		case 1:
+			c.deviceID = abi.Alias(v)
+		case 2:
+			c.clientID = abi.Alias(v)
+		case 3:
+			c.session = abi.Alias(v)
+		case 4:
+			c.systemVersion = abi.Alias(v)
+		case 5:
+			c.productVersion = abi.Alias(v)
+		case 6:
+			c.system = abi.Alias(v)
+		case 7:
+			c.productGitHash = abi.Alias(v)
+		case 8:
+			p, err := decodePayload(v, len(c.payloads))
+			if err != nil {
+				return err
+			}
+			c.payloads = append(c.payloads, p)
+		}
+	}
+	var missing []string
+	for i, name := range [...]string{"device_id", "client_id", "session", "system_version", "product_version"} {
+		if seen&(1<<i) == 0 {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return errors.New("collection: missing required field(s) " + strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func decodePayload(b []byte, index int) (payload, error) {
+	var p payload
+	var seen uint8
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return p, payloadError(index, ": not a valid protobuf Payload")
+		}
+		b = b[n:]
+		var (
+			x uint64
+			v []byte
+		)
+		want := protowire.VarintType
+		if num == 2 || num == 5 || num == 6 {
+			want = protowire.BytesType
+		}
+		if num >= 1 && num <= 7 && typ != want {
+			return p, payloadError(index, ": field "+strconv.Itoa(int(num))+" has the wrong wire type")
+		}
+		switch {
+		case num < 1 || num > 7:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		case want == protowire.VarintType:
+			x, n = protowire.ConsumeVarint(b)
+		default:
+			v, n = protowire.ConsumeBytes(b)
+		}
+		if n < 0 {
+			return p, payloadError(index, ": not a valid protobuf Payload")
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			p.at, seen = x, seen|1
+		case 2:
+			p.event, seen = abi.Alias(v), seen|2
+		case 3:
+			if x > 1<<32-1 {
+				return p, payloadError(index, ": nr overflows uint32")
+			}
+			p.nr, seen = uint32(x), seen|4
+		case 4:
+			p.userID, p.hasUserID = uint32(x), true
+		case 5:
+			p.ip = abi.Alias(v)
+		case 6:
+			p.parameters = abi.Alias(v)
+		case 7:
+			p.isTesting = x != 0
+		}
+	}
+	var missing []string
+	for i, name := range [...]string{"at", "event", "nr"} {
+		if seen&(1<<i) == 0 {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return p, payloadError(index, ": missing required field(s) "+strings.Join(missing, ", "))
+	}
+	return p, nil
+}
+
+func payloadError(index int, msg string) error {
+	return errors.New("payloads[" + strconv.Itoa(index) + "]" + msg)
+}
+
+// countPayloads counts the payloads fields of an encoded collection without
+// decoding them, to size the slice once. It stops quietly at bad input; the
+// decoder reports it.
+func countPayloads(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return n
+		}
+		b = b[l:]
+		l = protowire.ConsumeFieldValue(num, typ, b)
+		if l < 0 {
+			return n
+		}
+		b = b[l:]
+		if num == 8 {
+			n++
+		}
+	}
+	return n
+}
