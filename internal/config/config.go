@@ -1,0 +1,237 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the whole edgetrack configuration. The edge and aggregator
+// subcommands read only their own section (and Log); dev reads all of it.
+//
+// Every field has a yaml tag; the tags define the setting paths, the YAML
+// keys, and the environment variable names (see [Paths] and [EnvName]).
+type Config struct {
+	Log        Log        `yaml:"log"`
+	Edge       Edge       `yaml:"edge"`
+	Aggregator Aggregator `yaml:"aggregator"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format"` // text or json
+}
+
+// Edge configures an edge server: it accepts tracking events from apps and
+// browsers, spools them, runs rules on them and forwards batches to the
+// aggregator.
+type Edge struct {
+	// ID is written into forwarded batches; empty means the host name.
+	ID string `yaml:"id"`
+	// Listen is the public listener (apps, browsers, metrics).
+	Listen string `yaml:"listen"`
+	// AdminListen serves the state-changing endpoints; keep it private.
+	AdminListen string `yaml:"admin_listen"`
+	// DataDir holds the spool and the compiled-rule cache.
+	DataDir string `yaml:"data_dir"`
+	// AggregatorURL is where batches are sent.
+	AggregatorURL string `yaml:"aggregator_url"`
+	// Token is presented to the aggregator; it must be one of
+	// aggregator.tokens.edge there.
+	Token string `yaml:"token"`
+
+	MaxBodyBytes    ByteSize `yaml:"max_body_bytes"`   // larger bodies get 413
+	MaxHeaderBytes  ByteSize `yaml:"max_header_bytes"` // larger headers get 431
+	ReadTimeout     Duration `yaml:"read_timeout"`
+	WriteTimeout    Duration `yaml:"write_timeout"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"` // bound on draining at SIGTERM
+
+	// TrustedProxies lists peers (IP addresses or CIDR prefixes) whose
+	// X-Forwarded-For header is believed. See [Edge.TrustedPrefixes].
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	Spool    Spool    `yaml:"spool"`
+	Rules    Rules    `yaml:"rules"`
+	Hamustro Hamustro `yaml:"hamustro"`
+	Forward  Forward  `yaml:"forward"`
+}
+
+// Spool bounds the edge's on-disk queue. When either bound is hit the edge
+// answers 503 rather than accept events it might lose.
+type Spool struct {
+	QuotaBytes   ByteSize `yaml:"quota_bytes"`    // spool size above which the edge answers 503
+	MinFreeBytes ByteSize `yaml:"min_free_bytes"` // 503 when the disk has less free space; 0 = off
+}
+
+// Rules configures the wasm rule runtime.
+type Rules struct {
+	// PoolSize is the number of wasm instances per rule; 0 means
+	// 2 × GOMAXPROCS (see [Rules.PoolSizeFor]).
+	PoolSize int `yaml:"pool_size"`
+	// CallTimeout is the per-call deadline for a rule.
+	CallTimeout Duration `yaml:"call_timeout"`
+	// MemoryLimit caps an instance's linear memory; a multiple of 64KiB
+	// (the wasm page size), at most 4GiB.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
+	// CacheDir is the compiled-module cache; empty means
+	// <edge.data_dir>/wasm-cache (see [Edge.RulesCacheDir]).
+	CacheDir string `yaml:"cache_dir"`
+}
+
+// Hamustro configures the Hamustro-compatible ingest endpoint.
+type Hamustro struct {
+	// Secrets are the shared secrets accepted for X-Hamustro-Signature;
+	// list several while rotating.
+	Secrets []string `yaml:"secrets"`
+	// MaxClockSkew rejects X-Hamustro-Time further than this from the edge
+	// clock; 0 turns the check off.
+	MaxClockSkew Duration `yaml:"max_clock_skew"`
+	// MaskIP zeroes the last octet of IPv4 client addresses.
+	MaskIP bool `yaml:"mask_ip"`
+}
+
+// Forward configures batching and retries towards the aggregator.
+type Forward struct {
+	BatchMaxEvents int      `yaml:"batch_max_events"`
+	BatchMaxBytes  ByteSize `yaml:"batch_max_bytes"`
+	BatchMaxAge    Duration `yaml:"batch_max_age"` // a partial batch is sent after this
+	RequestTimeout Duration `yaml:"request_timeout"`
+	BackoffMin     Duration `yaml:"backoff_min"`
+	BackoffMax     Duration `yaml:"backoff_max"`
+}
+
+// Aggregator configures the central aggregator.
+type Aggregator struct {
+	// Listen serves ingest (edges) and the query API (analysts).
+	Listen      string `yaml:"listen"`
+	AdminListen string `yaml:"admin_listen"`
+	DataDir     string `yaml:"data_dir"`
+	Tokens      Tokens `yaml:"tokens"`
+	// MaxBatchBytes is the decompressed size limit of one ingest batch.
+	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
+	Query         Query    `yaml:"query"`
+}
+
+// Tokens are the bearer tokens the aggregator accepts, by kind. A token has
+// exactly one kind: it may not appear in two lists.
+type Tokens struct {
+	Query []string `yaml:"query"` // query API
+	Admin []string `yaml:"admin"` // admin endpoints
+	Edge  []string `yaml:"edge"`  // edges at ingest
+}
+
+// Query configures the query API.
+type Query struct {
+	MaxPageSize int `yaml:"max_page_size"`
+}
+
+// Default returns the built-in configuration, the bottom layer under the
+// YAML file and the environment. It is not valid on its own: secrets and
+// tokens have no defaults. Lists are empty, not nil.
+func Default() *Config {
+	return &Config{
+		Log: Log{Level: "info", Format: "text"},
+		Edge: Edge{
+			ID:              "",
+			Listen:          ":8080",
+			AdminListen:     "127.0.0.1:8081",
+			DataDir:         "data/edge",
+			AggregatorURL:   "http://127.0.0.1:9090",
+			Token:           "",
+			MaxBodyBytes:    1 * MiB,
+			MaxHeaderBytes:  8 * KiB,
+			ReadTimeout:     Duration(10 * time.Second),
+			WriteTimeout:    Duration(10 * time.Second),
+			IdleTimeout:     Duration(60 * time.Second),
+			ShutdownTimeout: Duration(15 * time.Second),
+			TrustedProxies:  []string{},
+			Spool: Spool{
+				QuotaBytes:   1 * GiB,
+				MinFreeBytes: 64 * MiB,
+			},
+			Rules: Rules{
+				PoolSize:    0,
+				CallTimeout: Duration(100 * time.Millisecond),
+				MemoryLimit: 16 * MiB,
+				CacheDir:    "",
+			},
+			Hamustro: Hamustro{
+				Secrets:      []string{},
+				MaxClockSkew: 0,
+				MaskIP:       false,
+			},
+			Forward: Forward{
+				BatchMaxEvents: 1000,
+				BatchMaxBytes:  4 * MiB,
+				BatchMaxAge:    Duration(200 * time.Millisecond),
+				RequestTimeout: Duration(10 * time.Second),
+				BackoffMin:     Duration(100 * time.Millisecond),
+				BackoffMax:     Duration(30 * time.Second),
+			},
+		},
+		Aggregator: Aggregator{
+			Listen:      ":9090",
+			AdminListen: "127.0.0.1:9091",
+			DataDir:     "data/aggregator",
+			Tokens: Tokens{
+				Query: []string{},
+				Admin: []string{},
+				Edge:  []string{},
+			},
+			MaxBatchBytes: 64 * MiB,
+			Query:         Query{MaxPageSize: 1000},
+		},
+	}
+}
+
+// RulesCacheDir returns edge.rules.cache_dir, or <edge.data_dir>/wasm-cache
+// when it is empty.
+func (e *Edge) RulesCacheDir() string {
+	if e.Rules.CacheDir != "" {
+		return e.Rules.CacheDir
+	}
+	return filepath.Join(e.DataDir, "wasm-cache")
+}
+
+// PoolSizeFor returns edge.rules.pool_size, or 2 × gomaxprocs when it is 0.
+// The caller passes runtime.GOMAXPROCS(0).
+func (r *Rules) PoolSizeFor(gomaxprocs int) int {
+	if r.PoolSize > 0 {
+		return r.PoolSize
+	}
+	return 2 * max(gomaxprocs, 1)
+}
+
+// TrustedPrefixes parses edge.trusted_proxies. A single address becomes a
+// prefix of its full length (/32 or /128); prefixes are masked.
+func (e *Edge) TrustedPrefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(e.TrustedProxies))
+	for _, s := range e.TrustedProxies {
+		p, err := parseProxy(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

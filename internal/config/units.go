@@ -1,0 +1,171 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Duration is a time.Duration written as a Go duration string: "250ms",
+// "10s", "1m30s". A bare number is rejected (except 0) because its unit
+// would be a guess.
+type Duration time.Duration
+
+// ParseDuration parses a duration setting.
+func ParseDuration(s string) (Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (write e.g. \"250ms\", \"10s\", \"1m30s\")", s)
+	}
+	return Duration(d), nil
+}
+
+// Duration returns d as a time.Duration.
+func (d Duration) Duration() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler; it is used for
+// environment variables.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return nodeError(n, "expected a duration such as \"10s\"")
+	}
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return nodeError(n, err.Error())
+	}
+	*d = v
+	return nil
+}
+
+// ByteSize is a number of bytes, written as an integer or with a unit:
+// "512KiB", "64MiB", "1GiB" (powers of 1024) or "10MB" (powers of 1000).
+// Units are case-insensitive; fractions and signs are not accepted.
+type ByteSize int64
+
+// Byte size units.
+const (
+	B   ByteSize = 1
+	KiB ByteSize = 1 << 10
+	MiB ByteSize = 1 << 20
+	GiB ByteSize = 1 << 30
+	TiB ByteSize = 1 << 40
+	KB  ByteSize = 1000
+	MB  ByteSize = 1000 * KB
+	GB  ByteSize = 1000 * MB
+	TB  ByteSize = 1000 * GB
+)
+
+// byteUnits is ordered so that String picks the largest exact binary unit,
+// then the largest exact decimal one.
+var byteUnits = []struct {
+	name string
+	size ByteSize
+}{
+	{"TiB", TiB}, {"GiB", GiB}, {"MiB", MiB}, {"KiB", KiB},
+	{"TB", TB}, {"GB", GB}, {"MB", MB}, {"KB", KB},
+	{"B", B},
+}
+
+// ParseByteSize parses a byte-size setting.
+func ParseByteSize(s string) (ByteSize, error) {
+	bad := func() (ByteSize, error) {
+		return 0, fmt.Errorf("%q is not a byte size (write an integer or e.g. \"512KiB\", \"64MiB\", \"1GiB\", \"10MB\")", s)
+	}
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && '0' <= t[i] && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return bad()
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is too large for a byte size", s)
+	}
+	unit := strings.TrimSpace(t[i:])
+	if unit == "" {
+		return ByteSize(n), nil
+	}
+	for _, u := range byteUnits {
+		if strings.EqualFold(unit, u.name) {
+			if n > math.MaxInt64/int64(u.size) {
+				return 0, fmt.Errorf("%q is too large for a byte size", s)
+			}
+			return ByteSize(n) * u.size, nil
+		}
+	}
+	return bad()
+}
+
+// String writes b with the largest unit that divides it exactly, binary
+// units first: 1048576 is "1MiB", 10000000 is "10MB", 1000001 is "1000001B".
+// The result parses back to b.
+func (b ByteSize) String() string {
+	if b > 0 {
+		for _, u := range byteUnits {
+			if b%u.size == 0 {
+				return strconv.FormatInt(int64(b/u.size), 10) + u.name
+			}
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler; it is used for
+// environment variables.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	v, err := ParseByteSize(string(text))
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return nodeError(n, "expected a byte size such as 1048576 or \"64MiB\"")
+	}
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return nodeError(n, err.Error())
+	}
+	*b = v
+	return nil
+}
+
+// nodeError returns a *yaml.TypeError, which the decoder collects with the
+// other errors of the document instead of stopping at the first.
+func nodeError(n *yaml.Node, msg string) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
+}

@@ -1,0 +1,296 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// A FieldError is one problem with one setting. Validation returns them
+// joined (errors.Join), one per line; use errors.As or the Unwrap() []error
+// method of the joined error to inspect them.
+type FieldError struct {
+	Path    string // dotted setting path, e.g. "edge.listen"
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Problem }
+
+// problems collects FieldErrors so that validation reports all of them.
+type problems []error
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, &FieldError{Path: path, Problem: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks the whole configuration, as run by dev: the log, edge and
+// aggregator sections, and that the edge and aggregator fit together in one
+// process (the edge's token is accepted, listeners and data directories do
+// not collide, a full batch is accepted). It returns every problem at once.
+func (c *Config) Validate() error {
+	var p problems
+	c.Log.validate(&p)
+	c.Edge.validate(&p)
+	c.Aggregator.validate(&p)
+	c.validateTogether(&p)
+	return errors.Join(p...)
+}
+
+// ValidateEdge checks what the edge subcommand uses: log and edge.
+func (c *Config) ValidateEdge() error {
+	var p problems
+	c.Log.validate(&p)
+	c.Edge.validate(&p)
+	return errors.Join(p...)
+}
+
+// ValidateAggregator checks what the aggregator subcommand uses: log and
+// aggregator.
+func (c *Config) ValidateAggregator() error {
+	var p problems
+	c.Log.validate(&p)
+	c.Aggregator.validate(&p)
+	return errors.Join(p...)
+}
+
+func (l *Log) validate(p *problems) {
+	oneOf(p, "log.level", l.Level, "debug", "info", "warn", "error")
+	oneOf(p, "log.format", l.Format, "text", "json")
+}
+
+func (e *Edge) validate(p *problems) {
+	if strings.IndexFunc(e.ID, isSpaceOrControl) >= 0 {
+		p.add("edge.id", "%q contains whitespace or control characters", e.ID)
+	}
+	listenAddr(p, "edge.listen", e.Listen)
+	listenAddr(p, "edge.admin_listen", e.AdminListen)
+	if sameListener(e.Listen, e.AdminListen) {
+		p.add("edge.admin_listen", "%q is the same address as edge.listen; admin endpoints need their own listener", e.AdminListen)
+	}
+	nonEmpty(p, "edge.data_dir", e.DataDir)
+	httpURL(p, "edge.aggregator_url", e.AggregatorURL)
+	if e.Token == "" {
+		p.add("edge.token", "is required: the aggregator accepts only batches with a token from aggregator.tokens.edge")
+	} else if strings.IndexFunc(e.Token, isSpaceOrControl) >= 0 {
+		p.add("edge.token", "contains whitespace or control characters")
+	}
+	positiveSize(p, "edge.max_body_bytes", e.MaxBodyBytes)
+	positiveSize(p, "edge.max_header_bytes", e.MaxHeaderBytes)
+	positiveDuration(p, "edge.read_timeout", e.ReadTimeout)
+	positiveDuration(p, "edge.write_timeout", e.WriteTimeout)
+	positiveDuration(p, "edge.idle_timeout", e.IdleTimeout)
+	positiveDuration(p, "edge.shutdown_timeout", e.ShutdownTimeout)
+	for _, s := range e.TrustedProxies {
+		if _, err := parseProxy(s); err != nil {
+			p.add("edge.trusted_proxies", "%v", err)
+		}
+	}
+
+	positiveSize(p, "edge.spool.quota_bytes", e.Spool.QuotaBytes)
+	if e.Spool.MinFreeBytes < 0 {
+		p.add("edge.spool.min_free_bytes", "%d is negative (0 turns the check off)", e.Spool.MinFreeBytes)
+	}
+
+	if e.Rules.PoolSize < 0 {
+		p.add("edge.rules.pool_size", "%d is negative (0 means 2 × GOMAXPROCS)", e.Rules.PoolSize)
+	}
+	positiveDuration(p, "edge.rules.call_timeout", e.Rules.CallTimeout)
+	const wasmPage = 64 * KiB
+	switch m := e.Rules.MemoryLimit; {
+	case m <= 0:
+		p.add("edge.rules.memory_limit", "must be positive, got %s", m)
+	case m%wasmPage != 0:
+		p.add("edge.rules.memory_limit", "%s is not a multiple of 64KiB (the wasm page size)", m)
+	case m > 4*GiB:
+		p.add("edge.rules.memory_limit", "%s exceeds 4GiB (the 32-bit wasm address space)", m)
+	}
+
+	secrets(p, "edge.hamustro.secrets", e.Hamustro.Secrets)
+	if len(e.Hamustro.Secrets) == 0 {
+		p.add("edge.hamustro.secrets", "at least one secret is required to check X-Hamustro-Signature")
+	}
+	if e.Hamustro.MaxClockSkew < 0 {
+		p.add("edge.hamustro.max_clock_skew", "%s is negative (0 turns the check off)", e.Hamustro.MaxClockSkew)
+	}
+
+	f := &e.Forward
+	if f.BatchMaxEvents < 1 {
+		p.add("edge.forward.batch_max_events", "must be at least 1, got %d", f.BatchMaxEvents)
+	}
+	positiveSize(p, "edge.forward.batch_max_bytes", f.BatchMaxBytes)
+	positiveDuration(p, "edge.forward.batch_max_age", f.BatchMaxAge)
+	positiveDuration(p, "edge.forward.request_timeout", f.RequestTimeout)
+	positiveDuration(p, "edge.forward.backoff_min", f.BackoffMin)
+	positiveDuration(p, "edge.forward.backoff_max", f.BackoffMax)
+	if f.BackoffMin > f.BackoffMax {
+		p.add("edge.forward.backoff_min", "%s exceeds edge.forward.backoff_max (%s)", f.BackoffMin, f.BackoffMax)
+	}
+}
+
+func (a *Aggregator) validate(p *problems) {
+	listenAddr(p, "aggregator.listen", a.Listen)
+	listenAddr(p, "aggregator.admin_listen", a.AdminListen)
+	if sameListener(a.Listen, a.AdminListen) {
+		p.add("aggregator.admin_listen", "%q is the same address as aggregator.listen; admin endpoints need their own listener", a.AdminListen)
+	}
+	nonEmpty(p, "aggregator.data_dir", a.DataDir)
+
+	kinds := []struct {
+		path   string
+		tokens []string
+	}{
+		{"aggregator.tokens.query", a.Tokens.Query},
+		{"aggregator.tokens.admin", a.Tokens.Admin},
+		{"aggregator.tokens.edge", a.Tokens.Edge},
+	}
+	for i, k := range kinds {
+		secrets(p, k.path, k.tokens)
+		for n, tok := range k.tokens {
+			for _, earlier := range kinds[:i] {
+				if tok != "" && slices.Contains(earlier.tokens, tok) {
+					// Never print the token itself.
+					p.add(k.path, "entry %d is also in %s; a token has one kind", n+1, earlier.path)
+				}
+			}
+		}
+	}
+	if len(a.Tokens.Edge) == 0 {
+		p.add("aggregator.tokens.edge", "at least one token is required, or no edge can deliver")
+	}
+	if len(a.Tokens.Query) == 0 {
+		p.add("aggregator.tokens.query", "at least one token is required, or nobody can query")
+	}
+
+	positiveSize(p, "aggregator.max_batch_bytes", a.MaxBatchBytes)
+	if a.Query.MaxPageSize < 1 {
+		p.add("aggregator.query.max_page_size", "must be at least 1, got %d", a.Query.MaxPageSize)
+	}
+}
+
+// validateTogether checks what matters when the edge and the aggregator run
+// in one process against each other.
+func (c *Config) validateTogether(p *problems) {
+	e, a := &c.Edge, &c.Aggregator
+	if e.Token != "" && len(a.Tokens.Edge) > 0 && !slices.Contains(a.Tokens.Edge, e.Token) {
+		p.add("edge.token", "is not one of aggregator.tokens.edge; the aggregator would reject this edge")
+	}
+	listeners := []struct{ path, addr string }{
+		{"edge.listen", e.Listen},
+		{"edge.admin_listen", e.AdminListen},
+		{"aggregator.listen", a.Listen},
+		{"aggregator.admin_listen", a.AdminListen},
+	}
+	for i := 2; i < len(listeners); i++ { // edge-vs-edge and agg-vs-agg are checked per section
+		for _, other := range listeners[:2] {
+			if sameListener(listeners[i].addr, other.addr) {
+				p.add(listeners[i].path, "%q collides with %s (%q)", listeners[i].addr, other.path, other.addr)
+			}
+		}
+	}
+	if nestedDirs(e.DataDir, a.DataDir) {
+		p.add("aggregator.data_dir", "%q overlaps edge.data_dir (%q); they need separate directories", a.DataDir, e.DataDir)
+	}
+	if e.Forward.BatchMaxBytes > a.MaxBatchBytes {
+		p.add("edge.forward.batch_max_bytes", "%s exceeds aggregator.max_batch_bytes (%s); the aggregator would reject full batches",
+			e.Forward.BatchMaxBytes, a.MaxBatchBytes)
+	}
+}
+
+func oneOf(p *problems, path, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		p.add(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+}
+
+func nonEmpty(p *problems, path, v string) {
+	if v == "" {
+		p.add(path, "must not be empty")
+	}
+}
+
+func positiveSize(p *problems, path string, v ByteSize) {
+	if v <= 0 {
+		p.add(path, "must be positive, got %s", v)
+	}
+}
+
+func positiveDuration(p *problems, path string, v Duration) {
+	if v <= 0 {
+		p.add(path, "must be positive, got %s", v)
+	}
+}
+
+// listenAddr checks a host:port to listen on. The host may be empty (all
+// interfaces), an IP address or a name; the port is a number, 0 meaning any.
+func listenAddr(p *problems, path, v string) {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		p.add(path, "%q is not host:port", v)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		p.add(path, "%q is not host:port: port %q is not a number from 0 to 65535", v, port)
+	}
+	if strings.IndexFunc(host, isSpaceOrControl) >= 0 {
+		p.add(path, "%q is not host:port: the host contains whitespace", v)
+	}
+}
+
+// sameListener reports whether two valid listen addresses would bind the
+// same port: same port, and the same host or either one all interfaces.
+// Port 0 never collides.
+func sameListener(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wildcard(ha) || wildcard(hb)
+}
+
+func httpURL(p *problems, path, v string) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add(path, "%q is not an absolute http(s) URL", v)
+		return
+	}
+	if u.User != nil {
+		p.add(path, "must not contain credentials; the edge authenticates with edge.token")
+	}
+}
+
+// secrets checks a list of secrets or tokens without ever printing one.
+func secrets(p *problems, path string, list []string) {
+	for i, s := range list {
+		switch {
+		case s == "":
+			p.add(path, "entry %d is empty", i+1)
+		case strings.IndexFunc(s, isSpaceOrControl) >= 0:
+			p.add(path, "entry %d contains whitespace or control characters", i+1)
+		case slices.Index(list, s) < i:
+			p.add(path, "entry %d repeats entry %d", i+1, slices.Index(list, s)+1)
+		}
+	}
+}
+
+func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+
+// nestedDirs reports whether a and b are the same directory or one contains
+// the other. Paths that cannot be related lexically count as separate.
+func nestedDirs(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	inside := func(base, target string) bool {
+		rel, err := filepath.Rel(base, target)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	return inside(a, b) || inside(b, a)
+}

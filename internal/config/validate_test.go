@@ -1,0 +1,214 @@
+package config
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validConfig returns Default() completed with the secrets and tokens that
+// have no defaults.
+func validConfig() *Config {
+	c := Default()
+	c.Edge.Token = "edge-token-1"
+	c.Edge.Hamustro.Secrets = []string{"hamustro-secret"}
+	c.Aggregator.Tokens.Edge = []string{"edge-token-1"}
+	c.Aggregator.Tokens.Query = []string{"query-token-1"}
+	return c
+}
+
+// fieldErrors unpacks a validation error, checking that every part is a
+// *FieldError about a real setting and that the text is one line per part.
+func fieldErrors(t testing.TB, err error) []*FieldError {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("error %T is not a joined error", err)
+	}
+	var out []*FieldError
+	for _, e := range joined.Unwrap() {
+		var fe *FieldError
+		if !errors.As(e, &fe) {
+			t.Fatalf("%v is not a *FieldError", e)
+		}
+		if !slices.Contains(Paths(), fe.Path) {
+			t.Errorf("%q: path %q is not a setting", fe, fe.Path)
+		}
+		out = append(out, fe)
+	}
+	if n := len(strings.Split(err.Error(), "\n")); n != len(out) {
+		t.Errorf("%d problems printed on %d lines:\n%v", len(out), n, err)
+	}
+	return out
+}
+
+func TestValidateValid(t *testing.T) {
+	c := validConfig()
+	for name, validate := range map[string]func() error{
+		"Validate": c.Validate, "ValidateEdge": c.ValidateEdge, "ValidateAggregator": c.ValidateAggregator,
+	} {
+		if err := validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := validConfig()
+	c.Log.Level = "verbose"
+	c.Edge.Listen = "abc"
+	c.Edge.AggregatorURL = "ftp://agg"
+	c.Edge.ReadTimeout = 0
+	c.Edge.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.300"}
+	c.Edge.Rules.MemoryLimit = 100 * KiB
+	c.Edge.Hamustro.Secrets = []string{"ok", ""}
+	c.Edge.Forward.BackoffMin = Duration(time.Minute)
+	c.Aggregator.AdminListen = "127.0.0.1:99999"
+	c.Aggregator.Tokens.Admin = []string{"query-token-1"}
+	c.Aggregator.Query.MaxPageSize = 0
+
+	err := c.Validate()
+	wants := []string{
+		`log.level: "verbose" is not one of debug, info, warn, error`,
+		`edge.listen: "abc" is not host:port`,
+		`edge.aggregator_url: "ftp://agg" is not an absolute http(s) URL`,
+		`edge.read_timeout: must be positive, got 0s`,
+		`edge.trusted_proxies: "10.0.0.300" is not an IP address or CIDR prefix`,
+		`edge.rules.memory_limit: 100KiB is not a multiple of 64KiB`,
+		`edge.hamustro.secrets: entry 2 is empty`,
+		`edge.forward.backoff_min: 1m0s exceeds edge.forward.backoff_max (30s)`,
+		`aggregator.admin_listen: "127.0.0.1:99999" is not host:port: port "99999" is not a number from 0 to 65535`,
+		`aggregator.tokens.admin: entry 1 is also in aggregator.tokens.query; a token has one kind`,
+		`aggregator.query.max_page_size: must be at least 1, got 0`,
+	}
+	wantErr(t, err, wants...)
+	if got := fieldErrors(t, err); len(got) != len(wants) {
+		t.Errorf("got %d problems, want %d:\n%v", len(got), len(wants), err)
+	}
+	if strings.Contains(err.Error(), "query-token-1") {
+		t.Errorf("a token was printed:\n%v", err)
+	}
+}
+
+func TestValidateDefaultsNeedSecrets(t *testing.T) {
+	err := Default().Validate()
+	wantErr(t, err,
+		"edge.token: is required",
+		"edge.hamustro.secrets: at least one secret is required",
+		"aggregator.tokens.edge: at least one token is required",
+		"aggregator.tokens.query: at least one token is required",
+	)
+	if got := fieldErrors(t, err); len(got) != 4 {
+		t.Errorf("got %d problems, want 4:\n%v", len(got), err)
+	}
+}
+
+// TestValidateScope checks that each subcommand validates only what it runs.
+func TestValidateScope(t *testing.T) {
+	c := validConfig()
+	c.Edge.Listen = "nope"
+	c.Aggregator.Listen = "nope"
+	c.Edge.Forward.BatchMaxBytes = 128 * MiB // larger than aggregator.max_batch_bytes
+
+	edgeErr := c.ValidateEdge()
+	wantErr(t, edgeErr, "edge.listen:")
+	if strings.Contains(edgeErr.Error(), "aggregator.") {
+		t.Errorf("ValidateEdge reports aggregator problems:\n%v", edgeErr)
+	}
+
+	aggErr := c.ValidateAggregator()
+	wantErr(t, aggErr, "aggregator.listen:")
+	if strings.Contains(aggErr.Error(), "edge.") {
+		t.Errorf("ValidateAggregator reports edge problems:\n%v", aggErr)
+	}
+
+	wantErr(t, c.Validate(), "edge.listen:", "aggregator.listen:",
+		"edge.forward.batch_max_bytes: 128MiB exceeds aggregator.max_batch_bytes (64MiB)")
+}
+
+func TestValidateChecks(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		modify func(*Config)
+		want   string // "" = valid
+	}{
+		{"listen on any port", func(c *Config) { c.Edge.Listen = ":0" }, ""},
+		{"listen on IPv6", func(c *Config) { c.Edge.Listen = "[::1]:8080" }, ""},
+		{"listen on a name", func(c *Config) { c.Edge.Listen = "localhost:8080" }, ""},
+		{"listen without port", func(c *Config) { c.Edge.Listen = "127.0.0.1" }, `edge.listen: "127.0.0.1" is not host:port`},
+		{"listen on a named port", func(c *Config) { c.Edge.Listen = ":http" }, `port "http" is not a number`},
+		{"admin on the public listener", func(c *Config) { c.Edge.AdminListen = "0.0.0.0:8080" },
+			`edge.admin_listen: "0.0.0.0:8080" is the same address as edge.listen`},
+		{"aggregator on an edge port", func(c *Config) { c.Aggregator.Listen = "127.0.0.1:8081" },
+			`aggregator.listen: "127.0.0.1:8081" collides with edge.admin_listen`},
+		{"https URL", func(c *Config) { c.Edge.AggregatorURL = "https://agg.example/base" }, ""},
+		{"relative URL", func(c *Config) { c.Edge.AggregatorURL = "/ingest" }, "edge.aggregator_url:"},
+		{"URL without host", func(c *Config) { c.Edge.AggregatorURL = "http://" }, "edge.aggregator_url:"},
+		{"URL with credentials", func(c *Config) { c.Edge.AggregatorURL = "http://u:p@agg" }, "edge.aggregator_url: must not contain credentials"},
+		{"trusted proxies", func(c *Config) { c.Edge.TrustedProxies = []string{"10.0.0.1", "fd00::/8", "::1"} }, ""},
+		{"trusted proxy bad prefix", func(c *Config) { c.Edge.TrustedProxies = []string{"10.0.0.0/33"} }, `edge.trusted_proxies: "10.0.0.0/33"`},
+		{"trusted proxy name", func(c *Config) { c.Edge.TrustedProxies = []string{"proxy.local"} }, `edge.trusted_proxies: "proxy.local"`},
+		{"memory 4GiB", func(c *Config) { c.Edge.Rules.MemoryLimit = 4 * GiB }, ""},
+		{"memory over 4GiB", func(c *Config) { c.Edge.Rules.MemoryLimit = 4*GiB + 64*KiB }, "edge.rules.memory_limit: 4194368KiB exceeds 4GiB"},
+		{"memory zero", func(c *Config) { c.Edge.Rules.MemoryLimit = 0 }, "edge.rules.memory_limit: must be positive"},
+		{"pool size auto", func(c *Config) { c.Edge.Rules.PoolSize = 0 }, ""},
+		{"pool size negative", func(c *Config) { c.Edge.Rules.PoolSize = -1 }, "edge.rules.pool_size: -1 is negative"},
+		{"no clock skew check", func(c *Config) { c.Edge.Hamustro.MaxClockSkew = 0 }, ""},
+		{"negative clock skew", func(c *Config) { c.Edge.Hamustro.MaxClockSkew = Duration(-time.Second) }, "edge.hamustro.max_clock_skew: -1s is negative"},
+		{"min free off", func(c *Config) { c.Edge.Spool.MinFreeBytes = 0 }, ""},
+		{"zero quota", func(c *Config) { c.Edge.Spool.QuotaBytes = 0 }, "edge.spool.quota_bytes: must be positive"},
+		{"zero batch events", func(c *Config) { c.Edge.Forward.BatchMaxEvents = 0 }, "edge.forward.batch_max_events: must be at least 1"},
+		{"equal backoffs", func(c *Config) { c.Edge.Forward.BackoffMax = c.Edge.Forward.BackoffMin }, ""},
+		{"secret with space", func(c *Config) { c.Edge.Hamustro.Secrets = []string{"a b"} }, "edge.hamustro.secrets: entry 1 contains whitespace"},
+		{"repeated secret", func(c *Config) { c.Edge.Hamustro.Secrets = []string{"a", "b", "a"} }, "edge.hamustro.secrets: entry 3 repeats entry 1"},
+		{"rotating secrets", func(c *Config) { c.Edge.Hamustro.Secrets = []string{"old", "new"} }, ""},
+		{"edge token unknown", func(c *Config) { c.Edge.Token = "other" }, "edge.token: is not one of aggregator.tokens.edge"},
+		{"edge token also admin", func(c *Config) { c.Aggregator.Tokens.Admin = []string{"edge-token-1"} },
+			"aggregator.tokens.edge: entry 1 is also in aggregator.tokens.admin"},
+		{"same data dir", func(c *Config) { c.Aggregator.DataDir = "data/edge/" }, "aggregator.data_dir: \"data/edge/\" overlaps edge.data_dir"},
+		{"nested data dir", func(c *Config) { c.Aggregator.DataDir = "data" }, "aggregator.data_dir: \"data\" overlaps"},
+		{"sibling data dirs", func(c *Config) { c.Aggregator.DataDir = "data/edge2" }, ""},
+		{"empty data dir", func(c *Config) { c.Edge.DataDir = "" }, "edge.data_dir: must not be empty"},
+		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, `log.format: "logfmt" is not one of text, json`},
+		{"edge id with space", func(c *Config) { c.Edge.ID = "edge 1" }, "edge.id:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			tc.modify(c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("want valid, got:\n%v", err)
+				}
+				return
+			}
+			wantErr(t, err, tc.want)
+			fieldErrors(t, err)
+		})
+	}
+}
+
+func TestTrustedPrefixes(t *testing.T) {
+	e := validConfig().Edge
+	e.TrustedProxies = []string{"10.1.2.3", "10.1.2.3/8", "::ffff:192.168.0.1", "fd00::1"}
+	got, err := e.TrustedPrefixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, p := range got {
+		s = append(s, p.String())
+	}
+	if want := []string{"10.1.2.3/32", "10.0.0.0/8", "192.168.0.1/32", "fd00::1/128"}; !slices.Equal(s, want) {
+		t.Errorf("TrustedPrefixes = %q, want %q", s, want)
+	}
+	e.TrustedProxies = []string{"nope"}
+	if _, err := e.TrustedPrefixes(); err == nil {
+		t.Error("want an error")
+	}
+}
