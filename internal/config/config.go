@@ -42,6 +42,9 @@ type Edge struct {
 	// Token is presented to the aggregator; it must be one of
 	// aggregator.tokens.edge there.
 	Token string `yaml:"token"`
+	// AdminTokens are bearer tokens accepted on the admin listener (dead
+	// letters, rules); empty disables the admin endpoints that need one.
+	AdminTokens []string `yaml:"admin_tokens"`
 
 	MaxBodyBytes    ByteSize `yaml:"max_body_bytes"`   // larger bodies get 413
 	MaxHeaderBytes  ByteSize `yaml:"max_header_bytes"` // larger headers get 431
@@ -142,6 +145,7 @@ func Default() *Config {
 			DataDir:         "data/edge",
 			AggregatorURL:   "http://127.0.0.1:9090",
 			Token:           "",
+			AdminTokens:     []string{},
 			MaxBodyBytes:    1 * MiB,
 			MaxHeaderBytes:  8 * KiB,
 			ReadTimeout:     Duration(10 * time.Second),
@@ -155,7 +159,7 @@ func Default() *Config {
 			},
 			Rules: Rules{
 				PoolSize:    0,
-				CallTimeout: Duration(100 * time.Millisecond),
+				CallTimeout: Duration(500 * time.Millisecond),
 				MemoryLimit: 16 * MiB,
 				CacheDir:    "",
 			},

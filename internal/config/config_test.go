@@ -53,7 +53,7 @@ func TestDefault(t *testing.T) {
 	d := Default()
 	if d.Log.Level != "info" || d.Edge.Listen != ":8080" || d.Edge.AdminListen != "127.0.0.1:8081" ||
 		d.Edge.MaxBodyBytes != MiB || d.Edge.ReadTimeout.Duration() != 10*time.Second ||
-		d.Edge.Rules.CallTimeout.Duration() != 100*time.Millisecond || d.Edge.Spool.QuotaBytes != GiB ||
+		d.Edge.Rules.CallTimeout.Duration() != 500*time.Millisecond || d.Edge.Spool.QuotaBytes != GiB ||
 		d.Aggregator.MaxBatchBytes != 64*MiB || d.Aggregator.Query.MaxPageSize != 1000 {
 		t.Errorf("unexpected defaults: %+v", d)
 	}

@@ -80,6 +80,10 @@ func (e *Edge) validate(p *problems) {
 	} else if strings.IndexFunc(e.Token, isSpaceOrControl) >= 0 {
 		p.add("edge.token", "contains whitespace or control characters")
 	}
+	secrets(p, "edge.admin_tokens", e.AdminTokens)
+	if e.Token != "" && slices.Contains(e.AdminTokens, e.Token) {
+		p.add("edge.admin_tokens", "contains edge.token; a token has one kind")
+	}
 	positiveSize(p, "edge.max_body_bytes", e.MaxBodyBytes)
 	positiveSize(p, "edge.max_header_bytes", e.MaxHeaderBytes)
 	positiveDuration(p, "edge.read_timeout", e.ReadTimeout)

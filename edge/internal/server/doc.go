@@ -1,0 +1,15 @@
+// Package server is the edge's public HTTP server (fasthttp).
+//
+// It is the one place where errors become HTTP statuses: code below it
+// attaches a status where an error is born (see httpError) and never writes a
+// response itself. Every route that accepts events runs its rule (a wasm
+// module from wasm/host) on the request and, when the rule accepts with
+// events, makes them durable in the spool before answering — a 2xx is never
+// sent for events that a crash could lose.
+//
+// Lifetimes: bytes obtained from a fasthttp.RequestCtx are valid only until
+// the handler returns. The rule call copies the request into guest memory and
+// the spool copies events into its batch, both before the handler returns,
+// so nothing here outlives the request. fasthttp types never leave this
+// package.
+package server

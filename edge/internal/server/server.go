@@ -1,0 +1,399 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/edgetrack/edgetrack/edge/internal/spool"
+	"github.com/edgetrack/edgetrack/wasm/abi"
+	"github.com/edgetrack/edgetrack/wasm/host"
+)
+
+// RuleSlot holds the active version of one route's rule. Swapping it is
+// atomic: a request keeps the module it loaded, and a module being closed
+// answers ErrClosed, on which the request loads the slot again.
+type RuleSlot struct {
+	p atomic.Pointer[host.Module]
+}
+
+// Load returns the active module.
+func (s *RuleSlot) Load() *host.Module { return s.p.Load() }
+
+// Swap publishes m and returns the previous module (which the caller closes).
+func (s *RuleSlot) Swap(m *host.Module) *host.Module { return s.p.Swap(m) }
+
+// Route is one endpoint whose decision is a rule.
+type Route struct {
+	Name    string   // metric label and the rule's name
+	Path    string   // exact path
+	Methods []string // allowed methods; others get 405
+	Rule    *RuleSlot
+	// MaxBodyBytes below the server's limit tightens it for this route.
+	MaxBodyBytes int
+}
+
+// Options configure a Server.
+type Options struct {
+	EdgeID         string
+	MaxBodyBytes   int // default 1 MiB
+	MaxHeaderBytes int // default 8 KiB
+	ReadTimeout    time.Duration
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
+	TrustedProxies []netip.Prefix
+	Spool          *spool.Spool
+	Registerer     prometheus.Registerer
+	Gatherer       prometheus.Gatherer // served at /metrics; nil = none
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+// Server is the edge's public HTTP server.
+type Server struct {
+	opts     Options
+	routes   map[string]*Route
+	fast     *fasthttp.Server
+	metrics  *metrics
+	log      *slog.Logger
+	draining atomic.Bool
+	metricsH fasthttp.RequestHandler
+}
+
+// New builds a server for routes.
+func New(opts Options, routes ...*Route) (*Server, error) {
+	if opts.Spool == nil {
+		return nil, errors.New("server: no spool")
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = 8 << 10
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, routes: map[string]*Route{}, metrics: newMetrics(opts.Registerer), log: opts.Logger}
+	for _, r := range routes {
+		if _, dup := s.routes[r.Path]; dup {
+			return nil, fmt.Errorf("server: two routes for %s", r.Path)
+		}
+		if r.Rule == nil || r.Rule.Load() == nil {
+			return nil, fmt.Errorf("server: route %s has no rule", r.Path)
+		}
+		s.routes[r.Path] = r
+	}
+	if opts.Gatherer != nil {
+		s.metricsH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	s.fast = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  s.parseError,
+		Name:                          "edgetrack",
+		MaxRequestBodySize:            opts.MaxBodyBytes,
+		ReadBufferSize:                opts.MaxHeaderBytes,
+		ReadTimeout:                   opts.ReadTimeout,
+		WriteTimeout:                  opts.WriteTimeout,
+		IdleTimeout:                   opts.IdleTimeout,
+		CloseOnShutdown:               true,
+		DisablePreParseMultipartForm:  true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        fasthttpLogger{opts.Logger},
+	}
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.fast.Serve(ln) }
+
+// Shutdown makes every new request answer 503, stops accepting connections,
+// and waits for requests in flight until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	return s.fast.ShutdownWithContext(ctx)
+}
+
+// parseError answers requests fasthttp could not read. Its default would
+// answer 400 for an oversized body; clients must see 413 there, since a 400
+// tells them nothing about size.
+func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.writeError(ctx, "", statusError(413, fmt.Sprintf("request body exceeds %d bytes", s.opts.MaxBodyBytes)))
+	case errors.As(err, &small):
+		s.writeError(ctx, "", statusError(431, fmt.Sprintf("request headers exceed %d bytes", s.opts.MaxHeaderBytes)))
+	case errors.As(err, &netErr) && netErr.Timeout():
+		s.writeError(ctx, "", statusError(408, "request not received in time"))
+	default:
+		s.writeError(ctx, "", statusError(400, "malformed HTTP request: "+err.Error()))
+	}
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	route := "other"
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panicked", "panic", p, "path", string(ctx.Path()))
+			ctx.Response.Reset()
+			s.writeError(ctx, route, internal("internal error", fmt.Errorf("panic: %v", p)))
+		}
+		s.metrics.observe(route, ctx.Response.StatusCode(), start)
+	}()
+
+	path := string(ctx.Path())
+	switch path {
+	case "/healthz":
+		route = "healthz"
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+		return
+	case "/readyz":
+		route = "readyz"
+		if err := s.ready(); err != nil {
+			s.writeError(ctx, route, retryLater(err.Error(), 1, nil))
+			return
+		}
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ready\n")
+		return
+	case "/metrics":
+		if s.metricsH != nil {
+			route = "metrics"
+			s.metricsH(ctx)
+			return
+		}
+	}
+	r, ok := s.routes[path]
+	if !ok {
+		s.writeError(ctx, route, statusError(404, "no such endpoint: "+path))
+		return
+	}
+	route = r.Name
+	if err := s.serveRule(ctx, r); err != nil {
+		s.writeError(ctx, route, err)
+	}
+}
+
+// ready reports why the edge cannot take events, or nil.
+func (s *Server) ready() error {
+	if s.draining.Load() {
+		return errors.New("edge is shutting down")
+	}
+	if err := s.opts.Spool.Ready(); err != nil {
+		return fmt.Errorf("spool not ready: %w", err)
+	}
+	return nil
+}
+
+var requests = sync.Pool{New: func() any { return &ruleRequest{} }}
+
+// ruleRequest is the per-request scratch space, pooled.
+type ruleRequest struct {
+	req    abi.Request
+	values [][]byte
+	buf    []byte
+}
+
+func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
+	method := ctx.Method()
+	allowed := false
+	for _, m := range r.Methods {
+		if string(method) == m {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		ctx.Response.Header.Set("Allow", strings.Join(r.Methods, ", "))
+		return statusError(405, "method "+string(method)+" not allowed; use "+strings.Join(r.Methods, " or "))
+	}
+	if s.draining.Load() {
+		return retryLater("edge is shutting down; retry", 1, nil)
+	}
+	body := ctx.PostBody()
+	if r.MaxBodyBytes > 0 && len(body) > r.MaxBodyBytes {
+		return statusError(413, fmt.Sprintf("request body of %d bytes exceeds %d", len(body), r.MaxBodyBytes))
+	}
+	if err := s.opts.Spool.Ready(); err != nil {
+		return retryLater("edge cannot take events now; retry later", 5, err)
+	}
+
+	rr := requests.Get().(*ruleRequest)
+	defer requests.Put(rr)
+	now := s.opts.Now()
+	rr.req = abi.Request{
+		Method:     string(method),
+		Path:       string(ctx.Path()),
+		Query:      string(ctx.URI().QueryString()),
+		Headers:    rr.req.Headers[:0],
+		Body:       body,
+		RemoteIP:   clientIP(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), s.opts.TrustedProxies),
+		ReceivedAt: now.UnixNano(),
+	}
+	for k, v := range ctx.Request.Header.All() {
+		rr.req.Headers = append(rr.req.Headers, abi.Header{Name: string(bytes.ToLower(k)), Value: string(v)})
+	}
+
+	v, mod, err := s.call(r, &rr.req)
+	if err != nil {
+		return err
+	}
+	if v.Status < 100 || v.Status > 599 {
+		return internal("rule failed", fmt.Errorf("rule %s returned status %d", r.Name, v.Status))
+	}
+	if v.Status >= 200 && v.Status < 300 && len(v.Events) > 0 {
+		if err := s.spool(r, mod, &v, rr, now); err != nil {
+			return err
+		}
+	}
+	s.writeVerdict(ctx, &v)
+	return nil
+}
+
+// call runs the route's active rule, moving to its successor if the version
+// it loaded is being retired.
+func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, *host.Module, error) {
+	for attempt := 0; ; attempt++ {
+		m := r.Rule.Load()
+		v, err := m.Call(context.Background(), req)
+		switch {
+		case err == nil:
+			return v, m, nil
+		case errors.Is(err, host.ErrClosed) && attempt < 3:
+			continue
+		case errors.Is(err, host.ErrBusy):
+			return v, m, retryLater("edge is busy; retry", 1, err)
+		default:
+			return v, m, internal("rule failed", err)
+		}
+	}
+}
+
+// spool stamps the verdict's events and appends them to the spool; it
+// returns after the spool's WAL is synced.
+func (s *Server) spool(r *Route, m *host.Module, v *abi.Verdict, rr *ruleRequest, now time.Time) error {
+	ruleVersion := m.Name() + "@" + m.Hash()[:12]
+	rr.values = rr.values[:0]
+	rr.buf = rr.buf[:0]
+	for i := range v.Events {
+		e := &v.Events[i]
+		if e.ID == "" {
+			return internal("rule failed", fmt.Errorf("rule %s emitted an event without id", r.Name))
+		}
+		e.ReceivedAt = now.UnixNano()
+		e.Edge = s.opts.EdgeID
+		e.Rule = ruleVersion
+		start := len(rr.buf)
+		rr.buf = abi.AppendEvent(rr.buf, e)
+		rr.values = append(rr.values, rr.buf[start:len(rr.buf):len(rr.buf)])
+	}
+	// rr.buf may have been reallocated while appending; the earlier values
+	// still point into the old arrays, which stay valid.
+	if _, err := s.opts.Spool.Append(rr.values...); err != nil {
+		if errors.Is(err, spool.ErrFull) {
+			return retryLater("edge spool is full; retry later", 30, err)
+		}
+		return retryLater("edge could not store events; retry", 5, err)
+	}
+	s.metrics.events.WithLabelValues(r.Name).Add(float64(len(v.Events)))
+	return nil
+}
+
+// hopHeaders may not be set by a rule.
+var hopHeaders = map[string]bool{
+	"connection": true, "content-length": true, "transfer-encoding": true, "keep-alive": true,
+	"upgrade": true, "te": true, "trailer": true, "set-cookie": true, "location": true,
+}
+
+func (s *Server) writeVerdict(ctx *fasthttp.RequestCtx, v *abi.Verdict) {
+	ctx.SetStatusCode(int(v.Status))
+	for _, h := range v.Headers {
+		if !hopHeaders[strings.ToLower(h.Name)] && validHeader(h.Name, h.Value) {
+			ctx.Response.Header.Set(h.Name, h.Value)
+		}
+	}
+	if v.Location != "" && v.Status >= 300 && v.Status < 400 && validHeader("Location", v.Location) {
+		ctx.Response.Header.Set("Location", v.Location)
+	}
+	for i := range v.Cookies {
+		setCookie(ctx, &v.Cookies[i])
+	}
+	switch {
+	case len(v.Body) > 0:
+		ctx.SetBody(v.Body)
+	case v.Status >= 400:
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString(v.Message + "\n")
+	}
+}
+
+func setCookie(ctx *fasthttp.RequestCtx, c *abi.Cookie) {
+	if !validHeader(c.Name, c.Value) || c.Name == "" {
+		return
+	}
+	ck := fasthttp.AcquireCookie()
+	defer fasthttp.ReleaseCookie(ck)
+	ck.SetKey(c.Name)
+	ck.SetValue(c.Value)
+	if c.MaxAge != 0 {
+		ck.SetMaxAge(int(c.MaxAge))
+	}
+	ck.SetPath(c.Path)
+	ck.SetDomain(c.Domain)
+	ck.SetSecure(c.Secure)
+	ck.SetHTTPOnly(c.HTTPOnly)
+	switch strings.ToLower(c.SameSite) {
+	case "lax":
+		ck.SetSameSite(fasthttp.CookieSameSiteLaxMode)
+	case "strict":
+		ck.SetSameSite(fasthttp.CookieSameSiteStrictMode)
+	case "none":
+		ck.SetSameSite(fasthttp.CookieSameSiteNoneMode)
+	}
+	ctx.Response.Header.SetCookie(ck)
+}
+
+// validHeader refuses names and values that could split a response.
+func validHeader(name, value string) bool {
+	return !strings.ContainsAny(name, "\r\n:") && !strings.ContainsAny(value, "\r\n\x00")
+}
+
+// writeError answers err; the single place errors become responses.
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, route string, err error) {
+	he := asHTTPError(err)
+	if he.status >= 500 && he.cause != nil {
+		s.log.Warn("request failed", "route", route, "status", he.status, "err", he.cause)
+	}
+	ctx.SetStatusCode(he.status)
+	if he.retryAfter > 0 {
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(he.retryAfter))
+	}
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(he.msg + "\n")
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug(fmt.Sprintf(format, args...)) }
