@@ -1,0 +1,428 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/edgetrack/edgetrack/proto/eventpb"
+)
+
+// Options configure a Pebble store.
+type Options struct {
+	// Dir is the database directory; it is created when missing.
+	Dir string
+	// FS is the filesystem; nil means the operating system's. Tests use
+	// vfs.NewMem, or vfs.NewCrashableMem to drop unsynced writes.
+	FS vfs.FS
+	// Registerer receives the store's metrics (edgetrack_store_*); nil
+	// registers nothing.
+	Registerer prometheus.Registerer
+	// Logger receives the store's and Pebble's messages; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Pebble is a Store on an embedded Pebble database; see the package doc for
+// its key layout.
+//
+// Idempotent ingest rests on one invariant: between reading which ids exist
+// and committing the batch that adds the missing ones, no other batch adds
+// events. Pebble has no conditional writes, so ingestMu holds that window
+// shut, and the synced commit happens inside it. Concurrent Ingest calls
+// therefore run one at a time, each paying its own fsync.
+//
+// Two ways to let concurrent calls overlap, alone or together:
+//
+//   - Commit under the lock with DB.ApplyNoSyncWait (it returns once the
+//     batch is applied and visible, before the WAL fsync), release the lock,
+//     then Batch.SyncWait, so that concurrent calls share fsyncs through
+//     Pebble's group commit. The next call's lookups then see events that
+//     are not durable yet, so a call that reports an id as a duplicate must
+//     itself wait for a sync covering that id (its own synced commit, or a
+//     synced empty LogData) before returning; otherwise a crash could lose an
+//     event whose sender was told it was stored.
+//   - Stripe the lock by id hash, each call taking the stripes of its ids in
+//     order, so that calls with disjoint ids do not wait for one another.
+//     Batches whose ids span every stripe gain little from this.
+//
+// Queries and Get do not take ingestMu; they rely on events being immutable
+// and on each event and its index entries being committed in one batch.
+// Pebble makes a batch visible before its fsync completes, so a reader can
+// see an event shortly before the Ingest that stores it returns.
+type Pebble struct {
+	db      *pebble.DB
+	log     *slog.Logger
+	metrics *metrics
+
+	ingestMu sync.Mutex
+
+	// closeMu is held shared by every call and exclusively by Close, so Close
+	// waits for calls in flight and later calls see closed.
+	closeMu sync.RWMutex
+	closed  bool
+}
+
+var _ Store = (*Pebble)(nil)
+
+// Open opens or creates the Pebble store in opts.Dir. An open store holds up
+// to about 200 MiB of memory: a 64 MiB block cache and up to two 64 MiB
+// memtables (see pebbleOptions).
+func Open(opts Options) (*Pebble, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("store: open: no directory")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "store")
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	po := pebbleOptions(opts.FS, log)
+	db, err := pebble.Open(opts.Dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	if err := checkLayout(db); err != nil {
+		return nil, errors.Join(fmt.Errorf("store: open %s: %w", opts.Dir, err), db.Close())
+	}
+	log.Info("store opened", "dir", opts.Dir)
+	return &Pebble{db: db, log: log, metrics: m}, nil
+}
+
+// pebbleOptions is how the store configures Pebble.
+func pebbleOptions(fs vfs.FS, log *slog.Logger) *pebble.Options {
+	po := &pebble.Options{
+		FS:                 fs,
+		Logger:             pebbleLogger{log.With("engine", "pebble")},
+		FormatMajorVersion: pebble.FormatNewest,
+		// Every event writes up to six keys, and the duplicate check reads
+		// the filter and index blocks of every file holding ids: Pebble's
+		// defaults (8 MiB cache, 4 MiB memtables) are sized for embedding
+		// in small programs, and with them ingest spends its time on block
+		// reads, flushes and L0 compactions.
+		CacheSize:    64 << 20,
+		MemTableSize: 64 << 20,
+	}
+	// Bloom filters spare most disk reads of the duplicate check, which looks
+	// up ids that mostly do not exist yet.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return po
+}
+
+// checkLayout records the key layout version in a new database and refuses
+// a database written with another one.
+func checkLayout(db *pebble.DB) error {
+	v, closer, err := db.Get([]byte(layoutKey))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		return db.Set([]byte(layoutKey), []byte(layoutVersion), pebble.Sync)
+	case err != nil:
+		return fmt.Errorf("read key layout version: %w", err)
+	}
+	defer closer.Close()
+	if string(v) != layoutVersion {
+		return fmt.Errorf("key layout version %q, want %q", v, layoutVersion)
+	}
+	return nil
+}
+
+func (p *Pebble) acquire() error {
+	p.closeMu.RLock()
+	if p.closed {
+		p.closeMu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (p *Pebble) release() { p.closeMu.RUnlock() }
+
+// marshal is deterministic so that the stored bytes of an event do not depend
+// on map iteration (Event has no maps today; this keeps it that way).
+var marshal = proto.MarshalOptions{Deterministic: true}
+
+// Ingest implements Store.
+func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestStats, error) {
+	if err := p.acquire(); err != nil {
+		return IngestStats{}, err
+	}
+	defer p.release()
+	began := time.Now()
+
+	// Validate and encode outside the lock; concurrent calls do this in
+	// parallel.
+	type accepted struct {
+		ev  *eventpb.Event
+		val []byte
+	}
+	var st IngestStats
+	ok := make([]accepted, 0, len(events))
+	size := 0
+	for i, ev := range events {
+		reason := validate(ev)
+		var val []byte
+		if reason == "" {
+			var err error
+			if val, err = marshal.Marshal(ev); err != nil {
+				reason = reasonUnencodable + err.Error()
+			}
+		}
+		if reason != "" {
+			st.Rejected = append(st.Rejected, Rejection{Index: i, ID: ev.GetId(), Reason: reason})
+			continue
+		}
+		ok = append(ok, accepted{ev, val})
+		// The primary key and value plus up to five index keys of about
+		// one value, 8 bytes of time and the id each, plus batch overhead.
+		size += len(val) + 6*(len(ev.GetId())+48)
+	}
+	if err := ctx.Err(); err != nil {
+		return IngestStats{}, err
+	}
+
+	p.ingestMu.Lock()
+	defer p.ingestMu.Unlock()
+	if err := ctx.Err(); err != nil { // the wait for the lock can be long
+		return IngestStats{}, err
+	}
+	// Which ids are new: the first copy of each id in this call, unless an
+	// event with that id is stored already. The lookups go in id order
+	// through one iterator, so Pebble opens each file once per call and its
+	// seeks move forward; SeekPrefixGE consults the bloom filters.
+	first := make([]accepted, 0, len(ok))
+	seen := make(map[string]struct{}, len(ok))
+	for _, a := range ok {
+		if _, dup := seen[a.ev.GetId()]; dup {
+			st.Duplicates++
+			continue
+		}
+		seen[a.ev.GetId()] = struct{}{}
+		first = append(first, a)
+	}
+	slices.SortFunc(first, func(x, y accepted) int { return strings.Compare(x.ev.GetId(), y.ev.GetId()) })
+	it, err := p.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{ksEvent}, UpperBound: []byte{ksEvent + 1}})
+	if err != nil {
+		return IngestStats{}, fmt.Errorf("store: ingest: %w", err)
+	}
+	defer it.Close()
+	b := p.db.NewBatchWithSize(size)
+	defer b.Close()
+	var key []byte
+	for _, a := range first {
+		key = eventKey(key[:0], a.ev.GetId())
+		if it.SeekPrefixGE(key) && bytes.Equal(it.Key(), key) {
+			st.Duplicates++
+			continue
+		}
+		if err := b.Set(key, a.val, nil); err != nil {
+			return IngestStats{}, fmt.Errorf("store: ingest: %w", err)
+		}
+		key, err = indexKeys(key, a.ev, func(k []byte) error { return b.Set(k, nil, nil) })
+		if err != nil {
+			return IngestStats{}, fmt.Errorf("store: ingest: %w", err)
+		}
+		st.Stored++
+	}
+	if err := it.Error(); err != nil {
+		return IngestStats{}, fmt.Errorf("store: ingest: look up ids: %w", err)
+	}
+	if st.Stored > 0 {
+		if err := b.Commit(pebble.Sync); err != nil {
+			return IngestStats{}, fmt.Errorf("store: ingest: commit %d events: %w", st.Stored, err)
+		}
+	}
+	p.metrics.observe(st, time.Since(began))
+	return st, nil
+}
+
+// has reports whether key exists.
+func (p *Pebble) has(key []byte) (bool, error) {
+	_, closer, err := p.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
+}
+
+// Get implements Store.
+func (p *Pebble) Get(ctx context.Context, id string) (*eventpb.Event, error) {
+	if err := p.acquire(); err != nil {
+		return nil, err
+	}
+	defer p.release()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, ErrNotFound
+	}
+	return p.get(eventKey(nil, id))
+}
+
+// get reads and decodes the event stored under key.
+func (p *Pebble) get(key []byte) (*eventpb.Event, error) {
+	v, closer, err := p.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get %q: %w", key[1:], err)
+	}
+	defer closer.Close()
+	ev := new(eventpb.Event)
+	if err := proto.Unmarshal(v, ev); err != nil { // copies out of v
+		return nil, fmt.Errorf("store: decode event %q: %w", key[1:], err)
+	}
+	return ev, nil
+}
+
+// Query implements Store.
+func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
+	if err := p.acquire(); err != nil {
+		return Result{}, err
+	}
+	defer p.release()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	limit := q.limit()
+	pl := planQuery(q)
+	var start []byte
+	if q.Cursor != "" {
+		var err error
+		if start, err = pl.start(q.Cursor); err != nil {
+			return Result{}, err
+		}
+	}
+	res := Result{Events: make([]*eventpb.Event, 0, min(limit, 64))}
+	if pl.empty {
+		return res, nil
+	}
+
+	it, err := p.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: pl.lower, UpperBound: pl.upper})
+	if err != nil {
+		return Result{}, fmt.Errorf("store: query: %w", err)
+	}
+	defer it.Close()
+	valid := false
+	if start != nil {
+		valid = it.SeekGE(start)
+	} else {
+		valid = it.First()
+	}
+	// Events are read with a Get each. (One iterator over the primary
+	// keyspace for the whole page was measured slower: a prefix seek visits
+	// every level, a Get stops at the newest one holding the key, and
+	// queries mostly ask for recent events.)
+	idKey := []byte{ksEvent}
+	var last []byte // key of the last event on the page
+	for n := 0; valid; valid, n = it.Next(), n+1 {
+		if n%256 == 255 {
+			if err := ctx.Err(); err != nil {
+				return Result{}, err
+			}
+		}
+		k := it.Key()
+		var ev *eventpb.Event
+		if len(res.Events) < limit || pl.check != nil {
+			idKey = append(idKey[:1], k[len(pl.prefix)+timeLen:]...)
+			ev, err = p.get(idKey)
+			if errors.Is(err, ErrNotFound) {
+				return Result{}, fmt.Errorf("store: query: index entry %q has no event", k)
+			}
+			if err != nil {
+				return Result{}, fmt.Errorf("store: query: %w", err)
+			}
+			if pl.check != nil && !pl.check(ev) {
+				continue
+			}
+		}
+		if len(res.Events) == limit {
+			// One more event matches (without a check, every key in range
+			// does): the next page starts after the last event of this one.
+			// Not at this key: an event ingested meanwhile may sort between.
+			res.Next = cursor{ks: pl.ks, filters: pl.filters, pos: last[len(pl.prefix):]}.encode()
+			break
+		}
+		res.Events = append(res.Events, ev)
+		last = append(last[:0], k...)
+	}
+	if err := it.Error(); err != nil {
+		return Result{}, fmt.Errorf("store: query: %w", err)
+	}
+	return res, nil
+}
+
+// Ready implements Store: the store is open and can read.
+func (p *Pebble) Ready() error {
+	if err := p.acquire(); err != nil {
+		return err
+	}
+	defer p.release()
+	ok, err := p.has([]byte(layoutKey))
+	if err != nil {
+		return fmt.Errorf("store: not ready: %w", err)
+	}
+	if !ok {
+		return errors.New("store: not ready: key layout version missing")
+	}
+	return nil
+}
+
+// Close implements Store. It waits for calls in flight; closing twice is a
+// no-op.
+func (p *Pebble) Close() error {
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	if err := p.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	p.log.Info("store closed")
+	return nil
+}
+
+// pebbleLogger routes Pebble's messages to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+// Infof logs at debug level: Pebble reports routine work (WAL replay,
+// compactions) this way.
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.l.Debug(fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.l.Error(fmt.Sprintf(format, args...))
+}
+
+// Fatalf is called on corruption Pebble cannot continue from; it must not
+// return.
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.l.Error(msg, "fatal", true)
+	panic("store: pebble: " + msg)
+}

@@ -1,0 +1,199 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/edgetrack/edgetrack/proto/eventpb"
+)
+
+// Store keeps events. Implementations are safe for concurrent use.
+type Store interface {
+	// Ingest makes the events durable (synced) before returning. It is
+	// idempotent: an event whose id is already stored counts as a duplicate
+	// and is not stored again, however often and in whatever order batches
+	// arrive, also within one call and across concurrent calls. Events that
+	// can never be stored are rejected (not stored) with a reason.
+	//
+	// When Ingest returns an error the caller must take none of the events
+	// as stored and send them again; being idempotent, that is safe.
+	Ingest(ctx context.Context, events []*eventpb.Event) (IngestStats, error)
+
+	// Get returns the event with the given id, or ErrNotFound.
+	Get(ctx context.Context, id string) (*eventpb.Event, error)
+
+	// Query returns one page of the events matching q, newest first.
+	Query(ctx context.Context, q Query) (Result, error)
+
+	// Ready reports whether the store can serve requests.
+	Ready() error
+
+	// Close releases the store. Calls after Close return ErrClosed.
+	Close() error
+}
+
+// IngestStats is what one Ingest call did with its events. Every event is
+// counted exactly once: Stored + Duplicates + len(Rejected) == len(events).
+type IngestStats struct {
+	Stored, Duplicates int
+	Rejected           []Rejection
+}
+
+// Rejection names an event that can never be stored.
+type Rejection struct {
+	Index  int // position in the slice given to Ingest
+	ID     string
+	Reason string
+}
+
+// Query selects events. Filters combine with AND.
+type Query struct {
+	Session, Category, Name string // optional exact-match filters ("" = any)
+
+	// Event-time range [Start, End); a zero time leaves that side unbounded.
+	Start, End time.Time
+
+	// Limit is the page size; <= 0 means DefaultLimit, and it is capped at
+	// MaxLimit.
+	Limit int
+
+	// Cursor continues from a previous Result.Next. It must come with the
+	// same filters and time range as the query that returned it.
+	Cursor string
+}
+
+// Result is one page of a query.
+type Result struct {
+	Events []*eventpb.Event
+	Next   string // cursor for the next page; "" when there is nothing more
+}
+
+// Page sizes.
+const (
+	DefaultLimit = 10
+	MaxLimit     = 10000
+)
+
+// Limits on stored values; longer values are rejected.
+const (
+	MaxIDLen    = 256
+	MaxValueLen = 256 // session, category, name
+)
+
+var (
+	ErrNotFound  = errors.New("store: not found")
+	ErrBadCursor = errors.New("store: bad cursor")
+	ErrClosed    = errors.New("store: closed")
+)
+
+// Rejection reasons.
+const (
+	reasonNilEvent       = "nil event"
+	reasonEmptyID        = "empty id"
+	reasonIDTooLong      = "id longer than 256 bytes"
+	reasonIDNUL          = "id contains a NUL byte"
+	reasonSessionTooLong = "session longer than 256 bytes"
+	reasonSessionNUL     = "session contains a NUL byte"
+	reasonCategoryLong   = "category longer than 256 bytes"
+	reasonCategoryNUL    = "category contains a NUL byte"
+	reasonNameTooLong    = "name longer than 256 bytes"
+	reasonNameNUL        = "name contains a NUL byte"
+	reasonUnencodable    = "cannot be encoded: " // + the encoder's error
+)
+
+// validate returns why ev can never be stored, or "" when it can.
+// NUL bytes are refused because the Pebble key layout terminates values with
+// NUL; the length limits keep keys and cursors small.
+func validate(ev *eventpb.Event) string {
+	if ev == nil {
+		return reasonNilEvent
+	}
+	switch id := ev.GetId(); {
+	case id == "":
+		return reasonEmptyID
+	case len(id) > MaxIDLen:
+		return reasonIDTooLong
+	case strings.IndexByte(id, 0) >= 0:
+		return reasonIDNUL
+	}
+	fields := [...]struct {
+		v               string
+		tooLong, hasNUL string
+	}{
+		{ev.GetSession(), reasonSessionTooLong, reasonSessionNUL},
+		{ev.GetCategory(), reasonCategoryLong, reasonCategoryNUL},
+		{ev.GetName(), reasonNameTooLong, reasonNameNUL},
+	}
+	for _, f := range fields {
+		if len(f.v) > MaxValueLen {
+			return f.tooLong
+		}
+		if strings.IndexByte(f.v, 0) >= 0 {
+			return f.hasNUL
+		}
+	}
+	return ""
+}
+
+// validFilter reports whether some storable event could have v as its
+// session, category or name. Filters that cannot match select nothing.
+func validFilter(v string) bool {
+	return len(v) <= MaxValueLen && strings.IndexByte(v, 0) < 0
+}
+
+// EventTime is the time an event is ordered and ranged by: client_time when
+// it is > 0, else received_at, in unix nanoseconds.
+func EventTime(ev *eventpb.Event) int64 {
+	if t := ev.GetClientTime(); t > 0 {
+		return t
+	}
+	return ev.GetReceivedAt()
+}
+
+// limit returns the page size for q.
+func (q Query) limit() int {
+	switch {
+	case q.Limit <= 0:
+		return DefaultLimit
+	case q.Limit > MaxLimit:
+		return MaxLimit
+	}
+	return q.Limit
+}
+
+// matches reports whether ev passes q's filters and time range. It is the
+// reference the indexes must agree with; scans use it for the filters their
+// index does not cover.
+func (q Query) matches(ev *eventpb.Event) bool {
+	if q.Session != "" && ev.GetSession() != q.Session ||
+		q.Category != "" && ev.GetCategory() != q.Category ||
+		q.Name != "" && ev.GetName() != q.Name {
+		return false
+	}
+	t := EventTime(ev)
+	if !q.Start.IsZero() && t < unixNano(q.Start) {
+		return false
+	}
+	if !q.End.IsZero() && t >= unixNano(q.End) {
+		return false
+	}
+	return true
+}
+
+var (
+	minUnixNano = time.Unix(0, -1<<63)
+	maxUnixNano = time.Unix(0, 1<<63-1)
+)
+
+// unixNano is t.UnixNano clamped to int64 (UnixNano is undefined outside it).
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minUnixNano):
+		return -1 << 63
+	case t.After(maxUnixNano):
+		return 1<<63 - 1
+	}
+	return t.UnixNano()
+}
