@@ -30,7 +30,7 @@ check: wasm-check proto-check
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@git diff --exit-code -- go.mod go.sum >/dev/null || { echo "go.mod/go.sum not tidy"; exit 1; }
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 
 tools:
 	@./scripts/install-tinygo.sh >/dev/null
