@@ -26,7 +26,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newVersionCmd(), newSendCmd())
+	root.AddCommand(newEdgeCmd(), newAggregatorCmd(), newDevCmd(), newSendCmd(), newVersionCmd())
 	return root
 }
 

@@ -431,3 +431,9 @@ func TestExampleFile(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandVariablesAreNotSettings(t *testing.T) {
+	if _, err := Load("", []string{"EDGETRACK_SEND_URL=http://x", "EDGETRACK_SEND_SECRET=s"}); err != nil {
+		t.Fatalf("send's variables were taken for settings: %v", err)
+	}
+}

@@ -173,7 +173,7 @@ func applyEnv(cfg *Config, environ []string) error {
 	vars := map[string]string{}
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.HasPrefix(k, EnvPrefix) {
+		if ok && strings.HasPrefix(k, EnvPrefix) && !isCommandVar(k) {
 			vars[k] = v // a later entry wins, as in os/exec
 		}
 	}
@@ -273,4 +273,18 @@ func Environ(dir string, process []string) ([]string, error) {
 		out = append(out, k+"="+merged[k])
 	}
 	return out, nil
+}
+
+// commandVarPrefixes are EDGETRACK_ variables that belong to a command's own
+// flags (e.g. EDGETRACK_SEND_URL for `edgetrack send`), not to this file's
+// settings; they are left alone rather than reported as unknown settings.
+var commandVarPrefixes = []string{EnvPrefix + "SEND_"}
+
+func isCommandVar(k string) bool {
+	for _, p := range commandVarPrefixes {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,199 @@
+package edge
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/edgetrack/edgetrack/edge/internal/spool"
+	"github.com/edgetrack/edgetrack/wasm/abi"
+)
+
+// adminServer serves the edge's admin listener: health, metrics and the
+// dead-letter area. Everything but /healthz and /metrics needs a token from
+// edge.admin_tokens.
+type adminServer struct {
+	e   *Edge
+	srv *http.Server
+}
+
+func newAdminServer(e *Edge) *adminServer {
+	a := &adminServer{e: e}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/deadletters", a.authed(a.listDead))
+	mux.HandleFunc("POST /v1/deadletters/replay", a.authed(a.replayDead))
+	mux.HandleFunc("POST /v1/deadletters/purge", a.authed(a.purgeDead))
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	return a
+}
+
+func (a *adminServer) serve(ln net.Listener) error {
+	if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (a *adminServer) shutdown(ctx context.Context) { _ = a.srv.Shutdown(ctx) }
+
+type adminError struct {
+	status int
+	msg    string
+}
+
+func (e *adminError) Error() string { return e.msg }
+
+func (a *adminServer) authed(h func(*http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var (
+			out any
+			err error
+		)
+		if err = a.authorize(r); err == nil {
+			out, err = h(r)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			status := http.StatusInternalServerError
+			var ae *adminError
+			if errors.As(err, &ae) {
+				status = ae.status
+			}
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+			}
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	}
+}
+
+func (a *adminServer) authorize(r *http.Request) error {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return &adminError{http.StatusUnauthorized, "missing bearer token (Authorization: Bearer <admin token>)"}
+	}
+	if len(a.e.cfg.AdminTokens) == 0 {
+		return &adminError{http.StatusForbidden, "no admin tokens configured (edge.admin_tokens)"}
+	}
+	match := 0
+	for _, t := range a.e.cfg.AdminTokens {
+		match |= subtle.ConstantTimeCompare([]byte(tok), []byte(t))
+	}
+	if match != 1 {
+		return &adminError{http.StatusForbidden, "token is not an admin token"}
+	}
+	return nil
+}
+
+type deadLetterJSON struct {
+	Position string    `json:"position"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+	ID       string    `json:"id,omitempty"`
+	Session  string    `json:"session_id,omitempty"`
+	Category string    `json:"category,omitempty"`
+	Name     string    `json:"name,omitempty"`
+	Bytes    int       `json:"bytes"`
+}
+
+func (a *adminServer) listDead(r *http.Request) (any, error) {
+	var after spool.Position
+	if s := r.URL.Query().Get("after"); s != "" {
+		p, err := spool.ParsePosition(s)
+		if err != nil {
+			return nil, &adminError{http.StatusBadRequest, "after: " + err.Error()}
+		}
+		after = p
+	}
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			return nil, &adminError{http.StatusBadRequest, "limit must be a number from 1 to 10000"}
+		}
+		limit = n
+	}
+	dls, err := a.e.spool.DeadLetters(after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		DeadLetters []deadLetterJSON `json:"dead_letters"`
+		Next        string           `json:"next,omitempty"`
+	}{DeadLetters: []deadLetterJSON{}}
+	for _, d := range dls {
+		j := deadLetterJSON{Position: d.Pos.String(), Reason: d.Reason, At: d.At.UTC(), Bytes: len(d.Value)}
+		var ev abi.Event
+		if abi.DecodeEvent(d.Value, &ev) == nil {
+			j.ID, j.Session, j.Category, j.Name = ev.ID, ev.Session, ev.Category, ev.Name
+		}
+		out.DeadLetters = append(out.DeadLetters, j)
+	}
+	if len(dls) == limit {
+		out.Next = dls[len(dls)-1].Pos.String()
+	}
+	return out, nil
+}
+
+// positions reads {"positions": ["epoch/seq", …], "all": bool} from the body.
+func positions(r *http.Request) ([]spool.Position, bool, error) {
+	var body struct {
+		Positions []spool.Position `json:"positions"`
+		All       bool             `json:"all"`
+	}
+	if r.ContentLength != 0 {
+		dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return nil, false, &adminError{http.StatusBadRequest, "body: " + err.Error()}
+		}
+	}
+	if body.All && len(body.Positions) > 0 {
+		return nil, false, &adminError{http.StatusBadRequest, `give either "positions" or "all", not both`}
+	}
+	if !body.All && len(body.Positions) == 0 {
+		return nil, false, &adminError{http.StatusBadRequest, `give "positions": [...] or "all": true`}
+	}
+	return body.Positions, body.All, nil
+}
+
+func (a *adminServer) replayDead(r *http.Request) (any, error) {
+	ps, _, err := positions(r)
+	if err != nil {
+		return nil, err
+	}
+	n, err := a.e.spool.Replay(ps...)
+	if err != nil {
+		return nil, err
+	}
+	a.e.log.Info("dead letters replayed", "count", n)
+	return map[string]int{"replayed": n}, nil
+}
+
+func (a *adminServer) purgeDead(r *http.Request) (any, error) {
+	ps, _, err := positions(r)
+	if err != nil {
+		return nil, err
+	}
+	n, err := a.e.spool.Purge(ps...)
+	if err != nil {
+		return nil, err
+	}
+	a.e.log.Info("dead letters purged", "count", n)
+	return map[string]int{"purged": n}, nil
+}

@@ -1,0 +1,288 @@
+// Package edge runs an edge node: the public server whose routes are decided
+// by wasm rules, the spool that makes accepted events durable, the forwarder
+// that ships them to the aggregator, and the admin listener. It only wires;
+// the work is in edge/internal/... and wasm/host.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/edgetrack/edgetrack/edge/internal/forward"
+	"github.com/edgetrack/edgetrack/edge/internal/server"
+	"github.com/edgetrack/edgetrack/edge/internal/spool"
+	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/wasm/abi"
+	"github.com/edgetrack/edgetrack/wasm/dist"
+	"github.com/edgetrack/edgetrack/wasm/host"
+)
+
+// Options configure an Edge.
+type Options struct {
+	Config config.Edge
+	// Registry collects the edge's metrics; nil = a new one. It is served at
+	// /metrics on both listeners.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// Rules replaces built-in rule modules by name (tests, custom builds).
+	Rules map[string][]byte
+}
+
+// Edge is a running edge node.
+type Edge struct {
+	cfg   config.Edge
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	spool *spool.Spool
+	rt    *host.Runtime
+	slots map[string]*server.RuleSlot
+	srv   *server.Server
+	fwd   *forward.Forwarder
+	admin *adminServer
+
+	ln, adminLn net.Listener
+}
+
+// route describes one built-in route: its path, methods and the settings its
+// rule gets from the configuration.
+type route struct {
+	name, path string
+	methods    []string
+	settings   func(c *config.Edge) []abi.Setting
+}
+
+var routes = []route{
+	{name: "hamustro", path: "/api/v1/track", methods: []string{"POST"}, settings: hamustroSettings},
+}
+
+func hamustroSettings(c *config.Edge) []abi.Setting {
+	s := []abi.Setting{{Key: "secrets", Values: c.Hamustro.Secrets}}
+	if d := c.Hamustro.MaxClockSkew.Duration(); d > 0 {
+		s = append(s, abi.Setting{Key: "max_clock_skew", Values: []string{d.String()}})
+	}
+	if c.Hamustro.MaskIP {
+		s = append(s, abi.Setting{Key: "mask_ip", Values: []string{"true"}})
+	}
+	return s
+}
+
+// New opens the spool, loads the rules and binds both listeners, so that
+// Addr is known before Run. On error nothing is left open.
+func New(ctx context.Context, opts Options) (_ *Edge, err error) {
+	cfg := opts.Config
+	if err := (&config.Config{Log: config.Default().Log, Edge: cfg}).ValidateEdge(); err != nil {
+		return nil, err
+	}
+	e := &Edge{cfg: cfg, log: opts.Logger, reg: opts.Registry, slots: map[string]*server.RuleSlot{}}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.reg == nil {
+		e.reg = prometheus.NewRegistry()
+		e.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if cfg.ID == "" {
+		if cfg.ID, err = os.Hostname(); err != nil {
+			cfg.ID = "edge"
+		}
+		e.cfg.ID = cfg.ID
+	}
+	defer func() {
+		if err != nil {
+			e.close(context.Background())
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("edge: data dir: %w", err)
+	}
+	e.spool, err = spool.Open(spool.Options{
+		Dir:          filepath.Join(cfg.DataDir, "spool"),
+		QuotaBytes:   int64(cfg.Spool.QuotaBytes),
+		MinFreeBytes: minFree(cfg.Spool.MinFreeBytes),
+		Registerer:   e.reg,
+		Logger:       e.log.With("component", "spool"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+
+	e.rt, err = host.New(ctx, host.Options{
+		CacheDir:    cfg.RulesCacheDir(),
+		MemoryLimit: uint64(cfg.Rules.MemoryLimit),
+		CallTimeout: cfg.Rules.CallTimeout.Duration(),
+		PoolSize:    cfg.Rules.PoolSize,
+		Logger:      e.log.With("component", "rules"),
+		Metrics:     host.NewMetrics(e.reg),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	var srvRoutes []*server.Route
+	for _, r := range routes {
+		wasm, ok := opts.Rules[r.name]
+		if !ok {
+			if wasm, ok = dist.Rule(r.name); !ok {
+				return nil, fmt.Errorf("edge: no module for rule %s", r.name)
+			}
+		}
+		m, err := e.rt.Load(ctx, r.name, wasm, &abi.Config{Rule: r.name, Settings: r.settings(&cfg)})
+		if err != nil {
+			return nil, fmt.Errorf("edge: rule %s: %w", r.name, err)
+		}
+		slot := &server.RuleSlot{}
+		slot.Swap(m)
+		e.slots[r.name] = slot
+		srvRoutes = append(srvRoutes, &server.Route{Name: r.name, Path: r.path, Methods: r.methods, Rule: slot})
+		e.log.Info("rule loaded", "rule", r.name, "version", m.Hash()[:12], "bytes", m.Size())
+	}
+
+	trusted, err := cfg.TrustedPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	e.srv, err = server.New(server.Options{
+		EdgeID:         cfg.ID,
+		MaxBodyBytes:   int(cfg.MaxBodyBytes),
+		MaxHeaderBytes: int(cfg.MaxHeaderBytes),
+		ReadTimeout:    cfg.ReadTimeout.Duration(),
+		WriteTimeout:   cfg.WriteTimeout.Duration(),
+		IdleTimeout:    cfg.IdleTimeout.Duration(),
+		TrustedProxies: trusted,
+		Spool:          e.spool,
+		Registerer:     e.reg,
+		Gatherer:       e.reg,
+		Logger:         e.log.With("component", "server"),
+	}, srvRoutes...)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+
+	e.fwd, err = forward.New(forward.Options{
+		Spool:          e.spool,
+		URL:            cfg.AggregatorURL,
+		Token:          cfg.Token,
+		EdgeID:         cfg.ID,
+		BatchMaxEvents: cfg.Forward.BatchMaxEvents,
+		BatchMaxBytes:  int(cfg.Forward.BatchMaxBytes),
+		BatchMaxAge:    cfg.Forward.BatchMaxAge.Duration(),
+		RequestTimeout: cfg.Forward.RequestTimeout.Duration(),
+		BackoffMin:     cfg.Forward.BackoffMin.Duration(),
+		BackoffMax:     cfg.Forward.BackoffMax.Duration(),
+		Registerer:     e.reg,
+		Logger:         e.log.With("component", "forward"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+
+	if e.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("edge: listen %s: %w", cfg.Listen, err)
+	}
+	if e.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		return nil, fmt.Errorf("edge: admin listen %s: %w", cfg.AdminListen, err)
+	}
+	e.admin = newAdminServer(e)
+	return e, nil
+}
+
+// minFree maps the setting (0 = off) to the spool's option (negative = off).
+func minFree(b config.ByteSize) int64 {
+	if b == 0 {
+		return -1
+	}
+	return int64(b)
+}
+
+// Addr returns the public listener's address.
+func (e *Edge) Addr() string { return e.ln.Addr().String() }
+
+// AdminAddr returns the admin listener's address.
+func (e *Edge) AdminAddr() string { return e.adminLn.Addr().String() }
+
+// ID returns the edge's id, as written in its batches.
+func (e *Edge) ID() string { return e.cfg.ID }
+
+// Run serves until ctx is done, then stops in reverse order of start: the
+// public server drains (new requests get 503, requests in flight finish,
+// bounded by edge.shutdown_timeout), the forwarder stops (what it did not
+// deliver stays in the spool for the next start), the spool syncs and
+// closes, and the rules close.
+func (e *Edge) Run(ctx context.Context) error {
+	fwdCtx, stopFwd := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := e.srv.Serve(e.ln); err != nil {
+			errc <- fmt.Errorf("edge: serve: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := e.admin.serve(e.adminLn); err != nil {
+			errc <- fmt.Errorf("edge: admin: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := e.fwd.Run(fwdCtx); err != nil {
+			errc <- fmt.Errorf("edge: forwarder: %w", err)
+		}
+	}()
+	e.log.Info("edge running", "id", e.cfg.ID, "listen", e.Addr(), "admin", e.AdminAddr(), "aggregator", e.cfg.AggregatorURL)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout.Duration())
+	defer cancel()
+	e.log.Info("stopping: draining public listener", "timeout", e.cfg.ShutdownTimeout.Duration())
+	if err := e.srv.Shutdown(shutdown); err != nil {
+		e.log.Warn("public listener did not drain in time", "err", err)
+	}
+	e.log.Info("stopping: admin listener")
+	e.admin.shutdown(shutdown)
+	e.log.Info("stopping: forwarder")
+	stopFwd()
+	wg.Wait()
+	e.log.Info("stopping: syncing spool")
+	e.close(shutdown)
+	e.log.Info("edge stopped")
+	return runErr
+}
+
+func (e *Edge) close(ctx context.Context) {
+	for name, slot := range e.slots {
+		if m := slot.Load(); m != nil {
+			if err := m.Close(ctx); err != nil {
+				e.log.Warn("closing rule", "rule", name, "err", err)
+			}
+		}
+	}
+	if e.rt != nil {
+		_ = e.rt.Close(ctx)
+	}
+	if e.spool != nil {
+		if err := errors.Join(e.spool.Sync(), e.spool.Close()); err != nil {
+			e.log.Error("closing spool", "err", err)
+		}
+	}
+	for _, ln := range []net.Listener{e.ln, e.adminLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
