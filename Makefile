@@ -59,7 +59,7 @@ proto-check: proto
 	@git diff --exit-code --stat -- proto || { echo "generated protobuf code is stale: run 'make proto' and commit"; exit 1; }
 
 bench:
-	$(GO) run ./bench/cmd/benchrun -out bench/results
+	./scripts/bench.sh
 
 clean:
 	rm -rf bin

@@ -286,3 +286,7 @@ func (e *Edge) close(ctx context.Context) {
 		}
 	}
 }
+
+// Pending returns how many accepted events are not yet acknowledged by the
+// aggregator (the spool's depth; dead letters not included).
+func (e *Edge) Pending() int64 { return e.spool.Stats().Depth }

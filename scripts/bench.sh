@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs edgetrack's benchmarks (each beside its baseline, in one run) and
+# writes bench/results/<date>-<commit>.md: a header naming the machine, then
+# every benchmark's figures. BENCH_FILTER narrows the set (a go test -bench
+# regexp); BENCH_COUNT repeats each (default 3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${BENCH_COUNT:-3}
+filter=${BENCH_FILTER:-.}
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+out=bench/results/$(date -u +%Y-%m-%d)-$commit.md
+raw=$(mktemp)
+trap 'rm -f "$raw"' EXIT
+
+# package:benchmark regexp:benchtime
+suites=(
+  "./wasm/host:BenchmarkHamustro:2s"
+  "./edge/internal/spool:BenchmarkAppend:2s"
+  "./aggregator/internal/store:BenchmarkIngest:20x"
+  "./aggregator/internal/store:BenchmarkQuerySession:2s"
+  "./bench:BenchmarkEndToEnd:3000x"
+)
+for s in "${suites[@]}"; do
+  IFS=: read -r pkg re bt <<<"$s"
+  echo "$re" | grep -Eq "$filter" || [ "$filter" = . ] || continue
+  echo "bench: $pkg $re" >&2
+  go test -run '^$' -bench "^$re\$" -benchtime "$bt" -count "$count" "$pkg" | tee -a "$raw" >&2
+done
+
+{
+  echo "# edgetrack benchmarks, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "| | |"
+  echo "|---|---|"
+  echo "| commit | $commit |"
+  echo "| cpu | $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') |"
+  echo "| cores | $(nproc) (load generator and server share them) |"
+  echo "| memory | $(free -g | awk '/Mem:/{print $2}') GiB |"
+  echo "| go | $(go env GOVERSION) |"
+  echo "| repetitions | $count |"
+  echo
+  echo "Each row is one run; ratios in the closing notes compare rows of the same run."
+  echo
+  echo "| benchmark | iterations | ns/op | other metrics |"
+  echo "|---|---|---|---|"
+  grep -E '^Benchmark' "$raw" | awk '{
+    extra=""; for (i=5; i<=NF; i+=2) extra=extra $i " " $(i+1) "; ";
+    printf "| %s | %s | %s | %s |\n", $1, $2, $3, extra }'
+} >"$out"
+echo "wrote $out" >&2
