@@ -1,8 +1,10 @@
 package client
 
 // A loopback Hamustro collector for the SDK's tests. It stands in for the
-// edge; a test against the real edge server can replace this file as long
-// as it keeps the API below:
+// edge where a real one cannot be made to misbehave on demand: answering
+// 500, 503 or 204, hanging until the client times out, sending Retry-After.
+// The tests against the real edge and aggregator are in realedge_test.go;
+// keep this fake for those failure modes. Its API:
 //
 //	newCollector(tb, secret) *collector   started on 127.0.0.1, closed at cleanup
 //	c.URL() string                        base URL (without /api/v1/track)

@@ -61,15 +61,7 @@ func TestEventsSurviveProcessKill(t *testing.T) {
 		t.Skip("starts a subprocess")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEventsSurviveProcessKill$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-	out, err := cmd.CombinedOutput()
-	if !strings.Contains(string(out), "tracked 5") {
-		t.Fatalf("child did not track its events: %v\n%s", err, out)
-	}
-	if err == nil {
-		t.Fatalf("child exited cleanly, want it killed:\n%s", out)
-	}
+	runKilledChild(t, dir)
 
 	c := newCollector(t, testSecret)
 	cfg := testConfig(t, c.URL())
@@ -81,6 +73,21 @@ func TestEventsSurviveProcessKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantAcceptedOnce(t, c, tr.Session(), 6)
+}
+
+// runKilledChild runs crashChild in a subprocess on dir: it tracks ev-1..ev-5
+// with baseConfig's attributes and kills itself without closing anything.
+func runKilledChild(t *testing.T, dir string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEventsSurviveProcessKill$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "tracked 5") {
+		t.Fatalf("child did not track its events: %v\n%s", err, out)
+	}
+	if err == nil {
+		t.Fatalf("child exited cleanly, want it killed:\n%s", out)
+	}
 }
 
 // crashChild runs in the child process: track, report, die.
