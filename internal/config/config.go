@@ -60,7 +60,24 @@ type Edge struct {
 	Spool    Spool    `yaml:"spool"`
 	Rules    Rules    `yaml:"rules"`
 	Hamustro Hamustro `yaml:"hamustro"`
+	Eye      Eye      `yaml:"eye"`
 	Forward  Forward  `yaml:"forward"`
+}
+
+// Eye configures the JSON interaction-event endpoint (POST /events), whose
+// validation runs in the eye rule.
+type Eye struct {
+	// AllowedOrigins are the browser origins (scheme://host[:port]) that may
+	// post events; "*" allows any.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// MaxClockSkew is how far in the future an event's timestamp may lie.
+	MaxClockSkew Duration `yaml:"max_clock_skew"`
+	// MaxEvents is the most events in one batch (413 above).
+	MaxEvents int `yaml:"max_events"`
+	// MaxEventBytes is the largest single event's JSON (413 above).
+	MaxEventBytes ByteSize `yaml:"max_event_bytes"`
+	// MaxDepth is the deepest JSON nesting accepted (400 above).
+	MaxDepth int `yaml:"max_depth"`
 }
 
 // Spool bounds the edge's on-disk queue. When either bound is hit the edge
@@ -167,6 +184,13 @@ func Default() *Config {
 				Secrets:      []string{},
 				MaxClockSkew: 0,
 				MaskIP:       false,
+			},
+			Eye: Eye{
+				AllowedOrigins: []string{"*"},
+				MaxClockSkew:   Duration(5 * time.Minute),
+				MaxEvents:      500,
+				MaxEventBytes:  64 * KiB,
+				MaxDepth:       32,
 			},
 			Forward: Forward{
 				BatchMaxEvents: 1000,

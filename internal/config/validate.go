@@ -122,6 +122,19 @@ func (e *Edge) validate(p *problems) {
 	if e.Hamustro.MaxClockSkew < 0 {
 		p.add("edge.hamustro.max_clock_skew", "%s is negative (0 turns the check off)", e.Hamustro.MaxClockSkew)
 	}
+	for _, o := range e.Eye.AllowedOrigins {
+		if o != "*" && !validOrigin(o) {
+			p.add("edge.eye.allowed_origins", "%q is not \"*\" or an origin like https://www.example.com", o)
+		}
+	}
+	positiveDuration(p, "edge.eye.max_clock_skew", e.Eye.MaxClockSkew)
+	if e.Eye.MaxEvents < 1 {
+		p.add("edge.eye.max_events", "must be at least 1, got %d", e.Eye.MaxEvents)
+	}
+	positiveSize(p, "edge.eye.max_event_bytes", e.Eye.MaxEventBytes)
+	if e.Eye.MaxDepth < 2 {
+		p.add("edge.eye.max_depth", "must be at least 2 (an event is an object holding data), got %d", e.Eye.MaxDepth)
+	}
 
 	f := &e.Forward
 	if f.BatchMaxEvents < 1 {
@@ -297,4 +310,12 @@ func nestedDirs(a, b string) bool {
 		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 	}
 	return inside(a, b) || inside(b, a)
+}
+
+// validOrigin accepts scheme://host[:port] with an http(s) scheme and nothing
+// after the host.
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
 }

@@ -45,6 +45,9 @@ type Route struct {
 	Rule    *RuleSlot
 	// MaxBodyBytes below the server's limit tightens it for this route.
 	MaxBodyBytes int
+	// CORS, when set, answers preflights and lets allowed origins read
+	// responses.
+	CORS *CORS
 }
 
 // Options configure a Server.
@@ -191,6 +194,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	route = r.Name
+	if r.CORS != nil {
+		r.CORS.headers(ctx)
+		if ctx.IsOptions() {
+			if err := r.CORS.preflight(ctx, strings.Join(r.Methods, ", ")); err != nil {
+				s.writeError(ctx, route, err)
+			}
+			return
+		}
+	}
 	if err := s.serveRule(ctx, r); err != nil {
 		s.writeError(ctx, route, err)
 	}
