@@ -170,4 +170,3 @@ func benchEvent(i int) *eventpb.Event {
 		Ip:   "203.0.113.7", Edge: "bench", Rule: "hamustro@000000000000",
 	}
 }
-
