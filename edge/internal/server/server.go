@@ -275,7 +275,7 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 	if v.Status < 100 || v.Status > 599 {
 		return internal("rule failed", fmt.Errorf("rule %s returned status %d", r.Name, v.Status))
 	}
-	if v.Status >= 200 && v.Status < 300 && len(v.Events) > 0 {
+	if v.Status >= 200 && v.Status < 400 && len(v.Events) > 0 { // a redirect may carry events (cookie sync)
 		if err := s.spool(r, mod, &v, rr, now); err != nil {
 			return err
 		}
