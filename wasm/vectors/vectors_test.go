@@ -1,0 +1,66 @@
+package vectors_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/edgetrack/edgetrack/wasm/dist"
+	"github.com/edgetrack/edgetrack/wasm/host"
+	"github.com/edgetrack/edgetrack/wasm/vectors"
+)
+
+func runtime(t *testing.T) *host.Runtime {
+	rt, err := host.New(context.Background(), host.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(context.Background()) })
+	return rt
+}
+
+func TestBuiltinVectorsPassOnBuiltinRule(t *testing.T) {
+	wasm, _ := dist.Rule("hamustro")
+	suites := dist.Vectors("hamustro")
+	if len(suites) == 0 || len(suites[0].Cases) < 10 {
+		t.Fatalf("too few built-in vectors: %+v", suites)
+	}
+	if err := vectors.Run(context.Background(), runtime(t), "hamustro", wasm, suites...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const file = `{
+  "settings": {"secrets": ["ultrasafesecret"]},
+  "vectors": [
+    {"name": "unsigned", "request": {"path": "/api/v1/track", "body": "x"}, "expect": {"status": 401, "message_contains": "X-Hamustro-Time"}},
+    {"name": "wrong expectation", "request": {"path": "/api/v1/track", "body": "x"}, "expect": {"status": 200}}
+  ]
+}`
+
+func TestUploadedVectors(t *testing.T) {
+	f, err := vectors.Parse([]byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm, _ := dist.Rule("hamustro")
+	err = vectors.Run(context.Background(), runtime(t), "hamustro", wasm, f.Suite("uploaded", "hamustro"))
+	if !errors.Is(err, vectors.ErrFailed) || !strings.Contains(err.Error(), "wrong expectation") || strings.Contains(err.Error(), "unsigned") {
+		t.Fatalf("err = %v, want exactly the wrong expectation to fail", err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for name, in := range map[string]string{
+		"not json":      `{`,
+		"unknown field": `{"vectorz": []}`,
+		"no status":     `{"vectors": [{"request": {}, "expect": {}}]}`,
+		"both bodies":   `{"vectors": [{"request": {"body": "a", "body_base64": "YQ=="}, "expect": {"status": 200}}]}`,
+		"bad base64":    `{"vectors": [{"request": {"body_base64": "!!"}, "expect": {"status": 200}}]}`,
+	} {
+		if _, err := vectors.Parse([]byte(in)); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+	}
+}
