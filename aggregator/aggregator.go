@@ -1,0 +1,228 @@
+// Package aggregator is the central server of edgetrack: edges forward
+// batches of events to it, it stores them exactly once, and analysts query
+// them.
+//
+// This package only wires: [New] validates the configuration, opens the store,
+// builds the HTTP handlers and binds the listeners; [Aggregator.Run] serves
+// until its context is done and then stops in reverse order, logging each
+// step. The pieces live in internal/: store (events on Pebble), server
+// (routes, auth, the error→status boundary), ingest (the batch wire format),
+// query (the JSON view of events) and auth (bearer tokens).
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/edgetrack/edgetrack/aggregator/internal/server"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/internal/config"
+)
+
+// ShutdownTimeout bounds the graceful part of stopping: requests in flight
+// get this long to finish before their connections are closed.
+const ShutdownTimeout = 10 * time.Second
+
+// Options configure an Aggregator.
+type Options struct {
+	Config config.Aggregator
+	// Registerer receives the aggregator's metrics. nil means a new
+	// registry with the Go and process collectors, served at /metrics. A
+	// Registerer that is also a prometheus.Gatherer (a *prometheus.Registry)
+	// is served at /metrics as it is; any other is not served.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger // nil means slog.Default()
+}
+
+// Aggregator is a configured aggregator with its store open and its listeners
+// bound.
+type Aggregator struct {
+	log           *slog.Logger
+	store         *store.Pebble
+	srv           *server.Server
+	public, admin *http.Server
+	publicLn      net.Listener
+	adminLn       net.Listener
+
+	running   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates opts.Config, opens the store in Config.DataDir and binds both
+// listeners, so that Addr and AdminAddr are known (also for port 0) before
+// Run. On error, nothing is left open.
+func New(opts Options) (_ *Aggregator, err error) {
+	cfg := opts.Config
+	if err := (&config.Config{Log: config.Default().Log, Aggregator: cfg}).ValidateAggregator(); err != nil {
+		return nil, fmt.Errorf("aggregator: invalid configuration:\n%w", err)
+	}
+	base := opts.Logger
+	if base == nil {
+		base = slog.Default()
+	}
+	log := base.With("component", "aggregator")
+
+	reg, gatherer := opts.Registerer, prometheus.Gatherer(nil)
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg, gatherer = r, r
+	} else if g, ok := reg.(prometheus.Gatherer); ok {
+		gatherer = g
+	}
+
+	// Undo what was done so far when a later step fails.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Registerer: reg, Logger: base})
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	undo = append(undo, func() {
+		if cerr := st.Close(); cerr != nil {
+			log.Error("closing the store", "error", cerr)
+		}
+	})
+
+	srv, err := server.New(server.Config{
+		Store:         st,
+		Tokens:        cfg.Tokens,
+		MaxBatchBytes: int64(cfg.MaxBatchBytes),
+		MaxPageSize:   cfg.Query.MaxPageSize,
+		Registerer:    reg,
+		Gatherer:      gatherer,
+		Logger:        base.With("component", "server"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	undo = append(undo, srv.Close)
+
+	publicLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: listen on %s (aggregator.listen): %w", cfg.Listen, err)
+	}
+	undo = append(undo, func() { publicLn.Close() })
+	adminLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: listen on %s (aggregator.admin_listen): %w", cfg.AdminListen, err)
+	}
+
+	return &Aggregator{
+		log:      log,
+		store:    st,
+		srv:      srv,
+		public:   server.NewHTTPServer(srv.Public(), base.With("component", "http", "listener", "public")),
+		admin:    server.NewHTTPServer(srv.Admin(), base.With("component", "http", "listener", "admin")),
+		publicLn: publicLn,
+		adminLn:  adminLn,
+	}, nil
+}
+
+// Addr is the address of the public listener (ingest, queries), such as
+// 127.0.0.1:41234.
+func (a *Aggregator) Addr() string { return a.publicLn.Addr().String() }
+
+// AdminAddr is the address of the admin listener.
+func (a *Aggregator) AdminAddr() string { return a.adminLn.Addr().String() }
+
+// Run serves until ctx is done or a listener fails, then shuts down: it
+// stops accepting, gives requests in flight up to ShutdownTimeout to finish,
+// and closes the store. It returns nil after a stop by ctx, else what went
+// wrong. Run may be called once.
+func (a *Aggregator) Run(ctx context.Context) error {
+	if !a.running.CompareAndSwap(false, true) {
+		return errors.New("aggregator: Run called twice")
+	}
+	serveErrs := make(chan error, 2)
+	var serving sync.WaitGroup
+	for _, l := range []struct {
+		name string
+		srv  *http.Server
+		ln   net.Listener
+	}{{"public", a.public, a.publicLn}, {"admin", a.admin, a.adminLn}} {
+		serving.Go(func() {
+			if err := l.srv.Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
+				serveErrs <- fmt.Errorf("aggregator: serving the %s listener: %w", l.name, err)
+			}
+		})
+	}
+	a.log.Info("aggregator serving", "addr", a.Addr(), "admin_addr", a.AdminAddr())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("stopping", "cause", context.Cause(ctx))
+	case runErr = <-serveErrs:
+		a.log.Error("stopping after a listener failed", "error", runErr)
+	}
+
+	// Reverse order of start: stop taking traffic, then the admin listener
+	// (metrics stay scrapable while the public one drains), then the store.
+	a.srv.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	defer cancel()
+	errs := []error{runErr}
+	errs = append(errs, a.shutdown(shutdownCtx, "public", a.public))
+	errs = append(errs, a.shutdown(shutdownCtx, "admin", a.admin))
+	serving.Wait()
+	errs = append(errs, a.close())
+	a.log.Info("aggregator stopped")
+	return errors.Join(errs...)
+}
+
+// shutdown stops srv gracefully, or forcibly once ctx is done.
+func (a *Aggregator) shutdown(ctx context.Context, name string, srv *http.Server) error {
+	a.log.Info("shutting down listener", "listener", name)
+	err := srv.Shutdown(ctx)
+	if err == nil {
+		a.log.Info("listener stopped", "listener", name)
+		return nil
+	}
+	a.log.Error("graceful shutdown incomplete; closing connections", "listener", name, "error", err)
+	if cerr := srv.Close(); cerr != nil {
+		a.log.Error("closing listener", "listener", name, "error", cerr)
+	}
+	return fmt.Errorf("aggregator: shutting down the %s listener: %w", name, err)
+}
+
+// Close releases what New acquired, for a caller that does not call Run
+// (Run releases everything itself). It must not be called while Run runs.
+func (a *Aggregator) Close() error {
+	if !a.running.Load() {
+		a.publicLn.Close()
+		a.adminLn.Close()
+	}
+	return a.close()
+}
+
+// close releases the server and the store, once.
+func (a *Aggregator) close() error {
+	a.closeOnce.Do(func() {
+		a.srv.Close()
+		a.log.Info("closing the store")
+		if err := a.store.Close(); err != nil {
+			a.closeErr = fmt.Errorf("aggregator: %w", err)
+			a.log.Error("closing the store", "error", err)
+		}
+	})
+	return a.closeErr
+}
