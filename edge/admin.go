@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/edgetrack/edgetrack/edge/internal/rollout"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 )
@@ -34,6 +36,9 @@ func newAdminServer(e *Edge) *adminServer {
 	mux.HandleFunc("GET /v1/deadletters", a.authed(a.listDead))
 	mux.HandleFunc("POST /v1/deadletters/replay", a.authed(a.replayDead))
 	mux.HandleFunc("POST /v1/deadletters/purge", a.authed(a.purgeDead))
+	mux.HandleFunc("GET /v1/rules", a.authed(a.listRules))
+	mux.HandleFunc("PUT /v1/rules/{name}", a.authed(a.installRule))
+	mux.HandleFunc("POST /v1/rules/{name}/rollback", a.authed(a.rollbackRule))
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	return a
 }
@@ -196,4 +201,42 @@ func (a *adminServer) purgeDead(r *http.Request) (any, error) {
 	}
 	a.e.log.Info("dead letters purged", "count", n)
 	return map[string]int{"purged": n}, nil
+}
+
+// maxRuleBytes bounds a module uploaded to the edge directly.
+const maxRuleBytes = 8 << 20
+
+func (a *adminServer) listRules(*http.Request) (any, error) {
+	return a.e.roll.Statuses(), nil
+}
+
+// installRule validates the uploaded module as the new version of a rule and
+// makes it active on this edge — for setups without an aggregator. The next
+// change of the aggregator's manifest (when edge.rules.pull is on) overrides
+// it.
+func (a *adminServer) installRule(r *http.Request) (any, error) {
+	name := r.PathValue("name")
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxRuleBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &adminError{http.StatusRequestEntityTooLarge, fmt.Sprintf("module exceeds %d bytes", maxRuleBytes)}
+		}
+		return nil, &adminError{http.StatusBadRequest, "reading module: " + err.Error()}
+	}
+	if err := a.e.roll.Install(r.Context(), name, body); err != nil {
+		if errors.Is(err, rollout.ErrUnknownRule) {
+			return nil, &adminError{http.StatusNotFound, err.Error()}
+		}
+		return nil, &adminError{http.StatusBadRequest, err.Error()}
+	}
+	return a.e.roll.Statuses()[name], nil
+}
+
+func (a *adminServer) rollbackRule(r *http.Request) (any, error) {
+	name := r.PathValue("name")
+	if err := a.e.roll.Rollback(r.Context(), name); err != nil {
+		return nil, &adminError{http.StatusConflict, err.Error()}
+	}
+	return a.e.roll.Statuses()[name], nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/edgetrack/edgetrack/edge/internal/forward"
+	"github.com/edgetrack/edgetrack/edge/internal/rollout"
 	"github.com/edgetrack/edgetrack/edge/internal/server"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/internal/config"
@@ -47,6 +48,7 @@ type Edge struct {
 	slots map[string]*server.RuleSlot
 	srv   *server.Server
 	fwd   *forward.Forwarder
+	roll  *rollout.Rollout
 	admin *adminServer
 
 	ln, adminLn net.Listener
@@ -128,6 +130,8 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	var srvRoutes []*server.Route
+	rules := map[string]rollout.Rule{}
+	initial := map[string][]byte{}
 	for _, r := range routes {
 		wasm, ok := opts.Rules[r.name]
 		if !ok {
@@ -135,15 +139,36 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 				return nil, fmt.Errorf("edge: no module for rule %s", r.name)
 			}
 		}
-		m, err := e.rt.Load(ctx, r.name, wasm, &abi.Config{Rule: r.name, Settings: r.settings(&cfg)})
+		ruleCfg := &abi.Config{Rule: r.name, Settings: r.settings(&cfg)}
+		m, err := e.rt.Load(ctx, r.name, wasm, ruleCfg)
 		if err != nil {
 			return nil, fmt.Errorf("edge: rule %s: %w", r.name, err)
 		}
 		slot := &server.RuleSlot{}
 		slot.Swap(m)
 		e.slots[r.name] = slot
+		rules[r.name] = rollout.Rule{Slot: slot, Config: ruleCfg}
+		initial[r.name] = wasm
 		srvRoutes = append(srvRoutes, &server.Route{Name: r.name, Path: r.path, Methods: r.methods, Rule: slot})
 		e.log.Info("rule loaded", "rule", r.name, "version", m.Hash()[:12], "bytes", m.Size())
+	}
+
+	pullURL := ""
+	if cfg.Rules.Pull {
+		pullURL = cfg.AggregatorURL
+	}
+	e.roll, err = rollout.New(rollout.Options{
+		Runtime:    e.rt,
+		Rules:      rules,
+		URL:        pullURL,
+		Token:      cfg.Token,
+		EdgeID:     cfg.ID,
+		PollWait:   cfg.Rules.PollWait.Duration(),
+		Registerer: e.reg,
+		Logger:     e.log.With("component", "rollout"),
+	}, initial)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
 	}
 
 	trusted, err := cfg.TrustedPrefixes()
@@ -220,8 +245,8 @@ func (e *Edge) ID() string { return e.cfg.ID }
 func (e *Edge) Run(ctx context.Context) error {
 	fwdCtx, stopFwd := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	wg.Add(3)
+	errc := make(chan error, 4)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		if err := e.srv.Serve(e.ln); err != nil {
@@ -240,6 +265,10 @@ func (e *Edge) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("edge: forwarder: %w", err)
 		}
 	}()
+	go func() {
+		defer wg.Done()
+		_ = e.roll.Run(fwdCtx)
+	}()
 	e.log.Info("edge running", "id", e.cfg.ID, "listen", e.Addr(), "admin", e.AdminAddr(), "aggregator", e.cfg.AggregatorURL)
 
 	var runErr error
@@ -255,7 +284,7 @@ func (e *Edge) Run(ctx context.Context) error {
 	}
 	e.log.Info("stopping: admin listener")
 	e.admin.shutdown(shutdown)
-	e.log.Info("stopping: forwarder")
+	e.log.Info("stopping: forwarder and rule rollout")
 	stopFwd()
 	wg.Wait()
 	e.log.Info("stopping: syncing spool")

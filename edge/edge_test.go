@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -182,3 +183,9 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func nowUnix() int64 { return time.Now().Unix() }
+
+func sign(ts string, b []byte) string { return hamustrotest.Sign(ts, b, hamustrotest.Secret) }

@@ -100,6 +100,12 @@ type Rules struct {
 	// CacheDir is the compiled-module cache; empty means
 	// <edge.data_dir>/wasm-cache (see [Edge.RulesCacheDir]).
 	CacheDir string `yaml:"cache_dir"`
+	// Pull makes the edge follow the aggregator's active rule versions.
+	Pull bool `yaml:"pull"`
+	// PollWait is how long one long-poll of the rule manifest waits for a
+	// change; a new version reaches the edge within about this after
+	// activation at worst, usually at once.
+	PollWait Duration `yaml:"poll_wait"`
 }
 
 // Hamustro configures the Hamustro-compatible ingest endpoint.
@@ -179,6 +185,8 @@ func Default() *Config {
 				CallTimeout: Duration(500 * time.Millisecond),
 				MemoryLimit: 16 * MiB,
 				CacheDir:    "",
+				Pull:        true,
+				PollWait:    Duration(30 * time.Second),
 			},
 			Hamustro: Hamustro{
 				Secrets:      []string{},

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,7 +182,9 @@ func TestEveryPathFromEnv(t *testing.T) {
 	for _, s := range settings().list {
 		v := reflect.ValueOf(Default()).Elem().FieldByIndex(s.index)
 		val, ok := sample[v.Kind()]
-		switch v.Interface().(type) {
+		switch x := v.Interface().(type) {
+		case bool:
+			val = strconv.FormatBool(!x) // the opposite of the default
 		case Duration:
 			val, ok = "3s", true
 		case ByteSize:

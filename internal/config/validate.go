@@ -105,6 +105,7 @@ func (e *Edge) validate(p *problems) {
 		p.add("edge.rules.pool_size", "%d is negative (0 means 2 × GOMAXPROCS)", e.Rules.PoolSize)
 	}
 	positiveDuration(p, "edge.rules.call_timeout", e.Rules.CallTimeout)
+	positiveDuration(p, "edge.rules.poll_wait", e.Rules.PollWait)
 	const wasmPage = 64 * KiB
 	switch m := e.Rules.MemoryLimit; {
 	case m <= 0:

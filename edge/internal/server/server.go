@@ -280,6 +280,7 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 			return err
 		}
 	}
+	ctx.Response.Header.Set("X-Edgetrack-Rule", mod.Name()+"@"+mod.Hash()[:12])
 	s.writeVerdict(ctx, &v)
 	return nil
 }
