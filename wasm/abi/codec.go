@@ -129,7 +129,9 @@ func appendHeaders(b []byte, num protowire.Number, hs []Header) []byte {
 	return b
 }
 
-func decodeHeaderAlias(data []byte) (Header, error) {
+// decodeHeader decodes a Header, turning bytes into strings with str (a
+// copy, or an alias for the zero-copy request decode).
+func decodeHeader(data []byte, str func([]byte) string) (Header, error) {
 	var h Header
 	r := fieldReader{b: data}
 	for num, typ, _, d, ok := r.next(); ok; num, typ, _, d, ok = r.next() {
@@ -138,26 +140,9 @@ func decodeHeaderAlias(data []byte) (Header, error) {
 		}
 		switch num {
 		case fHeaderName:
-			h.Name = alias(d)
+			h.Name = str(d)
 		case fHeaderValue:
-			h.Value = alias(d)
-		}
-	}
-	return h, r.err
-}
-
-func decodeHeader(data []byte) (Header, error) {
-	var h Header
-	r := fieldReader{b: data}
-	for num, typ, _, d, ok := r.next(); ok; num, typ, _, d, ok = r.next() {
-		if typ != protowire.BytesType {
-			continue
-		}
-		switch num {
-		case fHeaderName:
-			h.Name = string(d)
-		case fHeaderValue:
-			h.Value = string(d)
+			h.Value = str(d)
 		}
 	}
 	return h, r.err
@@ -250,7 +235,7 @@ func DecodeRequest(data []byte, q *Request) error {
 		case fReqQuery:
 			q.Query = alias(d)
 		case fReqHeaders:
-			h, err := decodeHeaderAlias(d)
+			h, err := decodeHeader(d, alias)
 			if err != nil {
 				return err
 			}
@@ -388,7 +373,7 @@ func DecodeVerdict(data []byte, v *Verdict) error {
 		case fVerdictMessage:
 			v.Message = string(d)
 		case fVerdictHeaders:
-			h, err := decodeHeader(d)
+			h, err := decodeHeader(d, copyString)
 			if err != nil {
 				return err
 			}
@@ -460,3 +445,5 @@ func alias(b []byte) string {
 // a buffer they keep for the duration of a call. b must not change while the
 // string is in use.
 func Alias(b []byte) string { return alias(b) }
+
+func copyString(b []byte) string { return string(b) }
