@@ -10,12 +10,20 @@ package dist
 
 import _ "embed"
 
-//go:embed hamustro.wasm
-var hamustro []byte
+var (
+	//go:embed hamustro.wasm
+	hamustro []byte
+	//go:embed eye.wasm
+	eye []byte
+	//go:embed cookiesync.wasm
+	cookiesync []byte
+)
 
 // builtin lists the embedded rules by name.
 var builtin = map[string][]byte{
-	"hamustro": hamustro,
+	"hamustro":   hamustro,
+	"eye":        eye,
+	"cookiesync": cookiesync,
 }
 
 // Rule returns the built-in module named name.
@@ -25,4 +33,4 @@ func Rule(name string) ([]byte, bool) {
 }
 
 // Names returns the names of the built-in rules.
-func Names() []string { return []string{"hamustro"} }
+func Names() []string { return []string{"hamustro", "eye", "cookiesync"} }

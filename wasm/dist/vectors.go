@@ -2,6 +2,8 @@ package dist
 
 import (
 	"github.com/edgetrack/edgetrack/wasm/abi"
+	"github.com/edgetrack/edgetrack/wasm/rules/cookiesync/cookiesynctest"
+	"github.com/edgetrack/edgetrack/wasm/rules/eye/eyetest"
 	"github.com/edgetrack/edgetrack/wasm/rules/hamustro/hamustrotest"
 	"github.com/edgetrack/edgetrack/wasm/vectors"
 )
@@ -21,6 +23,26 @@ func Vectors(name string) []vectors.Suite {
 			}
 			v := v
 			s.Cases = append(s.Cases, vectors.Case{Name: v.Name, Request: v.Request, Check: func(got abi.Verdict) string { return hamustrotest.Diff(v, got) }})
+		}
+		return []vectors.Suite{s}
+	case "eye":
+		s := vectors.Suite{Name: "built-in eye", Config: eyetest.Config()}
+		for _, v := range eyetest.Vectors() {
+			if !sameConfig(v.Config, s.Config) {
+				continue
+			}
+			v := v
+			s.Cases = append(s.Cases, vectors.Case{Name: v.Name, Request: v.Request, Check: func(got abi.Verdict) string { return eyetest.Diff(v, got) }})
+		}
+		return []vectors.Suite{s}
+	case "cookiesync":
+		s := vectors.Suite{Name: "built-in cookiesync", Config: cookiesynctest.Config()}
+		for _, v := range cookiesynctest.Vectors() {
+			if !sameConfig(v.Config, s.Config) {
+				continue
+			}
+			v := v
+			s.Cases = append(s.Cases, vectors.Case{Name: v.Name, Request: v.Request, Check: func(got abi.Verdict) string { return cookiesynctest.Diff(v, got) }})
 		}
 		return []vectors.Suite{s}
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/edgetrack/edgetrack/wasm/abi"
 )
 
-// initialInput is the input buffer an instance reserves up front; requests
-// that encode larger grow it once.
+// initialInput is the default input buffer an instance reserves up front
+// (Options.InputReserve); requests that encode larger grow it once.
 const initialInput = 64 << 10
 
 // instance is one initialised module instance. It runs one call at a time.
@@ -30,7 +30,7 @@ type instance struct {
 
 // init runs the c-shared initialiser, checks the ABI version, and hands the
 // rule its configuration.
-func (i *instance) init(ctx context.Context, config []byte) error {
+func (i *instance) init(ctx context.Context, config []byte, reserve int) error {
 	if _, err := i.mod.ExportedFunction(abi.ExportInit).Call(ctx); err != nil {
 		return fmt.Errorf("%w: %s: %v%s", ErrInvalidModule, abi.ExportInit, classify(ctx, err), i.outputSuffix())
 	}
@@ -41,7 +41,7 @@ func (i *instance) init(ctx context.Context, config []byte) error {
 	if v := uint32(res[0]); v != abi.Version {
 		return fmt.Errorf("%w: speaks ABI version %d, this host speaks %d", ErrInvalidModule, v, abi.Version)
 	}
-	if err := i.grow(ctx, max(initialInput, len(config))); err != nil {
+	if err := i.grow(ctx, max(reserve, len(config))); err != nil {
 		return err
 	}
 	if !i.mem.Write(i.inPtr, config) {

@@ -48,8 +48,14 @@ type Options struct {
 	// Prewarm is how many instances Load creates before returning (at least
 	// one, which proves the configuration). Default min(2, PoolSize).
 	Prewarm int
-	Logger  *slog.Logger
-	Metrics *Metrics // nil: not measured
+	// InputReserve is the input buffer each instance reserves when it
+	// starts, while its heap is small and TinyGo's collector is cheap; set
+	// it to the largest request expected (the body limit plus headers) so
+	// that a large first request does not grow the heap under the call
+	// deadline. Default 64 KiB.
+	InputReserve int
+	Logger       *slog.Logger
+	Metrics      *Metrics // nil: not measured
 }
 
 func (o *Options) defaults() {
@@ -68,6 +74,9 @@ func (o *Options) defaults() {
 	o.Prewarm = min(o.Prewarm, o.PoolSize)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.InputReserve <= 0 {
+		o.InputReserve = initialInput
 	}
 }
 
@@ -408,7 +417,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		handle:    mod.ExportedFunction(abi.ExportHandle),
 		output:    out,
 	}
-	if err := inst.init(ictx, m.config); err != nil {
+	if err := inst.init(ictx, m.config, m.rt.opts.InputReserve); err != nil {
 		inst.close(ctx)
 		return nil, err
 	}

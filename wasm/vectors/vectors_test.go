@@ -64,3 +64,16 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestBuiltinVectorsPassOnEveryBuiltinRule(t *testing.T) {
+	for _, name := range dist.Names() {
+		wasm, _ := dist.Rule(name)
+		suites := dist.Vectors(name)
+		if len(suites) == 0 || len(suites[0].Cases) < 10 {
+			t.Fatalf("%s: too few built-in vectors", name)
+		}
+		if err := vectors.Run(context.Background(), runtime(t), name, wasm, suites...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
