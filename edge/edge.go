@@ -12,6 +12,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,16 +56,63 @@ type Edge struct {
 	ln, adminLn net.Listener
 }
 
-// route describes one built-in route: its path, methods and the settings its
-// rule gets from the configuration.
+// route describes one built-in rule: the paths it decides, their methods,
+// the settings the rule gets from the configuration, and whether the
+// configuration turns it on.
 type route struct {
-	name, path string
-	methods    []string
-	settings   func(c *config.Edge) []abi.Setting
+	name     string
+	paths    []string
+	methods  []string
+	cors     bool
+	settings func(c *config.Edge) []abi.Setting
+	enabled  func(c *config.Edge) bool
 }
 
 var routes = []route{
-	{name: "hamustro", path: "/api/v1/track", methods: []string{"POST"}, settings: hamustroSettings},
+	{name: "hamustro", paths: []string{"/api/v1/track"}, methods: []string{"POST"}, settings: hamustroSettings},
+	{name: "eye", paths: []string{"/events"}, methods: []string{"POST"}, cors: true, settings: eyeSettings},
+	{name: "cookiesync", paths: []string{"/cookiesync/i", "/cookiesync/sync", "/cookiesync/done", "/cs/i", "/cs/s", "/cs/d"},
+		methods: []string{"GET"}, settings: cookiesyncSettings,
+		enabled: func(c *config.Edge) bool { return len(c.CookieSync.Partners) > 0 }},
+}
+
+func eyeSettings(c *config.Edge) []abi.Setting {
+	return []abi.Setting{
+		{Key: "max_clock_skew", Values: []string{c.Eye.MaxClockSkew.Duration().String()}},
+		{Key: "max_events", Values: []string{strconv.Itoa(c.Eye.MaxEvents)}},
+		{Key: "max_event_bytes", Values: []string{strconv.FormatInt(int64(c.Eye.MaxEventBytes), 10)}},
+		{Key: "max_depth", Values: []string{strconv.Itoa(c.Eye.MaxDepth)}},
+	}
+}
+
+func cookiesyncSettings(c *config.Edge) []abi.Setting {
+	cs := &c.CookieSync
+	partners := make([]string, len(cs.Partners))
+	for i, p := range cs.Partners {
+		// Hosts may be separated by spaces (the environment's lists are
+		// comma-separated); the rule wants commas.
+		if j := strings.LastIndexByte(p, '|'); j >= 0 {
+			hosts := strings.FieldsFunc(p[j+1:], func(r rune) bool { return r == ',' || r == ' ' })
+			p = p[:j+1] + strings.Join(hosts, ",")
+		}
+		partners[i] = p
+	}
+	s := []abi.Setting{
+		{Key: "partners", Values: partners},
+		{Key: "gdpr_default", Values: []string{cs.GDPRDefault}},
+		{Key: "cookie_max_age", Values: []string{strconv.FormatInt(int64(cs.CookieMaxAge.Duration().Seconds()), 10)}},
+		{Key: "max_id_bytes", Values: []string{strconv.Itoa(cs.MaxIDBytes)}},
+	}
+	if cs.VendorID > 0 {
+		s = append(s, abi.Setting{Key: "vendor_id", Values: []string{strconv.Itoa(cs.VendorID)}})
+	}
+	if cs.CookieDomain != "" {
+		s = append(s, abi.Setting{Key: "cookie_domain", Values: []string{cs.CookieDomain}})
+	}
+	if cs.AllowHTTP {
+		s = append(s, abi.Setting{Key: "allow_http", Values: []string{"true"}})
+	}
+	return s
 }
 
 func hamustroSettings(c *config.Edge) []abi.Setting {
@@ -123,8 +172,11 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		MemoryLimit: uint64(cfg.Rules.MemoryLimit),
 		CallTimeout: cfg.Rules.CallTimeout.Duration(),
 		PoolSize:    cfg.Rules.PoolSize,
-		Logger:      e.log.With("component", "rules"),
-		Metrics:     host.NewMetrics(e.reg),
+		// Instances reserve room for the largest request up front, while
+		// their heaps are small (see docs/RATIONALE.md).
+		InputReserve: int(cfg.MaxBodyBytes) + int(cfg.MaxHeaderBytes) + 4096,
+		Logger:       e.log.With("component", "rules"),
+		Metrics:      host.NewMetrics(e.reg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -133,6 +185,10 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	rules := map[string]rollout.Rule{}
 	initial := map[string][]byte{}
 	for _, r := range routes {
+		if r.enabled != nil && !r.enabled(&cfg) {
+			e.log.Info("rule off by configuration", "rule", r.name)
+			continue
+		}
 		wasm, ok := opts.Rules[r.name]
 		if !ok {
 			if wasm, ok = dist.Rule(r.name); !ok {
@@ -149,7 +205,13 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		e.slots[r.name] = slot
 		rules[r.name] = rollout.Rule{Slot: slot, Config: ruleCfg}
 		initial[r.name] = wasm
-		srvRoutes = append(srvRoutes, &server.Route{Name: r.name, Path: r.path, Methods: r.methods, Rule: slot})
+		var cors *server.CORS
+		if r.cors {
+			cors = &server.CORS{AllowedOrigins: cfg.Eye.AllowedOrigins}
+		}
+		for _, path := range r.paths {
+			srvRoutes = append(srvRoutes, &server.Route{Name: r.name, Path: path, Methods: r.methods, Rule: slot, CORS: cors})
+		}
 		e.log.Info("rule loaded", "rule", r.name, "version", m.Hash()[:12], "bytes", m.Size())
 	}
 

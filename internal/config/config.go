@@ -61,7 +61,32 @@ type Edge struct {
 	Rules    Rules    `yaml:"rules"`
 	Hamustro Hamustro `yaml:"hamustro"`
 	Eye      Eye      `yaml:"eye"`
-	Forward  Forward  `yaml:"forward"`
+	// CookieSync configures the cookie-sync pixels (/cookiesync/*, /cs/*).
+	CookieSync CookieSync `yaml:"cookiesync"`
+	Forward    Forward    `yaml:"forward"`
+}
+
+// CookieSync configures partner cookie sync, decided by the cookiesync rule.
+type CookieSync struct {
+	// Partners, one per entry: name|sync_url|done_url|allowed hosts. The
+	// URLs are templates with {uid} (our id) and {pi} (the partner's id);
+	// allowed hosts are separated by commas or spaces (in the environment,
+	// where commas separate entries, use spaces). Empty disables cookie sync.
+	Partners []string `yaml:"partners"`
+	// GDPRDefault is what a request without a gdpr parameter means:
+	// "applies" (a consent string is needed) or "not_applies". Required
+	// when partners are configured.
+	GDPRDefault string `yaml:"gdpr_default"`
+	// VendorID is our IAB TCF vendor id, needed to read consent strings.
+	VendorID int `yaml:"vendor_id"`
+	// CookieMaxAge is the uid cookie's lifetime.
+	CookieMaxAge Duration `yaml:"cookie_max_age"`
+	// CookieDomain is the uid cookie's Domain; empty = this host only.
+	CookieDomain string `yaml:"cookie_domain"`
+	// AllowHTTP allows http:// partner URLs (https only otherwise).
+	AllowHTTP bool `yaml:"allow_http"`
+	// MaxIDBytes is the longest partner or user id accepted.
+	MaxIDBytes int `yaml:"max_id_bytes"`
 }
 
 // Eye configures the JSON interaction-event endpoint (POST /events), whose
@@ -192,6 +217,15 @@ func Default() *Config {
 				Secrets:      []string{},
 				MaxClockSkew: 0,
 				MaskIP:       false,
+			},
+			CookieSync: CookieSync{
+				Partners:     []string{},
+				GDPRDefault:  "",
+				VendorID:     0,
+				CookieMaxAge: Duration(365 * 24 * time.Hour),
+				CookieDomain: "",
+				AllowHTTP:    false,
+				MaxIDBytes:   128,
 			},
 			Eye: Eye{
 				AllowedOrigins: []string{"*"},

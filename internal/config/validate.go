@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -129,12 +130,30 @@ func (e *Edge) validate(p *problems) {
 		}
 	}
 	positiveDuration(p, "edge.eye.max_clock_skew", e.Eye.MaxClockSkew)
+	cs := &e.CookieSync
+	for i, ps := range cs.Partners {
+		if strings.Count(ps, "|") != 3 {
+			p.add("edge.cookiesync.partners", "entry %d is not name|sync_url|done_url|allowed hosts", i+1)
+		}
+	}
+	if len(cs.Partners) > 0 && cs.GDPRDefault != "applies" && cs.GDPRDefault != "not_applies" {
+		p.add("edge.cookiesync.gdpr_default", "%q must be \"applies\" or \"not_applies\": say what a request without a gdpr parameter means", cs.GDPRDefault)
+	}
+	if cs.VendorID < 0 || cs.VendorID > 65535 {
+		p.add("edge.cookiesync.vendor_id", "%d is not a TCF vendor id (0-65535; 0 = none)", cs.VendorID)
+	}
+	if d := cs.CookieMaxAge.Duration(); d < time.Second || d > 400*24*time.Hour {
+		p.add("edge.cookiesync.cookie_max_age", "%s is not between 1s and 400 days (the browsers' cap)", cs.CookieMaxAge)
+	}
+	if cs.MaxIDBytes < 1 || cs.MaxIDBytes > 1024 {
+		p.add("edge.cookiesync.max_id_bytes", "%d is not between 1 and 1024", cs.MaxIDBytes)
+	}
 	if e.Eye.MaxEvents < 1 {
 		p.add("edge.eye.max_events", "must be at least 1, got %d", e.Eye.MaxEvents)
 	}
 	positiveSize(p, "edge.eye.max_event_bytes", e.Eye.MaxEventBytes)
-	if e.Eye.MaxDepth < 2 {
-		p.add("edge.eye.max_depth", "must be at least 2 (an event is an object holding data), got %d", e.Eye.MaxDepth)
+	if e.Eye.MaxDepth < 4 || e.Eye.MaxDepth > 48 {
+		p.add("edge.eye.max_depth", "%d is not between 4 and 48 (the batch array, the event, its data and a form object count; the rule's parser needs wasm stack per level)", e.Eye.MaxDepth)
 	}
 
 	f := &e.Forward

@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +12,15 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
 	events   *prometheus.CounterVec
+	refusals *prometheus.CounterVec
+
+	mu      sync.Mutex
+	reasons map[string]bool // distinct reason labels seen, capped
 }
+
+// maxReasons caps the reason label's values: they come from rules, which
+// are untrusted code.
+const maxReasons = 64
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -28,11 +37,46 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "edgetrack_events_accepted_total",
 			Help: "Events made durable in the spool, by route.",
 		}, []string{"route"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgetrack_rule_refusals_total",
+			Help: "Requests a rule refused, by route and the reason it gave (X-Edgetrack-Reason).",
+		}, []string{"route", "reason"}),
+		reasons: map[string]bool{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.seconds, m.events)
+		reg.MustRegister(m.requests, m.seconds, m.events, m.refusals)
 	}
 	return m
+}
+
+// refused counts a refusal; reasons that are not short snake_case words, or
+// beyond the first maxReasons, count as "other".
+func (m *metrics) refused(route, reason string) {
+	if !isReasonToken(reason) {
+		reason = "other"
+	}
+	m.mu.Lock()
+	if !m.reasons[reason] {
+		if len(m.reasons) >= maxReasons {
+			reason = "other"
+		} else {
+			m.reasons[reason] = true
+		}
+	}
+	m.mu.Unlock()
+	m.refusals.WithLabelValues(route, reason).Inc()
+}
+
+func isReasonToken(s string) bool {
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *metrics) observe(route string, code int, start time.Time) {

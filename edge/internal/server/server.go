@@ -281,6 +281,10 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 		}
 	}
 	ctx.Response.Header.Set("X-Edgetrack-Rule", mod.Name()+"@"+mod.Hash()[:12])
+	if reason := verdictReason(&v); reason != "" || v.Status >= 400 {
+		s.metrics.refused(r.Name, reason)
+		s.log.Debug("rule refused request", "route", r.Name, "status", v.Status, "reason", reason, "message", v.Message)
+	}
 	s.writeVerdict(ctx, &v)
 	return nil
 }
@@ -410,3 +414,13 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, route string, err error) {
 type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug(fmt.Sprintf(format, args...)) }
+
+// verdictReason returns the X-Edgetrack-Reason header a rule set, if any.
+func verdictReason(v *abi.Verdict) string {
+	for _, h := range v.Headers {
+		if strings.EqualFold(h.Name, "x-edgetrack-reason") {
+			return h.Value
+		}
+	}
+	return ""
+}
