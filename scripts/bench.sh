@@ -19,6 +19,7 @@ suites=(
   "./aggregator/internal/store:BenchmarkIngest:20x"
   "./aggregator/internal/store:BenchmarkQuerySession:2s"
   "./bench:BenchmarkEndToEnd:3000x"
+  "./bench:BenchmarkCookieSync:20000x"
 )
 for s in "${suites[@]}"; do
   IFS=: read -r pkg re bt <<<"$s"
