@@ -27,6 +27,7 @@ import (
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/host"
+	"github.com/edgetrack/edgetrack/wasm/native"
 )
 
 // Options configure an Edge.
@@ -38,6 +39,10 @@ type Options struct {
 	Logger   *slog.Logger
 	// Rules replaces built-in rule modules by name (tests, custom builds).
 	Rules map[string][]byte
+	// Native runs the built-in rules' logic compiled into the binary
+	// instead of as wasm: the baseline benchmarks compare against. Such an
+	// edge cannot swap rules.
+	Native bool
 }
 
 // Edge is a running edge node.
@@ -196,7 +201,12 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 			}
 		}
 		ruleCfg := &abi.Config{Rule: r.name, Settings: r.settings(&cfg)}
-		m, err := e.rt.Load(ctx, r.name, wasm, ruleCfg)
+		var m server.Rule
+		if opts.Native {
+			m, err = native.New(r.name, ruleCfg)
+		} else {
+			m, err = e.rt.Load(ctx, r.name, wasm, ruleCfg)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("edge: rule %s: %w", r.name, err)
 		}
@@ -212,11 +222,11 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		for _, path := range r.paths {
 			srvRoutes = append(srvRoutes, &server.Route{Name: r.name, Path: path, Methods: r.methods, Rule: slot, CORS: cors})
 		}
-		e.log.Info("rule loaded", "rule", r.name, "version", m.Hash()[:12], "bytes", m.Size())
+		e.log.Info("rule loaded", "rule", r.name, "version", m.Hash()[:12], "bytes", len(wasm))
 	}
 
 	pullURL := ""
-	if cfg.Rules.Pull {
+	if cfg.Rules.Pull && !opts.Native {
 		pullURL = cfg.AggregatorURL
 	}
 	e.roll, err = rollout.New(rollout.Options{

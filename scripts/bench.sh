@@ -20,6 +20,8 @@ suites=(
   "./aggregator/internal/store:BenchmarkQuerySession:2s"
   "./bench:BenchmarkEndToEnd:3000x"
   "./bench:BenchmarkCookieSync:20000x"
+  "./bench:BenchmarkTrack:5000x"
+  "./bench:BenchmarkEvents:5000x"
 )
 for s in "${suites[@]}"; do
   IFS=: read -r pkg re bt <<<"$s"

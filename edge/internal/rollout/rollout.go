@@ -145,6 +145,9 @@ func (r *Rollout) install(ctx context.Context, name string, wasm []byte) error {
 	r.metrics.swaps.WithLabelValues(name, "ok").Inc()
 	r.metrics.active(name, hash)
 	r.metrics.buildSeconds.Observe(time.Since(start).Seconds())
+	if old == nil {
+		return nil
+	}
 	r.log.Info("rule version active", "rule", name, "version", short(hash), "previous", short(old.Hash()))
 	go func() {
 		dctx, cancel := context.WithTimeout(context.Background(), r.opts.DrainTimeout)
@@ -157,7 +160,7 @@ func (r *Rollout) install(ctx context.Context, name string, wasm []byte) error {
 }
 
 // build validates wasm as the route's rule and loads it with cfg.
-func (r *Rollout) build(ctx context.Context, name string, wasm []byte, cfg *abi.Config) (*host.Module, error) {
+func (r *Rollout) build(ctx context.Context, name string, wasm []byte, cfg *abi.Config) (server.Rule, error) {
 	if err := vectors.Run(ctx, r.opts.Runtime, name, wasm, dist.Vectors(name)...); err != nil {
 		return nil, err
 	}

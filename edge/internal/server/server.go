@@ -24,18 +24,44 @@ import (
 	"github.com/edgetrack/edgetrack/wasm/host"
 )
 
-// RuleSlot holds the active version of one route's rule. Swapping it is
-// atomic: a request keeps the module it loaded, and a module being closed
-// answers ErrClosed, on which the request loads the slot again.
-type RuleSlot struct {
-	p atomic.Pointer[host.Module]
+// Rule is one version of a route's rule: a wasm module (*host.Module) or,
+// for benchmarks, the same logic compiled natively (wasm/native).
+type Rule interface {
+	// Call decides on a request. A version being retired answers
+	// host.ErrClosed; the caller loads the slot again.
+	Call(ctx context.Context, req *abi.Request) (abi.Verdict, error)
+	Name() string
+	Hash() string
+	Close(ctx context.Context) error
 }
 
-// Load returns the active module.
-func (s *RuleSlot) Load() *host.Module { return s.p.Load() }
+var _ Rule = (*host.Module)(nil)
 
-// Swap publishes m and returns the previous module (which the caller closes).
-func (s *RuleSlot) Swap(m *host.Module) *host.Module { return s.p.Swap(m) }
+// RuleSlot holds the active version of one route's rule. Swapping it is
+// atomic: a request keeps the version it loaded, and a version being closed
+// answers host.ErrClosed, on which the request loads the slot again.
+type RuleSlot struct {
+	p atomic.Pointer[slotEntry]
+}
+
+type slotEntry struct{ r Rule }
+
+// Load returns the active version, or nil.
+func (s *RuleSlot) Load() Rule {
+	if e := s.p.Load(); e != nil {
+		return e.r
+	}
+	return nil
+}
+
+// Swap publishes r and returns the previous version (which the caller
+// closes), or nil.
+func (s *RuleSlot) Swap(r Rule) Rule {
+	if e := s.p.Swap(&slotEntry{r}); e != nil {
+		return e.r
+	}
+	return nil
+}
 
 // Route is one endpoint whose decision is a rule.
 type Route struct {
@@ -291,7 +317,7 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 
 // call runs the route's active rule, moving to its successor if the version
 // it loaded is being retired.
-func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, *host.Module, error) {
+func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, Rule, error) {
 	for attempt := 0; ; attempt++ {
 		m := r.Rule.Load()
 		v, err := m.Call(context.Background(), req)
@@ -310,7 +336,7 @@ func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, *host.Module, er
 
 // spool stamps the verdict's events and appends them to the spool; it
 // returns after the spool's WAL is synced.
-func (s *Server) spool(r *Route, m *host.Module, v *abi.Verdict, rr *ruleRequest, now time.Time) error {
+func (s *Server) spool(r *Route, m Rule, v *abi.Verdict, rr *ruleRequest, now time.Time) error {
 	ruleVersion := m.Name() + "@" + m.Hash()[:12]
 	rr.values = rr.values[:0]
 	rr.buf = rr.buf[:0]
