@@ -7,7 +7,8 @@
 // until its context is done and then stops in reverse order, logging each
 // step. The pieces live in internal/: store (events on Pebble), server
 // (routes, auth, the error→status boundary), ingest (the batch wire format),
-// query (the JSON view of events) and auth (bearer tokens).
+// query (the JSON view of events), auth (bearer tokens) and registry (rule
+// versions that edges follow).
 package aggregator
 
 import (
@@ -17,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
 	"github.com/edgetrack/edgetrack/aggregator/internal/server"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/internal/config"
@@ -49,6 +52,7 @@ type Options struct {
 type Aggregator struct {
 	log           *slog.Logger
 	store         *store.Pebble
+	rules         *registry.Registry
 	srv           *server.Server
 	public, admin *http.Server
 	publicLn      net.Listener
@@ -102,8 +106,23 @@ func New(opts Options) (_ *Aggregator, err error) {
 		}
 	})
 
+	rules, err := registry.Open(context.Background(), registry.Options{
+		Dir:        filepath.Join(cfg.DataDir, "rules"),
+		Registerer: reg,
+		Logger:     base.With("component", "registry"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	undo = append(undo, func() {
+		if cerr := rules.Close(); cerr != nil {
+			log.Error("closing the rule registry", "error", cerr)
+		}
+	})
+
 	srv, err := server.New(server.Config{
 		Store:         st,
+		Rules:         rules,
 		Tokens:        cfg.Tokens,
 		MaxBatchBytes: int64(cfg.MaxBatchBytes),
 		MaxPageSize:   cfg.Query.MaxPageSize,
@@ -129,6 +148,7 @@ func New(opts Options) (_ *Aggregator, err error) {
 	return &Aggregator{
 		log:      log,
 		store:    st,
+		rules:    rules,
 		srv:      srv,
 		public:   server.NewHTTPServer(srv.Public(), base.With("component", "http", "listener", "public")),
 		admin:    server.NewHTTPServer(srv.Admin(), base.With("component", "http", "listener", "admin")),
@@ -178,6 +198,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	// Reverse order of start: stop taking traffic, then the admin listener
 	// (metrics stay scrapable while the public one drains), then the store.
 	a.srv.Drain()
+	a.rules.Drain() // manifest long-polls answer now instead of holding up shutdown
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
 	errs := []error{runErr}
@@ -218,6 +239,9 @@ func (a *Aggregator) Close() error {
 func (a *Aggregator) close() error {
 	a.closeOnce.Do(func() {
 		a.srv.Close()
+		if err := a.rules.Close(); err != nil {
+			a.log.Error("closing the rule registry", "error", err)
+		}
 		a.log.Info("closing the store")
 		if err := a.store.Close(); err != nil {
 			a.closeErr = fmt.Errorf("aggregator: %w", err)

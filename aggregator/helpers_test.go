@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,14 +196,35 @@ func decodeResult(tb testing.TB, resp response) *eventpb.IngestResult {
 
 // page is GET /events decoded.
 type page struct {
-	Results []map[string]any `json:"results"`
-	Next    string           `json:"next"`
+	Count    int              `json:"count"`
+	Next     *string          `json:"next"`
+	Previous *string          `json:"previous"`
+	Results  []map[string]any `json:"results"`
+}
+
+// ids are the ids of the page's events in order.
+func (p page) ids() []string {
+	var ids []string
+	for _, ev := range p.Results {
+		ids = append(ids, ev["id"].(string))
+	}
+	return ids
 }
 
 // events GETs /events with the query token.
 func (r *running) events(params url.Values) (response, page) {
 	r.tb.Helper()
-	resp := r.do(http.MethodGet, r.base+"/events?"+params.Encode(), queryToken, nil)
+	return r.eventsAt(r.base + "/events?" + params.Encode())
+}
+
+// eventsAt GETs an absolute URL of /events (such as a next link) with the
+// query token.
+func (r *running) eventsAt(u string) (response, page) {
+	r.tb.Helper()
+	if !strings.HasPrefix(u, r.base+"/events?") && u != r.base+"/events" {
+		r.tb.Fatalf("link %q is not an absolute URL of %s/events", u, r.base)
+	}
+	resp := r.do(http.MethodGet, u, queryToken, nil)
 	var p page
 	if resp.status == http.StatusOK {
 		if err := json.Unmarshal(resp.body, &p); err != nil {
@@ -212,32 +234,37 @@ func (r *running) events(params url.Values) (response, page) {
 	return resp, p
 }
 
-// sessionIDs pages through all events of session with page size limit and
-// returns their ids in order.
+// sessionIDs pages through all events of session by cursor with page size
+// limit, following the next links, and returns their ids in order.
 func (r *running) sessionIDs(session string, limit int) []string {
 	r.tb.Helper()
+	return r.cursorIDs(url.Values{"session_id": {session}, "limit": {strconv.Itoa(limit)}})
+}
+
+// cursorIDs pages through the events params select by cursor, following
+// the next links, and returns their ids in order.
+func (r *running) cursorIDs(params url.Values) []string {
+	r.tb.Helper()
+	params.Set("cursor", "")
 	var ids []string
-	cursor := ""
+	u := r.base + "/events?" + params.Encode()
 	for pages := 0; ; pages++ {
 		if pages > 1000 {
 			r.tb.Fatal("paging does not end")
 		}
-		params := url.Values{"session_id": {session}, "limit": {strconv.Itoa(limit)}}
-		if cursor != "" {
-			params.Set("cursor", cursor)
-		}
-		resp, p := r.events(params)
+		resp, p := r.eventsAt(u)
 		resp.wantStatus(r.tb, http.StatusOK)
-		if len(p.Results) > limit {
-			r.tb.Fatalf("page of %d events, limit %d", len(p.Results), limit)
+		if p.Previous != nil {
+			r.tb.Fatalf("cursor page with a previous link %q", *p.Previous)
 		}
-		for _, ev := range p.Results {
-			ids = append(ids, ev["id"].(string))
+		if len(p.Results) == 0 && pages > 0 {
+			r.tb.Fatalf("empty page %d after a next link", pages)
 		}
-		if p.Next == "" {
+		ids = append(ids, p.ids()...)
+		if p.Next == nil {
 			return ids
 		}
-		cursor = p.Next
+		u = *p.Next
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 
 func TestQueryAuth(t *testing.T) {
 	r := start(t, testConfig(t))
-	for _, path := range []string{"/events?session_id=s", "/events/a"} {
+	for _, path := range []string{"/events?session_id=s", "/events", "/events/a", "/stats?start_time=2022-01-01&end_time=2022-01-02"} {
 		for _, tc := range []struct {
 			token  string
 			status int
@@ -59,12 +59,8 @@ func TestQuerySession(t *testing.T) {
 
 	resp, p := r.events(url.Values{"session_id": {"s"}})
 	resp.wantStatus(t, http.StatusOK)
-	var got []string
-	for _, ev := range p.Results {
-		got = append(got, ev["id"].(string))
-	}
-	if !slices.Equal(got, wantS) || p.Next != "" {
-		t.Errorf("session s (default limit) = %v next %q, want %v and no next", got, p.Next, wantS)
+	if got := p.ids(); !slices.Equal(got, wantS) || p.Next != nil || p.Previous != nil || p.Count != len(wantS) {
+		t.Errorf("session s (default page size) = %v count %d, want %v, %d and no links", got, p.Count, wantS, len(wantS))
 	}
 	for _, limit := range []int{1, 2, 3, 7, 50} {
 		if got := r.sessionIDs("s", limit); !slices.Equal(got, wantS) {
@@ -77,13 +73,13 @@ func TestQuerySession(t *testing.T) {
 	if got := r.sessionIDs("nobody", 5); len(got) != 0 {
 		t.Errorf("unknown session = %v", got)
 	}
-	resp, p = r.events(url.Values{"session_id": {"nobody"}})
-	if resp.status != http.StatusOK || string(resp.body) != "{\"results\":[],\"next\":\"\"}\n" {
+	resp, _ = r.events(url.Values{"session_id": {"nobody"}})
+	if resp.status != http.StatusOK || string(resp.body) != "{\"count\":0,\"next\":null,\"previous\":null,\"results\":[]}\n" {
 		t.Errorf("empty page: %d %s", resp.status, resp.body)
 	}
 }
 
-func TestQueryDefaultLimit(t *testing.T) {
+func TestQueryDefaultPageSize(t *testing.T) {
 	r := start(t, testConfig(t))
 	var events []*eventpb.Event
 	for i := range 15 {
@@ -92,43 +88,60 @@ func TestQueryDefaultLimit(t *testing.T) {
 	r.ingest(batch(events...))
 	resp, p := r.events(url.Values{"session_id": {"s"}})
 	resp.wantStatus(t, http.StatusOK)
-	if len(p.Results) != 10 || p.Next == "" {
-		t.Errorf("default page has %d events, next %q; want 10 and a cursor", len(p.Results), p.Next)
+	if len(p.Results) != 10 || p.Next == nil || *p.Next != r.base+"/events?page=2&session_id=s" || p.Count != 15 {
+		t.Errorf("default page has %d events, count %d, next %v; want 10, 15 and page 2", len(p.Results), p.Count, p.Next)
 	}
 }
 
 func TestQueryBadRequests(t *testing.T) {
 	r := start(t, testConfig(t))
 	r.ingest(batch(event("a", "s", 1), event("b", "s", 2), event("c", "t", 3), event("d", "t", 4)))
-	_, p := r.events(url.Values{"session_id": {"s"}, "limit": {"1"}})
-	if p.Next == "" {
-		t.Fatal("no cursor on a partial page")
+	_, p := r.events(url.Values{"session_id": {"s"}, "limit": {"1"}, "cursor": {""}})
+	if p.Next == nil {
+		t.Fatal("no next link on a partial page")
 	}
+	next, err := url.Parse(*p.Next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor := next.Query().Get("cursor")
 
 	for _, tc := range []struct {
 		name  string
 		query string
-		msg   string // part of the error message
+		msg   string // the start of the error message
 	}{
-		{"no session", "limit=5", "session_id is required"},
-		{"empty session", "session_id=", "session_id is required"},
-		{"limit zero", "session_id=s&limit=0", "limit must be an integer from 1 to 50"},
+		{"page size zero", "page_size=0", "page_size must be an integer from 1 to 50"},
+		{"page size over max", "page_size=51", "page_size must be an integer from 1 to 50"},
 		{"limit over max", "session_id=s&limit=51", "limit must be an integer from 1 to 50"},
 		{"limit not a number", "session_id=s&limit=ten", "limit must be an integer from 1 to 50"},
+		{"limit and page size differ", "limit=5&page_size=6", "limit is another name of page_size"},
+		{"page zero", "page=0", "page must be a positive integer"},
+		{"page not a number", "page=two", "page must be a positive integer"},
+		{"page and cursor", "page=2&cursor=", "cursor cannot be combined with page"},
+		{"bad start", "start_time=yesterday", "start_time must be a time like"},
+		{"bad end", "end_time=2022-04-11T01:08:01.407119Q", "end_time must be a time like"},
+		{"end out of range", "end_time=2022-02-29", `end_time must be a time like 2022-04-11T01:08:01.407119 or 2022-04-11 01:08:01.407119 (UTC unless followed by Z or an offset like +02:00), or a date like 2022-04-11; got "2022-02-29" (day out of range)`},
 		{"garbage cursor", "session_id=s&cursor=%21%21", "bad cursor"},
-		{"cursor of another session", "session_id=t&cursor=" + url.QueryEscape(p.Next), "bad cursor"},
+		{"cursor of another session", "session_id=t&cursor=" + url.QueryEscape(cursor), "bad cursor"},
+		{"cursor of another range", "session_id=s&start_time=2022-01-01&cursor=" + url.QueryEscape(cursor), "bad cursor"},
 		{"malformed query string", "session_id=%zz", "malformed query string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := r.do(http.MethodGet, r.base+"/events?"+tc.query, queryToken, nil)
 			resp.wantStatus(t, http.StatusBadRequest)
-			if msg := resp.errorMessage(t); !strings.Contains(msg, tc.msg) {
-				t.Errorf("error %q does not contain %q", msg, tc.msg)
+			if msg := resp.errorMessage(t); !strings.HasPrefix(msg, tc.msg) {
+				t.Errorf("error %q does not start with %q", msg, tc.msg)
 			}
 		})
 	}
 	resp, _ := r.events(url.Values{"session_id": {"s"}, "limit": {"50"}})
 	resp.wantStatus(t, http.StatusOK)
+	resp, _ = r.events(url.Values{"page": {"2"}, "page_size": {"4"}})
+	resp.wantStatus(t, http.StatusNotFound)
+	if msg := resp.errorMessage(t); !strings.HasPrefix(msg, "invalid page") {
+		t.Errorf("page past the end: %q", msg)
+	}
 }
 
 func TestGetEvent(t *testing.T) {

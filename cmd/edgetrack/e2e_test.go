@@ -341,3 +341,5 @@ func waitStored(t *testing.T, aggURL string, l *ledger) map[string]int {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func osArgs0() string { return os.Args[0] }

@@ -1,17 +1,20 @@
-// Package query is the analyst API's view of stored events: how a request's
-// parameters become a store.Query, and how events are written as JSON.
+// Package query is the analyst API's view of stored events: how the
+// parameters of GET /events and GET /stats become store queries, and how
+// events, pages and statistics are written as JSON.
 //
-// The JSON shape of an event (see [Event]) is a contract with analysts and
-// their tools; fields may be added, never renamed or retyped. Times are
-// RFC 3339 in UTC with exactly nine fractional digits, so that they sort as
-// strings and parse with time.RFC3339Nano.
+// The JSON shapes (see [Event], [Page], [Stats]) are a contract with analysts
+// and their tools; fields may be added, never renamed or retyped. Event times
+// are RFC 3339 in UTC with exactly nine fractional digits, so that they sort
+// as strings and parse with time.RFC3339Nano; bucket times of statistics are
+// whole seconds (time.RFC3339).
+//
+// Each endpoint declares the parameters it reads ([EventsParams],
+// [StatsParams]); the parsers can read no other, and the OpenAPI document is
+// tested against these lists.
 package query
 
 import (
 	"encoding/json"
-	"fmt"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
@@ -20,9 +23,6 @@ import (
 
 // TimeFormat is how times are written: RFC 3339, UTC, nanoseconds.
 const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
-
-// DefaultLimit is the page size when a request gives none.
-const DefaultLimit = 10
 
 // Event is the JSON form of a stored event.
 type Event struct {
@@ -65,21 +65,6 @@ func NewEvent(ev *eventpb.Event) Event {
 	return out
 }
 
-// Page is the JSON answer to a list query.
-type Page struct {
-	Results []Event `json:"results"` // never null
-	Next    string  `json:"next"`    // cursor for the next page; "" on the last
-}
-
-// NewPage returns the JSON form of a query result.
-func NewPage(res store.Result) Page {
-	p := Page{Results: make([]Event, len(res.Events)), Next: res.Next}
-	for i, ev := range res.Events {
-		p.Results[i] = NewEvent(ev)
-	}
-	return p
-}
-
 func sourceName(s eventpb.Source) string {
 	switch s {
 	case eventpb.Source_SOURCE_HAMUSTRO:
@@ -107,35 +92,4 @@ func embed(data []byte) json.RawMessage {
 	}
 	s, _ := json.Marshal(string(data)) // a string always marshals
 	return s
-}
-
-// ParamError is a request parameter that is missing or malformed. Its
-// message is meant for the client.
-type ParamError struct {
-	Param, Problem string
-}
-
-func (e *ParamError) Error() string { return e.Param + " " + e.Problem }
-
-// ParseEvents turns the parameters of GET /events into a store query.
-// session_id is required; limit is 1 to maxPageSize (default DefaultLimit,
-// or maxPageSize when that is smaller); cursor continues a previous page.
-// Other parameters are ignored. Errors are *ParamError.
-func ParseEvents(params url.Values, maxPageSize int) (store.Query, error) {
-	q := store.Query{
-		Session: params.Get("session_id"),
-		Cursor:  params.Get("cursor"),
-		Limit:   min(DefaultLimit, maxPageSize),
-	}
-	if q.Session == "" {
-		return store.Query{}, &ParamError{"session_id", "is required"}
-	}
-	if s := params.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxPageSize {
-			return store.Query{}, &ParamError{"limit", fmt.Sprintf("must be an integer from 1 to %d, got %q", maxPageSize, s)}
-		}
-		q.Limit = n
-	}
-	return q, nil
 }

@@ -3,13 +3,10 @@ package query
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -69,52 +66,4 @@ func marshal(v any) (string, error) {
 		return "", err
 	}
 	return strings.TrimSuffix(buf.String(), "\n"), nil
-}
-
-func TestNewPageEmpty(t *testing.T) {
-	b, err := json.Marshal(NewPage(store.Result{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(b) != `{"results":[],"next":""}` {
-		t.Errorf("empty page = %s", b)
-	}
-}
-
-func TestParseEvents(t *testing.T) {
-	for _, tc := range []struct {
-		query string
-		max   int
-		want  store.Query
-		err   string
-	}{
-		{"session_id=s", 100, store.Query{Session: "s", Limit: 10}, ""},
-		{"session_id=s", 5, store.Query{Session: "s", Limit: 5}, ""},
-		{"session_id=s&limit=100&cursor=abc", 100, store.Query{Session: "s", Limit: 100, Cursor: "abc"}, ""},
-		{"session_id=s&limit=1", 100, store.Query{Session: "s", Limit: 1}, ""},
-		{"", 100, store.Query{}, "session_id is required"},
-		{"session_id=", 100, store.Query{}, "session_id is required"},
-		{"session_id=s&limit=101", 100, store.Query{}, `limit must be an integer from 1 to 100, got "101"`},
-		{"session_id=s&limit=0", 100, store.Query{}, `limit must be an integer from 1 to 100, got "0"`},
-		{"session_id=s&limit=-1", 100, store.Query{}, `limit must be an integer from 1 to 100, got "-1"`},
-		{"session_id=s&limit=ten", 100, store.Query{}, `limit must be an integer from 1 to 100, got "ten"`},
-	} {
-		t.Run(tc.query, func(t *testing.T) {
-			params, err := url.ParseQuery(tc.query)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := ParseEvents(params, tc.max)
-			if tc.err != "" {
-				var pe *ParamError
-				if !errors.As(err, &pe) || err.Error() != tc.err {
-					t.Fatalf("ParseEvents = %v, want *ParamError %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Errorf("ParseEvents = %+v, %v; want %+v", got, err, tc.want)
-			}
-		})
-	}
 }

@@ -8,13 +8,27 @@
 // Public listener (edges and analysts):
 //
 //	POST /v1/ingest       edge token    zstd protobuf Batch → IngestResult
-//	GET  /events          query token   one page of a session's events, newest first
+//	GET  /events          query token   one page of events, newest first, with count and links
 //	GET  /events/{id}     query token   one event
+//	GET  /stats           query token   event counts per minute, hour or day
+//	GET  /openapi.json    –             the OpenAPI document of these routes (openapi.json)
 //	GET  /healthz         –             200 while the process runs
 //	GET  /readyz          –             200 when the store can serve, else 503
 //	GET  /metrics         –             Prometheus metrics
 //
-// Admin listener: /healthz and /metrics; the rule registry will live here.
+// Rule registry (rules.go, handlers in package registry), when configured:
+//
+//	GET  /v1/rules/manifest        edge token    active module per rule; long-poll with since, wait
+//	GET  /v1/rules/modules/{hash}  edge token    a module's bytes
+//	POST /v1/rules/status          edge token    which versions an edge runs → 204
+//
+// Admin listener: /healthz, /metrics, and the rule registry (admin token):
+//
+//	GET  /rules                    versions, active version and edges per rule
+//	PUT  /rules/{name}             upload a version (validated, not activated)
+//	POST /rules/{name}/activate    {"hash": ...} → active
+//	POST /rules/{name}/rollback    back to the version active before
+//
 // Any other path is a 404 and a known path with another method a 405, both
 // with a JSON body.
 package server
@@ -34,6 +48,7 @@ import (
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/auth"
 	"github.com/edgetrack/edgetrack/aggregator/internal/ingest"
+	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/internal/config"
 )
@@ -49,6 +64,8 @@ type Config struct {
 	MaxPageSize int
 	// Registerer receives the server's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Rules is the rule registry; nil serves no rule endpoints.
+	Rules *registry.Registry
 	// Gatherer is served at /metrics; nil serves no /metrics.
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger // nil means slog.Default()
@@ -66,6 +83,8 @@ type Server struct {
 	metrics  *metrics
 	edges    edgeLabels
 	draining atomic.Bool
+	routes   routes // patterns registered per listener, for TestOpenAPI
+	rules    *registry.Registry
 }
 
 // New returns a Server for cfg. Close releases it.
@@ -98,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		gatherer: cfg.Gatherer,
 		log:      log,
 		metrics:  m,
+		rules:    cfg.Rules,
 	}, nil
 }
 
@@ -112,9 +132,12 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // Public returns the handler of the public listener.
 func (s *Server) Public() http.Handler {
 	mux, h := s.newMux("public")
+	s.publicRules(h)
 	h("/v1/ingest", allow(s.authorize(auth.Edge, s.ingest), http.MethodPost))
 	h("/events", get(s.authorize(auth.Query, s.listEvents)))
 	h("/events/{id...}", get(s.authorize(auth.Query, s.getEvent)))
+	h("/stats", get(s.authorize(auth.Query, s.stats)))
+	h("/openapi.json", get(openAPI))
 	h("/readyz", get(s.readyz))
 	s.operational(h)
 	return mux
@@ -123,6 +146,7 @@ func (s *Server) Public() http.Handler {
 // Admin returns the handler of the admin listener.
 func (s *Server) Admin() http.Handler {
 	mux, h := s.newMux("admin")
+	s.adminRules(h)
 	s.operational(h)
 	return mux
 }
@@ -131,7 +155,10 @@ func (s *Server) Admin() http.Handler {
 // behind handle.
 func (s *Server) newMux(listener string) (*http.ServeMux, func(string, handlerFunc)) {
 	mux := http.NewServeMux()
-	return mux, func(pattern string, fn handlerFunc) { mux.Handle(pattern, s.handle(listener, fn)) }
+	return mux, func(pattern string, fn handlerFunc) {
+		s.routes.add(listener, pattern)
+		mux.Handle(pattern, s.handle(listener, fn))
+	}
 }
 
 // operational registers what every listener serves: /healthz, /metrics, and

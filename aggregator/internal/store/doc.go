@@ -1,6 +1,7 @@
 // Package store keeps the aggregator's events: idempotent, durable ingest by
-// event id, lookup by id, and paged, newest-first queries by session,
-// category, name and event time.
+// event id, lookup by id, paged newest-first queries by session, category,
+// name and event time, counts of matching events, and event counts per
+// minute, hour and day kept at ingest (rollups).
 //
 // The Store interface knows nothing about the engine behind it. Pebble (an
 // embedded Pebble database, the default) is the one implementation so far; a
@@ -19,6 +20,9 @@
 //     does not marshal (proto3 strings must be valid UTF-8).
 //   - Events are never changed or deleted once stored, which is what lets a
 //     query read an index entry and then fetch the event without a snapshot.
+//   - The rollups count exactly the stored events: each newly stored event
+//     adds one to its minute, hour and day, in the batch that stores it;
+//     duplicates and rejected events add nothing.
 //
 // Event time is client_time when it is > 0, else received_at (both unix
 // nanoseconds). Query results are ordered by event time, newest first, and
@@ -36,18 +40,31 @@
 // complement makes later times sort first. The id always comes last and is
 // not terminated: it is the rest of the key.
 //
-//	'm' "layout"                          → "1"        key layout version
+//	'm' "layout"                          → "2"        key layout version
 //	'e' id                                → Event      primary: the marshalled event
 //	't' T id                              → empty      all events, by time
 //	's' session 0x00 T id                 → empty      by session (non-empty session)
 //	'c' category 0x00 name 0x00 T id      → empty      by category and name (both non-empty)
 //	'k' category 0x00 T id                → empty      by category (non-empty category)
 //	'n' name 0x00 T id                    → empty      by name (non-empty name)
+//	'r' W B category 0x00 name            → count      rollup: events in one bucket
 //
 // An event is written in one batch with its primary key and all of its index
 // entries, so an index entry never exists without its event; a call to
 // Ingest is one synced batch. Empty filter values get no index entry, because
 // a query's "" means "any", never "empty".
+//
+// Rollups: W is the bucket width ('m' minute, 'h' hour, 'd' day), B the
+// bucket's index — event time floor-divided by the width, so buckets are UTC
+// and aligned to the unix epoch — as 8 bytes big-endian with the sign bit
+// flipped (oldest first), then the category and name (empty ones too). The
+// value is the number of stored events in that cell, 8 bytes big-endian.
+// Ingest adds a batch's counts by read-modify-write under ingestMu, in the
+// batch that stores the events (see rollupDeltas.apply); a Pebble merge
+// operator would spare the reads, but a database records its merger's name
+// and refuses to open with another, so adding one would strand databases
+// already written. Layout 1 had no rollups; Open builds them from the events
+// once and records layout 2 (migrateRollups).
 //
 // Because T follows the filter values, a forward scan over one index prefix
 // is newest first and a time range [Start, End) is a single key range:
@@ -76,4 +93,23 @@
 // the position, so page N costs what page 1 costs (plus, for filters checked
 // while scanning, rescanning the non-matching keys between the last event and
 // the match found by the look-ahead).
+//
+// # Counting and skipping
+//
+// Count and Query.Offset (page N of a page-numbered API) never decode the
+// events they count or skip, except where noted. A query without a session
+// has its time range cut into whole days, hours and minutes, counted from the
+// rollups, and at most two partial minutes at its ends, counted by their index
+// keys; skipping walks the same pieces newest first and descends day → hour →
+// minute → index keys into the one holding the first event of the page (see
+// count.go). Cost: one rollup key per bucket, category and name in the range
+// (days in the middle, up to 2·23 hours and 2·59 minutes at the ends) plus
+// two minutes of index keys — independent of how many events match and of
+// the page number. The page is read in a snapshot, so the rollups and index
+// agree. A session query counts and skips by walking the session's index keys
+// in the range (keys only); with a category or name as well, each key's
+// event is read and checked: O(the session's events in the range).
+//
+// Stats reads the rollups of one width in the range: one key per bucket,
+// category and name that has events.
 package store

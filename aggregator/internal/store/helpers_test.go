@@ -154,7 +154,9 @@ func countKeys(tb testing.TB, s *Pebble) map[byte]int {
 // wantKeys is what countKeys must return for a store holding events.
 func wantKeys(events []*eventpb.Event) map[byte]int {
 	n := map[byte]int{ksMeta: 1}
+	cells := rollupDeltas{}
 	for _, ev := range events {
+		cells.add(ev)
 		n[ksEvent]++
 		n[ksTime]++
 		if ev.GetSession() != "" {
@@ -169,6 +171,9 @@ func wantKeys(events []*eventpb.Event) map[byte]int {
 		if ev.GetName() != "" {
 			n[ksName]++
 		}
+	}
+	if len(cells) > 0 {
+		n[ksRollup] = len(cells)
 	}
 	return n
 }

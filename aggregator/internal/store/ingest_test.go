@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
@@ -232,9 +233,11 @@ func TestDurable(t *testing.T) {
 		if got, want := queryAll(t, s, q), reference(events, q); !slices.Equal(got, want) {
 			t.Fatalf("query after reopen: %d ids, want %d", len(got), len(want))
 		}
+		checkStats(t, s, events, [][2]time.Time{{}})
 		if st := ingest(t, s, events...); st.Stored != 0 || st.Duplicates != len(events) {
 			t.Fatalf("re-ingest after reopen: %+v, want all duplicates", st)
 		}
+		checkStats(t, s, events, [][2]time.Time{{}})
 	}
 	t.Run("close and reopen", func(t *testing.T) {
 		dir := t.TempDir()
@@ -277,7 +280,11 @@ func TestClosed(t *testing.T) {
 	_, ingestErr := s.Ingest(ctx, []*eventpb.Event{event("a", 1, "", "", "")})
 	_, getErr := s.Get(ctx, "a")
 	_, queryErr := s.Query(ctx, Query{})
-	for name, err := range map[string]error{"ready": s.Ready(), "ingest": ingestErr, "get": getErr, "query": queryErr} {
+	_, countErr := s.Count(ctx, Query{})
+	_, statsErr := s.Stats(ctx, StatsQuery{Bucket: Hour})
+	for name, err := range map[string]error{
+		"ready": s.Ready(), "ingest": ingestErr, "get": getErr, "query": queryErr, "count": countErr, "stats": statsErr,
+	} {
 		if !errors.Is(err, ErrClosed) {
 			t.Errorf("%s after close: %v, want ErrClosed", name, err)
 		}

@@ -15,11 +15,12 @@ const (
 	ksCatName  = 'c'
 	ksCategory = 'k'
 	ksName     = 'n'
+	ksRollup   = 'r'
 )
 
 const (
 	layoutKey     = "mlayout"
-	layoutVersion = "1"
+	layoutVersion = "2" // 1 had no rollups; Open migrates it (see migrateRollups)
 	terminator    = 0x00
 	timeLen       = 8
 )

@@ -98,7 +98,7 @@ func Open(opts Options) (*Pebble, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
-	if err := checkLayout(db); err != nil {
+	if err := checkLayout(db, log); err != nil {
 		return nil, errors.Join(fmt.Errorf("store: open %s: %w", opts.Dir, err), db.Close())
 	}
 	log.Info("store opened", "dir", opts.Dir)
@@ -127,9 +127,9 @@ func pebbleOptions(fs vfs.FS, log *slog.Logger) *pebble.Options {
 	return po
 }
 
-// checkLayout records the key layout version in a new database and refuses
-// a database written with another one.
-func checkLayout(db *pebble.DB) error {
+// checkLayout records the key layout version in a new database, migrates a
+// database of layout 1 (which had no rollups), and refuses any other one.
+func checkLayout(db *pebble.DB, log *slog.Logger) error {
 	v, closer, err := db.Get([]byte(layoutKey))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -137,11 +137,18 @@ func checkLayout(db *pebble.DB) error {
 	case err != nil:
 		return fmt.Errorf("read key layout version: %w", err)
 	}
-	defer closer.Close()
-	if string(v) != layoutVersion {
-		return fmt.Errorf("key layout version %q, want %q", v, layoutVersion)
+	version := string(v)
+	closer.Close()
+	switch version {
+	case layoutVersion:
+		return nil
+	case "1":
+		if err := migrateRollups(db, log); err != nil {
+			return fmt.Errorf("migrate key layout 1 to %s: %w", layoutVersion, err)
+		}
+		return nil
 	}
-	return nil
+	return fmt.Errorf("key layout version %q, want %q", version, layoutVersion)
 }
 
 func (p *Pebble) acquire() error {
@@ -191,7 +198,8 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 		}
 		ok = append(ok, accepted{ev, val})
 		// The primary key and value plus up to five index keys of about
-		// one value, 8 bytes of time and the id each, plus batch overhead.
+		// one value, 8 bytes of time and the id each, plus batch overhead;
+		// rollups are few per batch.
 		size += len(val) + 6*(len(ev.GetId())+48)
 	}
 	if err := ctx.Err(); err != nil {
@@ -225,6 +233,7 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 	defer it.Close()
 	b := p.db.NewBatchWithSize(size)
 	defer b.Close()
+	rollups := rollupDeltas{}
 	var key []byte
 	for _, a := range first {
 		key = eventKey(key[:0], a.ev.GetId())
@@ -239,12 +248,18 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 		if err != nil {
 			return IngestStats{}, fmt.Errorf("store: ingest: %w", err)
 		}
+		rollups.add(a.ev)
 		st.Stored++
 	}
 	if err := it.Error(); err != nil {
 		return IngestStats{}, fmt.Errorf("store: ingest: look up ids: %w", err)
 	}
 	if st.Stored > 0 {
+		// Read-modify-write of the counts is safe under ingestMu; see
+		// rollupDeltas.apply.
+		if err := rollups.apply(p.db, b); err != nil {
+			return IngestStats{}, fmt.Errorf("store: ingest: rollups: %w", err)
+		}
 		if err := b.Commit(pebble.Sync); err != nil {
 			return IngestStats{}, fmt.Errorf("store: ingest: commit %d events: %w", st.Stored, err)
 		}
@@ -277,12 +292,12 @@ func (p *Pebble) Get(ctx context.Context, id string) (*eventpb.Event, error) {
 	if id == "" {
 		return nil, ErrNotFound
 	}
-	return p.get(eventKey(nil, id))
+	return p.get(p.db, eventKey(nil, id))
 }
 
 // get reads and decodes the event stored under key.
-func (p *Pebble) get(key []byte) (*eventpb.Event, error) {
-	v, closer, err := p.db.Get(key)
+func (p *Pebble) get(r pebble.Reader, key []byte) (*eventpb.Event, error) {
+	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -306,6 +321,12 @@ func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
+	switch {
+	case q.Offset < 0:
+		return Result{}, fmt.Errorf("store: query: negative offset %d", q.Offset)
+	case q.Offset > 0 && q.Cursor != "":
+		return Result{}, errors.New("store: query: offset and cursor are exclusive")
+	}
 	limit := q.limit()
 	pl := planQuery(q)
 	var start []byte
@@ -319,8 +340,23 @@ func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
 	if pl.empty {
 		return res, nil
 	}
+	var r pebble.Reader = p.db
+	if q.Offset > 0 {
+		// Skipping reads rollups and index keys; the page must start
+		// where they say, also while events arrive.
+		snap := p.db.NewSnapshot()
+		defer snap.Close()
+		r = snap
+		var err error
+		if start, err = p.skip(ctx, r, q, pl, q.Offset); err != nil {
+			return Result{}, fmt.Errorf("store: query: skip %d events: %w", q.Offset, err)
+		}
+		if start == nil {
+			return res, nil // fewer events match than the offset
+		}
+	}
 
-	it, err := p.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: pl.lower, UpperBound: pl.upper})
+	it, err := r.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: pl.lower, UpperBound: pl.upper})
 	if err != nil {
 		return Result{}, fmt.Errorf("store: query: %w", err)
 	}
@@ -347,7 +383,7 @@ func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
 		var ev *eventpb.Event
 		if len(res.Events) < limit || pl.check != nil {
 			idKey = append(idKey[:1], k[len(pl.prefix)+timeLen:]...)
-			ev, err = p.get(idKey)
+			ev, err = p.get(r, idKey)
 			if errors.Is(err, ErrNotFound) {
 				return Result{}, fmt.Errorf("store: query: index entry %q has no event", k)
 			}

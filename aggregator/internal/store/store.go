@@ -27,6 +27,16 @@ type Store interface {
 	// Query returns one page of the events matching q, newest first.
 	Query(ctx context.Context, q Query) (Result, error)
 
+	// Count returns the number of events matching q's filters and time
+	// range; its Limit, Offset and Cursor do not matter. It does not read
+	// events unless the query filters a session by category or name (see
+	// the package doc for what it costs).
+	Count(ctx context.Context, q Query) (int, error)
+
+	// Stats returns event counts per bucket of time, from counters kept at
+	// ingest: it does not read events.
+	Stats(ctx context.Context, q StatsQuery) ([]Series, error)
+
 	// Ready reports whether the store can serve requests.
 	Ready() error
 
@@ -58,6 +68,12 @@ type Query struct {
 	// Limit is the page size; <= 0 means DefaultLimit, and it is capped at
 	// MaxLimit.
 	Limit int
+
+	// Offset skips that many matching events before the page (page N of
+	// size L is Offset (N-1)·L). Skipping does not read the skipped events
+	// except in session queries narrowed by category or name; see the
+	// package doc for what it costs. It cannot be combined with Cursor.
+	Offset int
 
 	// Cursor continues from a previous Result.Next. It must come with the
 	// same filters and time range as the query that returned it.

@@ -38,34 +38,40 @@ func benchEvents(first, n int, r *rand.Rand) []*eventpb.Event {
 	for i := range events {
 		nr := first + i
 		session := fmt.Sprintf("%016x", uint64(nr%benchSessions)*0x9e3779b97f4a7c15)
-		category := benchCategories[r.IntN(len(benchCategories))]
-		name := benchNames[r.IntN(len(benchNames))]
-		clientTime := int64(t0 + nr*1e6 + r.IntN(5e6))
-		data := fmt.Sprintf(`{"url":"https://shop.example.com/%s/%d?utm_source=newsletter&utm_medium=email",`+
-			`"referrer":"https://www.example.org/search?q=item+%d","title":"Item %d - Example Shop",`+
-			`"viewport":"1280x720","lang":"en-US","tz":"Europe/Berlin","value":%d.%02d,"scroll_depth":%d,`+
-			`"ab":"variant-%c","build":"2026.11.%d"}`,
-			name, r.IntN(100000), r.IntN(1000), r.IntN(100000), r.IntN(500), r.IntN(100), r.IntN(101),
-			'a'+rune(r.IntN(3)), r.IntN(30))
-		ev := &eventpb.Event{
-			Id:         fmt.Sprintf("h:%s:%d", session, nr/benchSessions),
-			Source:     eventpb.Source_SOURCE_HAMUSTRO,
-			ReceivedAt: clientTime + int64(50e6+r.IntN(200e6)),
-			ClientTime: clientTime,
-			Session:    session,
-			Category:   category,
-			Name:       name,
-			Data:       []byte(data),
-			Ip:         fmt.Sprintf("203.0.113.%d", r.IntN(256)),
-			Edge:       "edge-fra-1",
-			Rule:       "hamustro@3f2a9c1b",
-		}
-		if r.IntN(20) == 0 {
-			ev.ClientTime = 0
-		}
-		events[i] = ev
+		events[i] = benchEvent(fmt.Sprintf("h:%s:%d", session, nr/benchSessions), session,
+			int64(t0+nr*1e6+r.IntN(5e6)), r)
 	}
 	return events
+}
+
+// benchEvent makes one realistic event of session at clientTime (0 in one
+// of 20 events: ordered by received_at), of a random category and name.
+func benchEvent(id, session string, clientTime int64, r *rand.Rand) *eventpb.Event {
+	category := benchCategories[r.IntN(len(benchCategories))]
+	name := benchNames[r.IntN(len(benchNames))]
+	data := fmt.Sprintf(`{"url":"https://shop.example.com/%s/%d?utm_source=newsletter&utm_medium=email",`+
+		`"referrer":"https://www.example.org/search?q=item+%d","title":"Item %d - Example Shop",`+
+		`"viewport":"1280x720","lang":"en-US","tz":"Europe/Berlin","value":%d.%02d,"scroll_depth":%d,`+
+		`"ab":"variant-%c","build":"2026.11.%d"}`,
+		name, r.IntN(100000), r.IntN(1000), r.IntN(100000), r.IntN(500), r.IntN(100), r.IntN(101),
+		'a'+rune(r.IntN(3)), r.IntN(30))
+	ev := &eventpb.Event{
+		Id:         id,
+		Source:     eventpb.Source_SOURCE_HAMUSTRO,
+		ReceivedAt: clientTime + int64(50e6+r.IntN(200e6)),
+		ClientTime: clientTime,
+		Session:    session,
+		Category:   category,
+		Name:       name,
+		Data:       []byte(data),
+		Ip:         fmt.Sprintf("203.0.113.%d", r.IntN(256)),
+		Edge:       "edge-fra-1",
+		Rule:       "hamustro@3f2a9c1b",
+	}
+	if r.IntN(20) == 0 {
+		ev.ClientTime = 0
+	}
+	return ev
 }
 
 func benchBatches(n int) [][]*eventpb.Event {
@@ -191,11 +197,16 @@ func openQueryFixture(b *testing.B) *Pebble {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if f := &queryFixture; f.dir != "" {
+	for _, f := range []*struct {
+		dir string
+		s   *Pebble
+	}{{queryFixture.dir, queryFixture.s}, {bigFixture.dir, bigFixture.s}} {
 		if f.s != nil {
 			f.s.Close()
 		}
-		os.RemoveAll(f.dir)
+		if f.dir != "" {
+			os.RemoveAll(f.dir)
+		}
 	}
 	os.Exit(code)
 }
