@@ -101,4 +101,3 @@ func selfPath(t *testing.T) string {
 	}
 	return p
 }
-

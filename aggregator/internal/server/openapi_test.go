@@ -128,13 +128,15 @@ func TestOpenAPIRoutes(t *testing.T) {
 }
 
 // TestOpenAPIParameters checks the parameters of each operation against what
-// the handlers read (query.EventsParams, query.StatsParams; none elsewhere)
+// the handlers read (query.EventsParams, query.StatsParams, matchesParams;
+// none elsewhere)
 // and the path's wildcards.
 func TestOpenAPIParameters(t *testing.T) {
 	doc := loadOpenAPI(t)
 	handlerParams := map[string][]string{
-		"get /events": query.EventsParams,
-		"get /stats":  query.StatsParams,
+		"get /events":  query.EventsParams,
+		"get /stats":   query.StatsParams,
+		"get /matches": matchesParams,
 	}
 	seen := map[string]bool{}
 	wildcard := regexp.MustCompile(`\{([^}]+)\}`)

@@ -37,6 +37,10 @@ type Store interface {
 	// ingest: it does not read events.
 	Stats(ctx context.Context, q StatsQuery) ([]Series, error)
 
+	// IDPrefix returns up to limit events whose ids start with prefix, in
+	// id order (lookups by structured ids, such as cookie-sync matches).
+	IDPrefix(ctx context.Context, prefix string, limit int) ([]*eventpb.Event, error)
+
 	// Ready reports whether the store can serve requests.
 	Ready() error
 
