@@ -9,7 +9,7 @@ TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/edgetrack/tools
 TINYGO ?= $(TOOLS_DIR)/bin/tinygo
 TINYGO_FLAGS := -target=wasip1 -buildmode=c-shared -scheduler=none -no-debug
 RULES := hamustro eye cookiesync
-TEST_RULES := misbehave hamustroguest
+TEST_RULES := misbehave hamustroguest eyealt cookiesyncalt
 PROTOS := proto/hamustropb/hamustro.proto proto/eventpb/event.proto proto/rulepb/rule.proto
 GOTEST_FLAGS ?= -count=1 -timeout 20m
 
