@@ -22,6 +22,7 @@ suites=(
   "./bench:BenchmarkCookieSync:20000x"
   "./bench:BenchmarkTrack:5000x"
   "./bench:BenchmarkEvents:5000x"
+  "./bench:BenchmarkActivation:20x"
 )
 for s in "${suites[@]}"; do
   IFS=: read -r pkg re bt <<<"$s"
