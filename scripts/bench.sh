@@ -23,6 +23,7 @@ suites=(
   "./bench:BenchmarkTrack:5000x"
   "./bench:BenchmarkEvents:5000x"
   "./bench:BenchmarkActivation:20x"
+  "./bench:BenchmarkEdgeMemory:1x"
 )
 for s in "${suites[@]}"; do
   IFS=: read -r pkg re bt <<<"$s"
