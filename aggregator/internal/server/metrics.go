@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgetrack/edgetrack/internal/promreg"
 )
 
 // Ingest results, the values of edgetrack_ingest_batches_total's result label.
@@ -66,22 +68,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.requests, err = register(reg, m.requests); err != nil {
+	if m.requests, err = promreg.Register(reg, m.requests); err != nil {
 		return nil, err
 	}
-	if m.panics, err = register(reg, m.panics); err != nil {
+	if m.panics, err = promreg.Register(reg, m.panics); err != nil {
 		return nil, err
 	}
-	if m.batches, err = register(reg, m.batches); err != nil {
+	if m.batches, err = promreg.Register(reg, m.batches); err != nil {
 		return nil, err
 	}
-	if m.events, err = register(reg, m.events); err != nil {
+	if m.events, err = promreg.Register(reg, m.events); err != nil {
 		return nil, err
 	}
-	if m.edgeEvents, err = register(reg, m.edgeEvents); err != nil {
+	if m.edgeEvents, err = promreg.Register(reg, m.edgeEvents); err != nil {
 		return nil, err
 	}
-	if m.ingestSeconds, err = register(reg, m.ingestSeconds); err != nil {
+	if m.ingestSeconds, err = promreg.Register(reg, m.ingestSeconds); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -93,21 +95,6 @@ const (
 	resultDuplicate = "duplicate"
 	resultRejected  = "rejected"
 )
-
-// register registers c, or returns the collector already registered under its
-// name, so that a server rebuilt on the same registry keeps counting.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
-}
 
 // batchResult is the result label for an ingest request that ended with err.
 func batchResult(err error) string {

@@ -1,10 +1,11 @@
 package store
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgetrack/edgetrack/internal/promreg"
 )
 
 // metrics are the store's Prometheus collectors. They always exist; they are
@@ -38,34 +39,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.stored, err = register(reg, m.stored); err != nil {
+	if m.stored, err = promreg.Register(reg, m.stored); err != nil {
 		return nil, err
 	}
-	if m.duplicates, err = register(reg, m.duplicates); err != nil {
+	if m.duplicates, err = promreg.Register(reg, m.duplicates); err != nil {
 		return nil, err
 	}
-	if m.rejected, err = register(reg, m.rejected); err != nil {
+	if m.rejected, err = promreg.Register(reg, m.rejected); err != nil {
 		return nil, err
 	}
-	if m.ingestSeconds, err = register(reg, m.ingestSeconds); err != nil {
+	if m.ingestSeconds, err = promreg.Register(reg, m.ingestSeconds); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under its
-// name, so that a store reopened with the same registry keeps counting.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 func (m *metrics) observe(st IngestStats, d time.Duration) {

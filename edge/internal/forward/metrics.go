@@ -1,10 +1,9 @@
 package forward
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgetrack/edgetrack/internal/promreg"
 )
 
 // Labels of edgetrack_forward_batches_total and edgetrack_forward_events_total.
@@ -46,16 +45,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})
 
 	var err error
-	if batches, err = register(reg, batches); err != nil {
+	if batches, err = promreg.Register(reg, batches); err != nil {
 		return nil, err
 	}
-	if events, err = register(reg, events); err != nil {
+	if events, err = promreg.Register(reg, events); err != nil {
 		return nil, err
 	}
-	if duration, err = register(reg, duration); err != nil {
+	if duration, err = promreg.Register(reg, duration); err != nil {
 		return nil, err
 	}
-	if backoff, err = register(reg, backoff); err != nil {
+	if backoff, err = promreg.Register(reg, backoff); err != nil {
 		return nil, err
 	}
 	return &metrics{
@@ -67,24 +66,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		duration:      duration,
 		backoff:       backoff,
 	}, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same description, so a Forwarder can be built again on the same
-// registry (after a restart of the edge's components) and its counters go on.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if reg == nil {
-		return c, nil
-	}
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("forward: register metrics: %w", err)
 }
