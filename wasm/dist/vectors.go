@@ -14,39 +14,31 @@ import (
 func Vectors(name string) []vectors.Suite {
 	switch name {
 	case "hamustro":
-		s := vectors.Suite{Name: "built-in hamustro", Config: hamustrotest.Config()}
-		for _, v := range hamustrotest.Vectors() {
-			// Vectors with their own settings (skew, masking) are run by
-			// the rule's own tests; these use the shared configuration.
-			if !sameConfig(v.Config, s.Config) {
-				continue
-			}
-			v := v
-			s.Cases = append(s.Cases, vectors.Case{Name: v.Name, Request: v.Request, Check: func(got abi.Verdict) string { return hamustrotest.Diff(v, got) }})
-		}
-		return []vectors.Suite{s}
+		return suite("hamustro", hamustrotest.Config(), hamustrotest.Vectors(),
+			func(v hamustrotest.Vector) (string, *abi.Config, *abi.Request) { return v.Name, v.Config, v.Request }, hamustrotest.Diff)
 	case "eye":
-		s := vectors.Suite{Name: "built-in eye", Config: eyetest.Config()}
-		for _, v := range eyetest.Vectors() {
-			if !sameConfig(v.Config, s.Config) {
-				continue
-			}
-			v := v
-			s.Cases = append(s.Cases, vectors.Case{Name: v.Name, Request: v.Request, Check: func(got abi.Verdict) string { return eyetest.Diff(v, got) }})
-		}
-		return []vectors.Suite{s}
+		return suite("eye", eyetest.Config(), eyetest.Vectors(),
+			func(v eyetest.Vector) (string, *abi.Config, *abi.Request) { return v.Name, v.Config, v.Request }, eyetest.Diff)
 	case "cookiesync":
-		s := vectors.Suite{Name: "built-in cookiesync", Config: cookiesynctest.Config()}
-		for _, v := range cookiesynctest.Vectors() {
-			if !sameConfig(v.Config, s.Config) {
-				continue
-			}
-			v := v
-			s.Cases = append(s.Cases, vectors.Case{Name: v.Name, Request: v.Request, Check: func(got abi.Verdict) string { return cookiesynctest.Diff(v, got) }})
-		}
-		return []vectors.Suite{s}
+		return suite("cookiesync", cookiesynctest.Config(), cookiesynctest.Vectors(),
+			func(v cookiesynctest.Vector) (string, *abi.Config, *abi.Request) { return v.Name, v.Config, v.Request }, cookiesynctest.Diff)
 	}
 	return nil
+}
+
+// suite turns a rule's test vectors into one Suite under cfg. Vectors with
+// settings of their own (clock skew, masking, …) are run by the rule's own
+// tests; these are the ones that hold under the shared configuration.
+func suite[V any](rule string, cfg *abi.Config, vs []V, parts func(V) (string, *abi.Config, *abi.Request), diff func(V, abi.Verdict) string) []vectors.Suite {
+	s := vectors.Suite{Name: "built-in " + rule, Config: cfg}
+	for _, v := range vs {
+		name, vcfg, req := parts(v)
+		if !sameConfig(vcfg, cfg) {
+			continue
+		}
+		s.Cases = append(s.Cases, vectors.Case{Name: name, Request: req, Check: func(got abi.Verdict) string { return diff(v, got) }})
+	}
+	return []vectors.Suite{s}
 }
 
 func sameConfig(a, b *abi.Config) bool {
