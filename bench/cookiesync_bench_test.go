@@ -55,11 +55,11 @@ func startBareRedirect(b *testing.B) string {
 }
 
 func redirects(addr string, rate float64, n int) loadgen.Result {
-	return loadgen.Run(context.Background(), loadgen.Options{
-		Addr: addr, Concurrency: 16, Rate: rate, Requests: n,
+	return loadgen.Run(context.Background(), sized(loadgen.Options{
+		Addr: addr, Concurrency: 16, Rate: rate,
 		Make: func(i int, req *fasthttp.Request) { req.SetRequestURI("http://" + addr + "/cs/i?p=acme") },
 		OK:   func(s int) bool { return s == 302 },
-	})
+	}, n))
 }
 
 // BenchmarkCookieSync measures init redirects (a 302 to the partner with a
@@ -85,7 +85,10 @@ func BenchmarkCookieSync(b *testing.B) {
 	}
 	b.Run("rule-at-half-rate", func(b *testing.B) {
 		addr := startCookieSyncEdge(b)
-		peak := redirects(addr, 0, 5000)
+		peak := loadgen.Run(context.Background(), loadgen.Options{ // a short probe of the closed-loop rate
+			Addr: addr, Concurrency: 16, Requests: 5000,
+			Make: func(i int, req *fasthttp.Request) { req.SetRequestURI("http://" + addr + "/cs/i?p=acme") },
+		})
 		b.ResetTimer()
 		res := redirects(addr, peak.Throughput()/2, b.N)
 		if res.Errors > 0 {

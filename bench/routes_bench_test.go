@@ -91,7 +91,7 @@ func BenchmarkTrack(b *testing.B) {
 				sigs[i] = hamustrotest.Sign(ts, body, hamustrotest.Secret)
 			}
 			b.ResetTimer()
-			res := loadgen.Run(context.Background(), loadgen.Options{Addr: addr, Concurrency: 16, Requests: b.N,
+			res := loadgen.Run(context.Background(), sized(loadgen.Options{Addr: addr, Concurrency: 16,
 				Make: func(i int, req *fasthttp.Request) {
 					req.SetRequestURI("http://" + addr + "/api/v1/track")
 					req.Header.SetMethod("POST")
@@ -99,7 +99,7 @@ func BenchmarkTrack(b *testing.B) {
 					req.Header.Set("X-Hamustro-Signature", sigs[i%len(sigs)])
 					req.SetBody(bodies[i%len(bodies)])
 				},
-				OK: func(s int) bool { return s == 200 }})
+				OK: func(s int) bool { return s == 200 }}, b.N))
 			if res.Errors > 0 {
 				b.Fatalf("errors: %v", res)
 			}
@@ -117,14 +117,14 @@ func BenchmarkEvents(b *testing.B) {
 			addr := t.start(b)
 			ts := time.Now().UTC().Format("2006-01-02 15:04:05.000000")
 			b.ResetTimer()
-			res := loadgen.Run(context.Background(), loadgen.Options{Addr: addr, Concurrency: 16, Requests: b.N,
+			res := loadgen.Run(context.Background(), sized(loadgen.Options{Addr: addr, Concurrency: 16,
 				Make: func(i int, req *fasthttp.Request) {
 					req.SetRequestURI("http://" + addr + "/events")
 					req.Header.SetMethod("POST")
 					req.Header.SetContentType("application/json")
 					req.SetBodyString(`{"session_id":"s` + strconv.Itoa(i) + `","category":"page_interaction","name":"cta_click","data":{"host":"www.example.com","path":"/pricing","element":"chat bubble"},"timestamp":"` + ts + `"}`)
 				},
-				OK: func(s int) bool { return s == 201 }})
+				OK: func(s int) bool { return s == 201 }}, b.N))
 			if res.Errors > 0 {
 				b.Fatalf("errors: %v", res)
 			}

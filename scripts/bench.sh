@@ -12,24 +12,26 @@ out=bench/results/$(date -u +%Y-%m-%d)-$commit.md
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 
-# package:benchmark regexp:benchtime
+# package|benchmark regexp|benchtime|count (empty = BENCH_COUNT)|extra test flags
 suites=(
-  "./wasm/host:BenchmarkHamustro:2s"
-  "./edge/internal/spool:BenchmarkAppend:2s"
-  "./aggregator/internal/store:BenchmarkIngest:20x"
-  "./aggregator/internal/store:BenchmarkQuerySession:2s"
-  "./bench:BenchmarkEndToEnd:3000x"
-  "./bench:BenchmarkCookieSync:20000x"
-  "./bench:BenchmarkTrack:5000x"
-  "./bench:BenchmarkEvents:5000x"
-  "./bench:BenchmarkActivation:20x"
-  "./bench:BenchmarkEdgeMemory:1x"
+  "./wasm/host|BenchmarkHamustro|2s||"
+  "./edge/internal/spool|BenchmarkAppend|2s||"
+  "./aggregator/internal/store|BenchmarkIngest|20x||"
+  "./aggregator/internal/store|BenchmarkQuerySession|2s||"
+  "./aggregator/internal/store|BenchmarkBig|1x|1|-timeout 30m"
+  "./bench|BenchmarkEndToEnd|3000x||"
+  "./bench|BenchmarkTrack|1x||-bench.loadtime=10s"
+  "./bench|BenchmarkEvents|1x||-bench.loadtime=10s"
+  "./bench|BenchmarkCookieSync|1x||-bench.loadtime=10s"
+  "./bench|BenchmarkActivation|20x||"
+  "./bench|BenchmarkEdgeMemory|1x||"
 )
 for s in "${suites[@]}"; do
-  IFS=: read -r pkg re bt <<<"$s"
-  echo "$re" | grep -Eq "$filter" || [ "$filter" = . ] || continue
+  IFS='|' read -r pkg re bt n extra <<<"$s"
+  if [ "$filter" != . ] && ! echo "$re" | grep -Eq "$filter"; then continue; fi
   echo "bench: $pkg $re" >&2
-  go test -run '^$' -bench "^$re\$" -benchtime "$bt" -count "$count" "$pkg" | tee -a "$raw" >&2
+  # shellcheck disable=SC2086 # extra holds several flags
+  go test -run '^$' -bench "^$re\$" -benchtime "$bt" -count "${n:-$count}" "$pkg" $extra | tee -a "$raw" >&2
 done
 
 {
@@ -42,9 +44,10 @@ done
   echo "| cores | $(nproc) (load generator and server share them) |"
   echo "| memory | $(free -g | awk '/Mem:/{print $2}') GiB |"
   echo "| go | $(go env GOVERSION) |"
-  echo "| repetitions | $count |"
+  echo "| repetitions | $count (BenchmarkBig: 1) |"
   echo
   echo "Each row is one run; ratios in the closing notes compare rows of the same run."
+  echo "Load scenarios (Track, Events, CookieSync) run 10 s each; BenchmarkBig builds its store once (size in events-in-store)."
   echo
   echo "| benchmark | iterations | ns/op | other metrics |"
   echo "|---|---|---|---|"
