@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs edgetrack's benchmarks (each beside its baseline, in one run) and
-# writes bench/results/<date>-<commit>.md: a header naming the machine, then
-# every benchmark's figures. BENCH_FILTER narrows the set (a go test -bench
-# regexp); BENCH_COUNT repeats each (default 3).
+# writes bench/results/<date>-<commit>.md: a header naming the machine, every
+# benchmark's median figures and the ratios of scenarios to their baselines.
+# BENCH_FILTER narrows the set (a go test -bench regexp); BENCH_COUNT repeats
+# each (default 3); BENCH_RAW=<file> only renders the table from the output
+# of an earlier run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${BENCH_COUNT:-3}
@@ -26,6 +28,10 @@ suites=(
   "./bench;BenchmarkActivation;20x;;"
   "./bench;BenchmarkEdgeMemory;1x;;"
 )
+if [ -n "${BENCH_RAW:-}" ]; then
+  cp "$BENCH_RAW" "$raw"
+  suites=()
+fi
 for s in "${suites[@]}"; do
   IFS=';' read -r pkg re bt n extra <<<"$s"
   if [ "$filter" != . ] && ! echo "$re" | grep -Eq "$filter"; then continue; fi
@@ -46,13 +52,9 @@ done
   echo "| go | $(go env GOVERSION) |"
   echo "| repetitions | $count (BenchmarkBig: 1) |"
   echo
-  echo "Each row is one run; ratios in the closing notes compare rows of the same run."
+  echo "Each row gives the median of its runs; every ratio compares benchmarks of this one run."
   echo "Load scenarios (Track, Events, CookieSync) run 10 s each; BenchmarkBig builds its store once (size in events-in-store)."
   echo
-  echo "| benchmark | iterations | ns/op | other metrics |"
-  echo "|---|---|---|---|"
-  grep -E '^Benchmark' "$raw" | awk '{
-    extra=""; for (i=5; i<=NF; i+=2) extra=extra $i " " $(i+1) "; ";
-    printf "| %s | %s | %s | %s |\n", $1, $2, $3, extra }'
+  go run ./bench/cmd/benchtable <"$raw"
 } >"$out"
 echo "wrote $out" >&2

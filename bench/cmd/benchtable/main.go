@@ -1,0 +1,167 @@
+// Command benchtable turns `go test -bench` output into the markdown table of
+// bench/results: one row per benchmark with the median of each metric over
+// its repetitions, then the ratios of each scenario to its baseline, both
+// taken from the same run. Usage: benchtable < raw-output > table.md
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// sample is one benchmark line: its metrics by unit.
+type sample map[string]float64
+
+// ratio compares a metric of one benchmark with the same metric of its
+// baseline.
+type ratio struct {
+	what, bench, base, unit string
+}
+
+var ratios = []ratio{
+	{"hamustro rule, 10 payloads: wasm vs native (time per request)", "BenchmarkHamustro/wasm-hostcrypto/payloads=10", "BenchmarkHamustro/native/payloads=10", "ns/op"},
+	{"hamustro rule, 1 payload: host-function hashing vs in-guest hashing", "BenchmarkHamustro/wasm-hostcrypto/payloads=1", "BenchmarkHamustro/wasm-guestcrypto/payloads=1", "ns/op"},
+	{"spool: 16 writers vs 1 (synced appends/s)", "BenchmarkAppend/writers=16,values=1", "BenchmarkAppend/writers=1,values=1", "appends/s"},
+	{"spool: 64 writers vs 1 (synced appends/s)", "BenchmarkAppend/writers=64,values=1", "BenchmarkAppend/writers=1,values=1", "appends/s"},
+	{"store ingest with indexes and dedup vs writes by id only (events/s)", "BenchmarkIngest", "BenchmarkIngestBaseline", "events/s"},
+	{"end to end through the edge vs straight to ingest (events/s)", "BenchmarkEndToEnd/edge", "BenchmarkEndToEnd/direct-ingest", "events/s"},
+	{"track: edge (wasm rule) vs bare fasthttp (req/s)", "BenchmarkTrack/edge-wasm-rule", "BenchmarkTrack/bare-fasthttp", "req/s"},
+	{"track: edge (wasm rule) vs edge (native rule) (req/s)", "BenchmarkTrack/edge-wasm-rule", "BenchmarkTrack/edge-native-rule", "req/s"},
+	{"events: edge (wasm rule) vs bare fasthttp (req/s)", "BenchmarkEvents/edge-wasm-rule", "BenchmarkEvents/bare-fasthttp", "req/s"},
+	{"events: edge (wasm rule) vs edge (native rule) (req/s)", "BenchmarkEvents/edge-wasm-rule", "BenchmarkEvents/edge-native-rule", "req/s"},
+	{"cookie sync: rule vs bare fasthttp redirect (redirects/s)", "BenchmarkCookieSync/rule", "BenchmarkCookieSync/bare-redirect", "redirects/s"},
+}
+
+func main() {
+	runs, order := parse(os.Stdin)
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	fmt.Fprintln(w, "| benchmark | runs | median metrics |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for _, name := range order {
+		fmt.Fprintf(w, "| %s | %d | %s |\n", name, len(runs[name]), format(medians(runs[name])))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| ratio (same run) | value | spread over repetitions |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for _, r := range ratios {
+		a, b := runs[r.bench], runs[r.base]
+		if len(a) == 0 || len(b) == 0 {
+			continue
+		}
+		ma, mb := median(values(a, r.unit)), median(values(b, r.unit))
+		if mb == 0 {
+			continue
+		}
+		// Spread: the ratio of each repetition pair, min..max.
+		var each []float64
+		for i := 0; i < min(len(a), len(b)); i++ {
+			if b[i][r.unit] != 0 {
+				each = append(each, a[i][r.unit]/b[i][r.unit])
+			}
+		}
+		spread := ""
+		if len(each) > 1 {
+			spread = fmt.Sprintf("%.2f–%.2f", slices.Min(each), slices.Max(each))
+		}
+		fmt.Fprintf(w, "| %s | %.2f× | %s |\n", r.what, ma/mb, spread)
+	}
+}
+
+// parse reads benchmark lines: name, iterations, then value-unit pairs. The
+// -N GOMAXPROCS suffix is dropped from names.
+func parse(in io.Reader) (map[string][]sample, []string) {
+	runs := map[string][]sample{}
+	var order []string
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := f[0]
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i]
+			}
+		}
+		s := sample{}
+		for i := 2; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				s[f[i+1]] = v
+			}
+		}
+		if _, seen := runs[name]; !seen {
+			order = append(order, name)
+		}
+		runs[name] = append(runs[name], s)
+	}
+	return runs, order
+}
+
+func values(ss []sample, unit string) []float64 {
+	var v []float64
+	for _, s := range ss {
+		if x, ok := s[unit]; ok {
+			v = append(v, x)
+		}
+	}
+	return v
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+func medians(ss []sample) sample {
+	out := sample{}
+	for _, s := range ss {
+		for unit := range s {
+			if _, done := out[unit]; !done {
+				out[unit] = median(values(ss, unit))
+			}
+		}
+	}
+	return out
+}
+
+// format lists the metrics, ns/op first, then the others by name.
+func format(s sample) string {
+	var units []string
+	for u := range s {
+		if u != "ns/op" && u != "B/op" && u != "allocs/op" {
+			units = append(units, u)
+		}
+	}
+	sort.Strings(units)
+	var parts []string
+	if v, ok := s["ns/op"]; ok {
+		parts = append(parts, fmt.Sprintf("%s ns/op", human(v)))
+	}
+	for _, u := range units {
+		parts = append(parts, fmt.Sprintf("%s %s", human(s[u]), u))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func human(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	default:
+		return strconv.FormatFloat(v, 'g', 3, 64)
+	}
+}
