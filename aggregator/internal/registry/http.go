@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/auth"
+
+	"github.com/edgetrack/edgetrack/internal/httpjson"
 )
 
 // Error is an error with the HTTP status it is answered with. The
@@ -289,20 +291,5 @@ func (reg *Registry) HandleStatus(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// writeJSON writes v as the JSON response with status; v is encoded before
-// anything is written.
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("registry: encoding response: %w", err)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
-	return nil
-}
+// writeJSON writes v as the JSON response with status (see httpjson.Write).
+func writeJSON(w http.ResponseWriter, status int, v any) error { return httpjson.Write(w, status, v) }

@@ -1,14 +1,14 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+
+	"github.com/edgetrack/edgetrack/internal/httpjson"
 )
 
 // handlerFunc is an HTTP handler that reports failure by returning an error
@@ -118,25 +118,8 @@ func (s *Server) writeError(rec *recorder, r *http.Request, err error) {
 	}
 }
 
-// writeJSON writes v as the JSON response body with status. v is encoded
-// before anything is written, so an encoding error leaves the response
-// untouched for the caller to report; errors of writing are not reported
-// (they mean the client went away).
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("encoding response: %w", err)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
-	return nil
-}
+// writeJSON writes v as the JSON response with status (see httpjson.Write).
+func writeJSON(w http.ResponseWriter, status int, v any) error { return httpjson.Write(w, status, v) }
 
 // recorder remembers whether and with which status a response was started.
 type recorder struct {
