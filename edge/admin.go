@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,13 +9,14 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/edgetrack/edgetrack/edge/internal/rollout"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
+	"github.com/edgetrack/edgetrack/internal/auth"
+	"github.com/edgetrack/edgetrack/internal/config"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 )
 
@@ -24,12 +24,13 @@ import (
 // dead-letter area. Everything but /healthz and /metrics needs a token from
 // edge.admin_tokens.
 type adminServer struct {
-	e   *Edge
-	srv *http.Server
+	e      *Edge
+	tokens *auth.Tokens
+	srv    *http.Server
 }
 
 func newAdminServer(e *Edge) *adminServer {
-	a := &adminServer{e: e}
+	a := &adminServer{e: e, tokens: auth.New(config.Tokens{Admin: e.cfg.AdminTokens})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}))
@@ -87,22 +88,17 @@ func (a *adminServer) authed(h func(*http.Request) (any, error)) http.HandlerFun
 }
 
 func (a *adminServer) authorize(r *http.Request) error {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || tok == "" {
+	err := a.tokens.Check(r.Header.Get("Authorization"), auth.Admin)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, auth.ErrNoCredentials):
 		return &adminError{http.StatusUnauthorized, "missing bearer token (Authorization: Bearer <admin token>)"}
-	}
-	if len(a.e.cfg.AdminTokens) == 0 {
+	case len(a.e.cfg.AdminTokens) == 0:
 		return &adminError{http.StatusForbidden, "no admin tokens configured (edge.admin_tokens)"}
-	}
-	match := 0
-	for _, t := range a.e.cfg.AdminTokens {
-		match |= subtle.ConstantTimeCompare([]byte(tok), []byte(t))
-	}
-	if match != 1 {
+	default:
 		return &adminError{http.StatusForbidden, "token is not an admin token"}
 	}
-	return nil
 }
 
 type deadLetterJSON struct {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgetrack/edgetrack/aggregator/internal/auth"
+	"github.com/edgetrack/edgetrack/internal/auth"
 
 	"github.com/edgetrack/edgetrack/internal/httpjson"
 )

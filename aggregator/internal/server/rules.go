@@ -4,8 +4,8 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/edgetrack/edgetrack/aggregator/internal/auth"
 	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
+	"github.com/edgetrack/edgetrack/internal/auth"
 )
 
 // publicRules registers the rule registry's endpoints for edges.

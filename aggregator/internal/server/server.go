@@ -47,10 +47,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/edgetrack/edgetrack/aggregator/internal/auth"
 	"github.com/edgetrack/edgetrack/aggregator/internal/ingest"
 	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/internal/auth"
 	"github.com/edgetrack/edgetrack/internal/config"
 )
 

@@ -1,4 +1,5 @@
-// Package auth checks the aggregator's bearer tokens.
+// Package auth checks bearer tokens (the aggregator's, and the edge's admin
+// listener's).
 //
 // Every token has exactly one [Kind] (config validation refuses a token listed
 // under two kinds), and every endpoint needs one kind. A request presents its
