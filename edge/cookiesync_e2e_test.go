@@ -1,15 +1,12 @@
 package edge_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/edgetrack/edgetrack/aggregator"
 	"github.com/edgetrack/edgetrack/internal/config"
 	"github.com/edgetrack/edgetrack/wasm/rules/cookiesync/cookiesynctest"
 )
@@ -28,18 +25,7 @@ func uidCookie(resp *http.Response) string {
 // directions; consent and opt-out are refused at the edge and store nothing.
 func TestCookieSyncEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	acfg := config.Default().Aggregator
-	acfg.Listen, acfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	acfg.DataDir = filepath.Join(dir, "agg")
-	acfg.Tokens.Edge, acfg.Tokens.Query = []string{"edge-token"}, []string{"query-token"}
-	agg, err := aggregator.New(aggregator.Options{Config: acfg, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	aggDone := make(chan struct{})
-	go func() { agg.Run(ctx); close(aggDone) }()
-	t.Cleanup(func() { cancel(); <-aggDone })
+	agg := startAggregator(t, dir)
 
 	cfg := edgeConfig(t)
 	cfg.AggregatorURL = "http://" + agg.Addr()

@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgetrack/edgetrack/aggregator"
 	"github.com/edgetrack/edgetrack/edge"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/internal/config"
@@ -189,3 +190,23 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 func nowUnix() int64 { return time.Now().Unix() }
 
 func sign(ts string, b []byte) string { return hamustrotest.Sign(ts, b, hamustrotest.Secret) }
+
+// startAggregator runs an aggregator in-process with the tokens the edge
+// tests use ("edge-token", "query-token", admin "registry-admin") and stops
+// it when the test ends.
+func startAggregator(t *testing.T, dir string) *aggregator.Aggregator {
+	t.Helper()
+	acfg := config.Default().Aggregator
+	acfg.Listen, acfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	acfg.DataDir = filepath.Join(dir, "agg")
+	acfg.Tokens.Edge, acfg.Tokens.Query, acfg.Tokens.Admin = []string{"edge-token"}, []string{"query-token"}, []string{"registry-admin"}
+	agg, err := aggregator.New(aggregator.Options{Config: acfg, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { agg.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return agg
+}

@@ -1,15 +1,12 @@
 package edge_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/edgetrack/edgetrack/aggregator"
 	"github.com/edgetrack/edgetrack/internal/config"
 )
 
@@ -17,18 +14,7 @@ import (
 // reads them back from the aggregator with The Eye's query API and /stats.
 func TestEyeEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	acfg := config.Default().Aggregator
-	acfg.Listen, acfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	acfg.DataDir = filepath.Join(dir, "agg")
-	acfg.Tokens.Edge, acfg.Tokens.Query = []string{"edge-token"}, []string{"query-token"}
-	agg, err := aggregator.New(aggregator.Options{Config: acfg, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	aggDone := make(chan struct{})
-	go func() { agg.Run(ctx); close(aggDone) }()
-	t.Cleanup(func() { cancel(); <-aggDone })
+	agg := startAggregator(t, dir)
 
 	cfg := edgeConfig(t)
 	cfg.AggregatorURL = "http://" + agg.Addr()

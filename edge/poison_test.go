@@ -9,10 +9,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/edgetrack/edgetrack/aggregator"
 	"github.com/edgetrack/edgetrack/edge/internal/forward"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
-	"github.com/edgetrack/edgetrack/internal/config"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -22,19 +20,9 @@ import (
 // dead-letter area with the aggregator's reason.
 func TestPoisonedEventIsDeadLettered(t *testing.T) {
 	dir := t.TempDir()
-	acfg := config.Default().Aggregator
-	acfg.Listen, acfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	acfg.DataDir = filepath.Join(dir, "agg")
-	acfg.Tokens.Edge, acfg.Tokens.Query = []string{"edge-token"}, []string{"query-token"}
-	agg, err := aggregator.New(aggregator.Options{Config: acfg, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	agg := startAggregator(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	aggDone := make(chan struct{})
-	go func() { agg.Run(ctx); close(aggDone) }()
-	defer func() { cancel(); <-aggDone }()
 
 	sp, err := spool.Open(spool.Options{Dir: filepath.Join(dir, "spool"), MinFreeBytes: -1})
 	if err != nil {

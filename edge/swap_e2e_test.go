@@ -2,13 +2,11 @@ package edge_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,18 +33,7 @@ func TestRolloutUnderLoad(t *testing.T) {
 		t.Skip("150 rule activations")
 	}
 	dir := t.TempDir()
-	acfg := config.Default().Aggregator
-	acfg.Listen, acfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	acfg.DataDir = filepath.Join(dir, "agg")
-	acfg.Tokens.Edge, acfg.Tokens.Query, acfg.Tokens.Admin = []string{"edge-token"}, []string{"query-token"}, []string{"registry-admin"}
-	agg, err := aggregator.New(aggregator.Options{Config: acfg, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	aggDone := make(chan struct{})
-	go func() { agg.Run(ctx); close(aggDone) }()
-	t.Cleanup(func() { cancel(); <-aggDone })
+	agg := startAggregator(t, dir)
 
 	var edges []*edge.Edge
 	for i := 0; i < 2; i++ {
