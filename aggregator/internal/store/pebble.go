@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -118,6 +119,11 @@ func pebbleOptions(fs vfs.FS, log *slog.Logger) *pebble.Options {
 		// reads, flushes and L0 compactions.
 		CacheSize:    64 << 20,
 		MemTableSize: 64 << 20,
+		// Compactions may run on every core when they fall behind (Pebble
+		// starts at one and adds more as compaction debt grows): building
+		// a 10-million-event store on 2 cores took 1m55s this way against
+		// 2m12s with Pebble's default of one.
+		CompactionConcurrencyRange: func() (int, int) { return 1, max(1, runtime.GOMAXPROCS(0)) },
 	}
 	// Bloom filters spare most disk reads of the duplicate check, which looks
 	// up ids that mostly do not exist yet.
