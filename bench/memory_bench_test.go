@@ -1,43 +1,25 @@
 package bench
 
 import (
-	"bufio"
-	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/edgetrack/edgetrack/edge"
-	"github.com/edgetrack/edgetrack/internal/config"
 )
 
-// TestMain lets the benchmark binary run an edge as a child process
-// (BENCH_EDGE_DIR set), so its memory can be measured apart from the load
-// generator's.
+// TestMain lets the benchmark binary run a server as a child process (see
+// serveChild), and says how the load benchmarks split the CPUs.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv("BENCH_EDGE_DIR"); dir != "" {
-		cfg := config.Default().Edge
-		cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-		cfg.DataDir = dir
-		cfg.AggregatorURL = "http://127.0.0.1:1"
-		cfg.Token = edgeToken
-		cfg.Hamustro.Secrets = []string{"unused"}
-		cfg.Spool.MinFreeBytes = 0
-		cfg.Rules.Pull = false
-		e, err := edge.New(context.Background(), edge.Options{Config: cfg, Logger: quiet()})
-		if err != nil {
-			fmt.Println("error:", err)
-			os.Exit(1)
-		}
-		fmt.Println(e.Addr())
-		e.Run(context.Background())
-		os.Exit(0)
+	if serveChild() {
+		return
+	}
+	flag.Parse()
+	if load, server, ok := split(); ok && flag.Lookup("test.bench").Value.String() != "" {
+		fmt.Printf("cpu split: load generator on CPU %s, server on CPU %s\n", cpuList(load), cpuList(server))
 	}
 	os.Exit(m.Run())
 }
@@ -58,20 +40,10 @@ func rssKiB(pid int) int {
 // it reports the edge's resident memory idle and with each number of
 // connections. (b.N is ignored: one measurement per run.)
 func BenchmarkEdgeMemory(b *testing.B) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "BENCH_EDGE_DIR="+filepath.Join(b.TempDir(), "edge"))
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || strings.HasPrefix(addr, "error") {
-		b.Fatalf("edge did not start: %q %v", addr, err)
-	}
-	addr = strings.TrimSpace(addr)
+	srv := startServerProcess(b, serveEdge, onDisk)
+	addr := srv.addr
 	time.Sleep(500 * time.Millisecond) // let start-up garbage settle
-	b.ReportMetric(float64(rssKiB(cmd.Process.Pid))/1024, "idle-MiB")
+	b.ReportMetric(float64(rssKiB(srv.pid))/1024, "idle-MiB")
 
 	var conns []net.Conn
 	defer func() {
@@ -96,6 +68,6 @@ func BenchmarkEdgeMemory(b *testing.B) {
 			conns = append(conns, c)
 		}
 		time.Sleep(500 * time.Millisecond)
-		b.ReportMetric(float64(rssKiB(cmd.Process.Pid))/1024, fmt.Sprintf("conns%d-MiB", target))
+		b.ReportMetric(float64(rssKiB(srv.pid))/1024, fmt.Sprintf("conns%d-MiB", target))
 	}
 }

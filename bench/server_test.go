@@ -1,0 +1,356 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
+
+	"github.com/edgetrack/edgetrack/bench/loadgen"
+	"github.com/edgetrack/edgetrack/edge"
+	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/wasm/rules/cookiesync/cookiesynctest"
+	"github.com/edgetrack/edgetrack/wasm/rules/hamustro/hamustrotest"
+)
+
+// The load benchmarks run each server in a child process of the benchmark
+// binary (re-executed with BENCH_SERVE=<kind>), so that the load generator
+// and the server never compete for a core: with -bench.pin (the default)
+// and at least two CPUs, the server is pinned to the upper half of the
+// CPUs this process may use and the load generator to the lower half (on
+// 2 cores: load generator CPU 0, server CPU 1). The server's CPU time is
+// read from /proc, so every load result also says how busy the server was
+// and what one request cost it, which does not depend on whether the
+// server or the load generator was the bottleneck.
+
+var (
+	pin    = flag.Bool("bench.pin", true, "pin the load generator and the server to separate CPUs")
+	ramDir = flag.String("bench.ramdir", "/dev/shm", "a RAM-backed directory (tmpfs) for the spools of the edges whose CPU cost is compared; empty puts them on disk too")
+)
+
+// Server kinds a child process can run.
+const (
+	serveBare       = "bare"            // reads the body, answers 200 (201 for /events)
+	serveRedirect   = "redirect"        // answers every request with a fixed 302
+	serveEdge       = "edge"            // the edge, rules as wasm
+	serveEdgeNative = "edge-native"     // the edge, rule logic compiled natively
+	serveCookieSync = "edge-cookiesync" // the edge with one cookie-sync partner
+)
+
+// split returns the CPUs for the load generator and for servers, or ok false
+// when they cannot be separated (pinning off, or fewer than two CPUs).
+func split() (load, server []int, ok bool) {
+	var set unix.CPUSet
+	if !*pin || unix.SchedGetaffinity(0, &set) != nil {
+		return nil, nil, false
+	}
+	var cpus []int
+	for c := range 1024 {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	if len(cpus) < 2 {
+		return nil, nil, false
+	}
+	return cpus[:len(cpus)/2], cpus[len(cpus)/2:], true
+}
+
+// pinThreads sets the affinity of every thread of this process to cpus
+// (threads started later inherit it from the thread that starts them) and
+// GOMAXPROCS to match. It repeats until a pass finds no thread it has not
+// already set, since the runtime may start threads meanwhile.
+func pinThreads(cpus []int) error {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	done := map[int]bool{}
+	for {
+		entries, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return err
+		}
+		fresh := false
+		for _, e := range entries {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			// A thread may exit between the listing and the call.
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("pin thread %d: %w", tid, err)
+			}
+			done[tid], fresh = true, true
+		}
+		if !fresh {
+			break
+		}
+	}
+	runtime.GOMAXPROCS(len(cpus))
+	return nil
+}
+
+// pinLoad pins this process to the load generator's CPUs for the rest of
+// b, restoring the previous affinity afterwards (other benchmarks in the
+// binary use every core).
+func pinLoad(b *testing.B) {
+	load, _, ok := split()
+	if !ok {
+		return
+	}
+	var all []int
+	var set unix.CPUSet
+	unix.SchedGetaffinity(0, &set)
+	for c := range 1024 {
+		if set.IsSet(c) {
+			all = append(all, c)
+		}
+	}
+	procs := runtime.GOMAXPROCS(0)
+	if err := pinThreads(load); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		pinThreads(all)
+		runtime.GOMAXPROCS(procs)
+	})
+}
+
+// serveChild runs the server kind in this process, when the benchmark
+// binary was started as one, and never returns; it returns false otherwise.
+// The child prints its address and serves until its stdin closes (the
+// parent ended or closed it).
+func serveChild() bool {
+	kind := os.Getenv("BENCH_SERVE")
+	if kind == "" {
+		return false
+	}
+	if s := os.Getenv("BENCH_CPUS"); s != "" {
+		var cpus []int
+		for _, f := range strings.Split(s, ",") {
+			c, _ := strconv.Atoi(f)
+			cpus = append(cpus, c)
+		}
+		if err := pinThreads(cpus); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+	}
+	addr, stop, err := startServer(kind, os.Getenv("BENCH_DIR"))
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println(addr)
+	bufio.NewReader(os.Stdin).ReadString('\n') // until EOF
+	stop()
+	os.Exit(0)
+	return true
+}
+
+// startServer starts a server of the given kind in this process.
+func startServer(kind, dir string) (addr string, stop func(), err error) {
+	switch kind {
+	case serveBare, serveRedirect:
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+		h := bareOK
+		if kind == serveRedirect {
+			h = bareRedirect
+		}
+		srv := &fasthttp.Server{Handler: h}
+		go srv.Serve(ln)
+		return ln.Addr().String(), func() { srv.Shutdown() }, nil
+	case serveEdge, serveEdgeNative, serveCookieSync:
+		cfg := config.Default().Edge
+		cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.DataDir = filepath.Join(dir, "edge")
+		cfg.AggregatorURL = "http://127.0.0.1:1" // accepted events stay in the synced spool
+		cfg.Token = edgeToken
+		cfg.Hamustro.Secrets = []string{hamustrotest.Secret}
+		cfg.Spool.MinFreeBytes = 0
+		cfg.Rules.Pull = false
+		if kind == serveCookieSync {
+			cfg.CookieSync.Partners = []string{"acme|" + cookiesynctest.AcmeSync + "|" + cookiesynctest.AcmeDone + "|sync.acme.example"}
+			cfg.CookieSync.GDPRDefault = "not_applies"
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		e, err := edge.New(ctx, edge.Options{Config: cfg, Logger: quiet(), Native: kind == serveEdgeNative})
+		if err != nil {
+			cancel()
+			return "", nil, err
+		}
+		done := make(chan struct{})
+		go func() { e.Run(ctx); close(done) }()
+		return e.Addr(), func() { cancel(); <-done }, nil
+	}
+	return "", nil, fmt.Errorf("unknown server kind %q", kind)
+}
+
+// bareOK is the limit of the server stack for track and events: read the
+// body and answer 200 (201 for /events).
+func bareOK(ctx *fasthttp.RequestCtx) {
+	if len(ctx.PostBody()) == 0 {
+		ctx.SetStatusCode(400)
+		return
+	}
+	if string(ctx.Path()) == "/events" {
+		ctx.SetStatusCode(201)
+	}
+}
+
+// bareRedirect is the cookie-sync baseline: a fixed 302.
+func bareRedirect(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Location", "https://sync.acme.example/cs/s?p=edgetrack&pi=0123456789abcdef0123456789abcdef")
+	ctx.SetStatusCode(302)
+}
+
+// server is a server process started for a benchmark.
+type server struct {
+	addr string
+	pid  int
+}
+
+// Where a server process keeps its data (the edge's spool).
+type storage int
+
+const (
+	onDisk storage = iota // the test's temporary directory, as deployed
+	inRAM                 // -bench.ramdir: fsync returns at once
+)
+
+// startServerProcess starts a child process serving kind, pinned to the
+// server CPUs when pinning applies, and stops it when b ends.
+func startServerProcess(b *testing.B, kind string, where storage) *server {
+	b.Helper()
+	dir := b.TempDir()
+	if where == inRAM && *ramDir != "" {
+		d, err := os.MkdirTemp(*ramDir, "edgetrack-bench-")
+		if err != nil {
+			b.Fatalf("-bench.ramdir: %v", err)
+		}
+		b.Cleanup(func() { os.RemoveAll(d) })
+		dir = d
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "BENCH_SERVE="+kind, "BENCH_DIR="+dir)
+	if _, cpus, ok := split(); ok {
+		var s []string
+		for _, c := range cpus {
+			s = append(s, strconv.Itoa(c))
+		}
+		cmd.Env = append(cmd.Env, "BENCH_CPUS="+strings.Join(s, ","))
+	}
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	exited := make(chan struct{})
+	b.Cleanup(func() {
+		stdin.Close()
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	line = strings.TrimSpace(line)
+	if err != nil || line == "" || strings.HasPrefix(line, "error") {
+		cmd.Process.Kill()
+		go func() { cmd.Wait(); close(exited) }()
+		b.Fatalf("%s server did not start: %q %v", kind, line, err)
+	}
+	go func() { cmd.Wait(); close(exited) }()
+	return &server{addr: line, pid: cmd.Process.Pid}
+}
+
+// cpuTime is the CPU time (user + system) process pid has used so far.
+func cpuTime(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is field 3, utime 14 and stime 15.
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const userHZ = 100 // clock ticks per second of /proc/<pid>/stat on Linux
+	return time.Duration(ut+st) * time.Second / userHZ
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// measure runs load against srv with this process pinned to the load
+// generator's CPUs and reports, besides what the caller reports from the
+// result: the server's CPU use (percent of one core) and CPU time per
+// request, and the load generator's CPU use.
+func measure(b *testing.B, srv *server, o loadgen.Options) loadgen.Result {
+	b.Helper()
+	pinLoad(b)
+	// Warm up (connections, rule instances, spool) outside the timed part.
+	warm := o
+	warm.Duration, warm.Requests, warm.Rate = 0, 2000, 0
+	loadgen.Run(context.Background(), warm)
+
+	server0, self0 := cpuTime(srv.pid), selfCPU()
+	b.ResetTimer()
+	res := loadgen.Run(context.Background(), o)
+	b.StopTimer()
+	server, self := cpuTime(srv.pid)-server0, selfCPU()-self0
+	if res.Errors > 0 {
+		b.Fatalf("errors: %v", res)
+	}
+	b.ReportMetric(100*server.Seconds()/res.Elapsed.Seconds(), "server-cpu-%")
+	b.ReportMetric(100*self.Seconds()/res.Elapsed.Seconds(), "loadgen-cpu-%")
+	if res.Requests > 0 {
+		b.ReportMetric(float64(server.Microseconds())/float64(res.Requests), "server-cpu-µs/req")
+	}
+	b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
+	return res
+}
+
+// cpuList renders CPUs for the results header.
+func cpuList(cpus []int) string {
+	s := make([]string, len(cpus))
+	for i, c := range slices.Clone(cpus) {
+		s[i] = strconv.Itoa(c)
+	}
+	return strings.Join(s, ",")
+}
