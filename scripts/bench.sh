@@ -2,6 +2,7 @@
 # Runs edgetrack's benchmarks (each beside its baseline, in one run) and
 # writes bench/results/<date>-<commit>.md: a header naming the machine, every
 # benchmark's median figures and the ratios of scenarios to their baselines.
+# The raw go test output is kept beside it (<date>-<commit>.raw.txt).
 # BENCH_FILTER narrows the set (a go test -bench regexp); BENCH_COUNT repeats
 # each (default 3); BENCH_RAW=<file> only renders the table from the output
 # of an earlier run.
@@ -11,17 +12,16 @@ count=${BENCH_COUNT:-3}
 filter=${BENCH_FILTER:-.}
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 out=bench/results/$(date -u +%Y-%m-%d)-$commit.md
-raw=$(mktemp)
-trap 'rm -f "$raw"' EXIT
+raw=bench/results/$(date -u +%Y-%m-%d)-$commit.raw.txt
+began=$(date +%s)
 
 # package;benchmark regexp;benchtime;count (empty = BENCH_COUNT);extra test flags
 suites=(
-  "./wasm/host;BenchmarkHamustro;2s;;"
-  "./edge/internal/spool;BenchmarkAppend;2s;;"
-  "./aggregator/internal/store;(BenchmarkIngest|BenchmarkIngestBaseline);20x;;"
-  "./aggregator/internal/store;BenchmarkQuerySession;2s;;"
-  "./aggregator/internal/store;BenchmarkBig;1x;1;-timeout 30m"
-  "./bench;BenchmarkEndToEnd;3000x;;"
+  "./wasm/host;BenchmarkHamustro;1s;;"
+  "./edge/internal/spool;BenchmarkAppend;1s;;"
+  "./aggregator/internal/store;(BenchmarkIngest|BenchmarkIngestBaseline);200x;;"
+  "./aggregator/internal/store;BenchmarkBig;1s;1;-timeout 30m"
+  "./bench;BenchmarkEndToEnd;10000x;;"
   "./bench;BenchmarkTrack;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkEvents;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkCookieSync;1x;;-bench.loadtime=10s"
@@ -29,8 +29,10 @@ suites=(
   "./bench;BenchmarkEdgeMemory;1x;;"
 )
 if [ -n "${BENCH_RAW:-}" ]; then
-  cp "$BENCH_RAW" "$raw"
+  raw=$BENCH_RAW
   suites=()
+else
+  : >"$raw"
 fi
 for s in "${suites[@]}"; do
   IFS=';' read -r pkg re bt n extra <<<"$s"
@@ -47,13 +49,17 @@ done
   echo "|---|---|"
   echo "| commit | $commit |"
   echo "| cpu | $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') |"
-  echo "| cores | $(nproc) (load generator and server share them) |"
+  split=$(grep -m1 '^cpu split:' "$raw" | sed 's/^cpu split: //' || true)
+  echo "| cores | $(nproc); load scenarios (Track, Events, CookieSync): ${split:-not pinned (one CPU, or -bench.pin=false)}; every other benchmark uses all cores |"
   echo "| memory | $(free -g | awk '/Mem:/{print $2}') GiB |"
   echo "| go | $(go env GOVERSION) |"
   echo "| repetitions | $count (BenchmarkBig: 1) |"
+  [ -z "${BENCH_RAW:-}" ] && echo "| run took | $(( ($(date +%s) - began) / 60 )) min $(( ($(date +%s) - began) % 60 )) s |"
+  echo "| raw output | $(basename "$raw") |"
   echo
   echo "Each row gives the median of its runs; every ratio compares benchmarks of this one run."
-  echo "Load scenarios (Track, Events, CookieSync) run 10 s each; BenchmarkBig builds its store once (size in events-in-store)."
+  echo "Load scenarios (Track, Events, CookieSync) run 10 s each after a warm-up, each server in its own process; the edges compared for CPU cost keep their synced spools on tmpfs, the -disk rows on disk (see bench/README.md)."
+  echo "BenchmarkBig builds its store once (size in events-in-store); each full-scan baseline runs once."
   echo
   go run ./bench/cmd/benchtable <"$raw"
 } >"$out"

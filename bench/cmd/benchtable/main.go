@@ -26,16 +26,28 @@ type ratio struct {
 
 var ratios = []ratio{
 	{"hamustro rule, 10 payloads: wasm vs native (time per request)", "BenchmarkHamustro/wasm-hostcrypto/payloads=10", "BenchmarkHamustro/native/payloads=10", "ns/op"},
-	{"hamustro rule, 1 payload: host-function hashing vs in-guest hashing", "BenchmarkHamustro/wasm-hostcrypto/payloads=1", "BenchmarkHamustro/wasm-guestcrypto/payloads=1", "ns/op"},
+	{"hamustro rule, 1 payload: host-function hashing vs in-guest hashing (time per request)", "BenchmarkHamustro/wasm-hostcrypto/payloads=1", "BenchmarkHamustro/wasm-guestcrypto/payloads=1", "ns/op"},
 	{"spool: 16 writers vs 1 (synced appends/s)", "BenchmarkAppend/writers=16,values=1", "BenchmarkAppend/writers=1,values=1", "appends/s"},
 	{"spool: 64 writers vs 1 (synced appends/s)", "BenchmarkAppend/writers=64,values=1", "BenchmarkAppend/writers=1,values=1", "appends/s"},
 	{"store ingest with indexes and dedup vs writes by id only (events/s)", "BenchmarkIngest", "BenchmarkIngestBaseline", "events/s"},
+	{"big store, a session's first page: full scan vs index (time)", "BenchmarkBig/session-first-page/full-scan", "BenchmarkBig/session-first-page/index", "ns/op"},
+	{"big store, a category+name's first page: full scan vs index (time)", "BenchmarkBig/category-name/full-scan", "BenchmarkBig/category-name-first-page/index", "ns/op"},
+	{"big store, page 1000 by cursor: full scan vs index (time)", "BenchmarkBig/category-name/full-scan", "BenchmarkBig/page-1000/cursor", "ns/op"},
+	{"big store, page 1000 by page number: full scan vs index (time)", "BenchmarkBig/category-name/full-scan", "BenchmarkBig/page-1000/offset", "ns/op"},
+	{"big store, one day's stats by hour: full scan vs rollups (time)", "BenchmarkBig/stats-day-by-hour/full-scan", "BenchmarkBig/stats-day-by-hour/rollups", "ns/op"},
 	{"end to end through the edge vs straight to ingest (events/s)", "BenchmarkEndToEnd/edge", "BenchmarkEndToEnd/direct-ingest", "events/s"},
 	{"track: edge (wasm rule) vs bare fasthttp (req/s)", "BenchmarkTrack/edge-wasm-rule", "BenchmarkTrack/bare-fasthttp", "req/s"},
+	{"track: edge (wasm rule) vs bare fasthttp (server CPU per request)", "BenchmarkTrack/edge-wasm-rule", "BenchmarkTrack/bare-fasthttp", "server-cpu-µs/req"},
 	{"track: edge (wasm rule) vs edge (native rule) (req/s)", "BenchmarkTrack/edge-wasm-rule", "BenchmarkTrack/edge-native-rule", "req/s"},
+	{"track: edge (wasm rule) vs edge (native rule) (server CPU per request)", "BenchmarkTrack/edge-wasm-rule", "BenchmarkTrack/edge-native-rule", "server-cpu-µs/req"},
+	{"track: edge (wasm rule), spool on disk vs on tmpfs (req/s)", "BenchmarkTrack/edge-wasm-rule-disk", "BenchmarkTrack/edge-wasm-rule", "req/s"},
 	{"events: edge (wasm rule) vs bare fasthttp (req/s)", "BenchmarkEvents/edge-wasm-rule", "BenchmarkEvents/bare-fasthttp", "req/s"},
+	{"events: edge (wasm rule) vs bare fasthttp (server CPU per request)", "BenchmarkEvents/edge-wasm-rule", "BenchmarkEvents/bare-fasthttp", "server-cpu-µs/req"},
 	{"events: edge (wasm rule) vs edge (native rule) (req/s)", "BenchmarkEvents/edge-wasm-rule", "BenchmarkEvents/edge-native-rule", "req/s"},
+	{"events: edge (wasm rule) vs edge (native rule) (server CPU per request)", "BenchmarkEvents/edge-wasm-rule", "BenchmarkEvents/edge-native-rule", "server-cpu-µs/req"},
+	{"events: edge (wasm rule), spool on disk vs on tmpfs (req/s)", "BenchmarkEvents/edge-wasm-rule-disk", "BenchmarkEvents/edge-wasm-rule", "req/s"},
 	{"cookie sync: rule vs bare fasthttp redirect (redirects/s)", "BenchmarkCookieSync/rule", "BenchmarkCookieSync/bare-redirect", "redirects/s"},
+	{"cookie sync: rule vs bare fasthttp redirect (server CPU per request)", "BenchmarkCookieSync/rule", "BenchmarkCookieSync/bare-redirect", "server-cpu-µs/req"},
 }
 
 func main() {
@@ -48,7 +60,7 @@ func main() {
 		fmt.Fprintf(w, "| %s | %d | %s |\n", name, len(runs[name]), format(medians(runs[name])))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| ratio (same run) | value | spread over repetitions |")
+	fmt.Fprintln(w, "| ratio (same run) | value | spread over repetitions (max − min) |")
 	fmt.Fprintln(w, "|---|---|---|")
 	for _, r := range ratios {
 		a, b := runs[r.bench], runs[r.base]
@@ -68,10 +80,24 @@ func main() {
 		}
 		spread := ""
 		if len(each) > 1 {
-			spread = fmt.Sprintf("%.2f–%.2f", slices.Min(each), slices.Max(each))
+			lo, hi := slices.Min(each), slices.Max(each)
+			spread = fmt.Sprintf("%s–%s (%.1f%% of the value)", num(lo), num(hi), 100*(hi-lo)/(ma/mb))
 		}
-		fmt.Fprintf(w, "| %s | %.2f× | %s |\n", r.what, ma/mb, spread)
+		fmt.Fprintf(w, "| %s | %s× | %s |\n", r.what, num(ma/mb), spread)
 	}
+}
+
+// num prints a ratio with three significant digits or so.
+func num(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3f", v)
 }
 
 // parse reads benchmark lines: name, iterations, then value-unit pairs. The
