@@ -41,6 +41,12 @@ for s in "${suites[@]}"; do
   # shellcheck disable=SC2086 # extra holds several flags
   go test -run '^$' -bench "^$re\$" -benchtime "$bt" -count "${n:-$count}" "$pkg" $extra | tee -a "$raw" >&2
 done
+# go test can report ok for a package whose benchmark failed in one of
+# several -count repetitions: a table with a hole in it is not a result.
+if grep -q -e '^--- FAIL' -e '^FAIL' "$raw"; then
+  echo "bench: a benchmark failed; see $raw" >&2
+  exit 1
+fi
 
 {
   echo "# edgetrack benchmarks, $(date -u +%Y-%m-%dT%H:%MZ)"
