@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/edgetrack/edgetrack/internal/version.Version=$(VERSION)
 TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/edgetrack/tools
 TINYGO ?= $(TOOLS_DIR)/bin/tinygo
-TINYGO_FLAGS := -target=wasip1 -buildmode=c-shared -scheduler=none -no-debug
+TINYGO_FLAGS := -target=wasip1 -buildmode=c-shared -scheduler=none -no-debug -opt=2
 RULES := hamustro eye cookiesync
 TEST_RULES := misbehave hamustroguest eyealt cookiesyncalt
 PROTOS := proto/hamustropb/hamustro.proto proto/eventpb/event.proto proto/rulepb/rule.proto

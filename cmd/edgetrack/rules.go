@@ -37,7 +37,7 @@ const (
 const defaultAdminURL = "http://127.0.0.1:9091"
 
 // tinygoFlags are the flags every rule module is built with (docs/ABI.md).
-var tinygoFlags = []string{"-target=wasip1", "-buildmode=c-shared", "-scheduler=none", "-no-debug"}
+var tinygoFlags = []string{"-target=wasip1", "-buildmode=c-shared", "-scheduler=none", "-no-debug", "-opt=2"}
 
 // newRulesCmd is `edgetrack rules`: write, build, check and ship rule
 // modules to the aggregator's registry.

@@ -4,7 +4,7 @@
 // only Go; `make wasm` rebuilds them and `make check` fails when they differ
 // from a fresh build. Each was built with:
 //
-//	tinygo build -target=wasip1 -buildmode=c-shared -scheduler=none -no-debug \
+//	tinygo build -target=wasip1 -buildmode=c-shared -scheduler=none -no-debug -opt=2 \
 //	    -o wasm/dist/<name>.wasm ./wasm/cmd/<name>
 package dist
 

@@ -15,7 +15,7 @@
 //	func main() {}
 //
 // Built with `tinygo build -target=wasip1 -buildmode=c-shared -scheduler=none
-// -no-debug`, the files of this package tagged for wasm provide the ABI's
+// -no-debug -opt=2`, the files of this package tagged for wasm provide the ABI's
 // exports and bind abi.Host to the host functions. Natively (under `go test`)
 // Native provides the same abi.Host from Go's crypto packages, so the same
 // rule logic runs in both places and can be compared.
