@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -76,6 +77,14 @@ var hostFuncs = []hostFunc{
 			panic(errors.New("host: random asked for more than 4096 bytes"))
 		}
 		_, _ = rand.Read(read(m, s[0], s[1]))
+	}},
+	// checkpoint is what the checks instrument adds call every
+	// checkpointEvery passes: it ends the guest's call once the call's
+	// context is done (its deadline passed, or its caller gave up).
+	{checkpointImport, nil, nil, func(ctx context.Context, _ api.Module, _ []uint64) {
+		if err := ctx.Err(); err != nil {
+			panic(fmt.Errorf("host: rule interrupted: %w", err))
+		}
 	}},
 }
 

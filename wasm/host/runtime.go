@@ -99,8 +99,10 @@ type compiled struct {
 // New creates a Runtime with the host module and WASI instantiated.
 func New(ctx context.Context, opts Options) (*Runtime, error) {
 	opts.defaults()
+	// Deadlines are enforced by the checks instrument adds, not by wazero's
+	// own (see interrupt.go).
 	cfg := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(false).
 		WithMemoryLimitPages(uint32(opts.MemoryLimit / 65536))
 	var cache wazero.CompilationCache
 	if opts.CacheDir != "" {
@@ -150,7 +152,11 @@ func (r *Runtime) compile(ctx context.Context, hash string, wasm []byte) (*compi
 		c.refs++
 		return c, nil
 	}
-	cm, err := r.rt.CompileModule(ctx, wasm)
+	instrumented, err := instrument(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
+	}
+	cm, err := r.rt.CompileModule(ctx, instrumented)
 	if err != nil {
 		return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
 	}

@@ -1,0 +1,226 @@
+package host
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// module assembles a WebAssembly binary from sections given as id and
+// contents.
+func module(sections ...[]byte) []byte {
+	out := []byte("\x00asm\x01\x00\x00\x00")
+	for _, s := range sections {
+		out = append(out, s[0])
+		out = binary.AppendUvarint(out, uint64(len(s)-1))
+		out = append(out, s[1:]...)
+	}
+	return out
+}
+
+func sec(id byte, parts ...[]byte) []byte {
+	out := []byte{id}
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func vec(items ...[]byte) []byte {
+	out := binary.AppendUvarint(nil, uint64(len(items)))
+	for _, it := range items {
+		out = append(out, it...)
+	}
+	return out
+}
+
+func body(locals []byte, code ...byte) []byte {
+	b := append(append([]byte{}, locals...), code...)
+	return append(binary.AppendUvarint(nil, uint64(len(b))), b...)
+}
+
+func name(s string) []byte { return appendName(nil, s) }
+
+var (
+	noLocals  = []byte{0}
+	typeVoid  = []byte{0x60, 0, 0}             // () -> ()
+	typeI32   = []byte{0x60, 1, 0x7f, 0}       // (i32) -> ()
+	typeToI32 = []byte{0x60, 0, 1, 0x7f}       // () -> i32
+	typeI32s  = []byte{0x60, 2, 0x7f, 0x7f, 0} // (i32, i32) -> ()
+)
+
+// Test modules, written out in the binary format.
+var (
+	// run loops forever.
+	loopForever = module(
+		sec(1, vec(typeVoid)),
+		sec(3, vec([]byte{0})),
+		sec(7, vec(append(name("run"), 0, 0))),
+		sec(10, vec(body(noLocals, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b))), // loop br 0 end end
+	)
+	// run calls f(64), and f(n) calls f(n-1) twice while n > 0: 2^64
+	// calls and not one loop.
+	recurse = module(
+		sec(1, vec(typeVoid, typeI32)),
+		sec(3, vec([]byte{0}, []byte{1})),
+		sec(7, vec(append(name("run"), 0, 0))),
+		sec(10, vec(
+			body(noLocals, 0x41, 64, 0x10, 1, 0x0b), // i32.const 64, call 1
+			body(noLocals,
+				0x20, 0, 0x04, 0x40, // local.get 0, if
+				0x20, 0, 0x41, 1, 0x6b, 0x10, 1, // call f(n-1)
+				0x20, 0, 0x41, 1, 0x6b, 0x10, 1, // call f(n-1)
+				0x0b, 0x0b),
+		)),
+	)
+	// run returns seven() + 1, calling seven through a table; the module
+	// also imports a function, so that instrument's new import moves the
+	// defined functions' indices (import 0: md5; 1: seven; 2: run).
+	renumbered = module(
+		sec(1, vec(typeToI32, typeI32s, []byte{0x60, 3, 0x7f, 0x7f, 0x7f, 0})),
+		sec(2, vec(append(append(name("edgetrack"), name("md5")...), 0, 2))),
+		sec(3, vec([]byte{0}, []byte{0})),
+		sec(4, vec([]byte{0x70, 0, 1})),                                     // table funcref min 1
+		sec(7, vec(append(name("run"), 0, 2), append(name("seven"), 0, 1))), // exports
+		sec(9, vec([]byte{0, 0x41, 0, 0x0b, 1, 1})),                         // table[0] = func 1
+		sec(10, vec(
+			body(noLocals, 0x41, 7, 0x0b),                            // seven: i32.const 7
+			body(noLocals, 0x41, 0, 0x11, 0, 0, 0x41, 1, 0x6a, 0x0b), // run: call_indirect type 0 (table[0]) + 1
+		)),
+	)
+)
+
+// runtime returns a wazero runtime as the host configures it, with the
+// host module.
+func testRuntime(t *testing.T) wazero.Runtime {
+	t.Helper()
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+	t.Cleanup(func() { rt.Close(ctx) })
+	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+	if err := instantiateHostModule(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+func instantiate(t *testing.T, rt wazero.Runtime, wasm []byte) func(ctx context.Context) ([]uint64, error) {
+	t.Helper()
+	in, err := instrument(wasm)
+	if err != nil {
+		t.Fatalf("instrument: %v", err)
+	}
+	mod, err := rt.InstantiateWithConfig(context.Background(), in, wazero.NewModuleConfig().WithName(""))
+	if err != nil {
+		t.Fatalf("instantiate the instrumented module: %v", err)
+	}
+	return func(ctx context.Context) ([]uint64, error) { return mod.ExportedFunction("run").Call(ctx) }
+}
+
+// TestInstrumentStopsUnboundedGuests runs a guest that loops and one that
+// recurses without looping, each for far longer than any deadline: both end
+// at their deadline with the host's interrupt, and the runtime's garbage
+// collector is not kept waiting meanwhile.
+func TestInstrumentStopsUnboundedGuests(t *testing.T) {
+	rt := testRuntime(t)
+	for _, c := range []struct {
+		name string
+		wasm []byte
+	}{{"loop", loopForever}, {"recursion", recurse}} {
+		t.Run(c.name, func(t *testing.T) {
+			run := instantiate(t, rt, c.wasm)
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			// A collection needs every goroutine to stop, the guest's too.
+			gcDone := make(chan struct{})
+			go func() {
+				time.Sleep(10 * time.Millisecond)
+				for range 5 {
+					runtime.GC()
+				}
+				close(gcDone)
+			}()
+			_, err := run(ctx)
+			if err == nil || !strings.Contains(err.Error(), "rule interrupted") || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				t.Fatalf("err = %v (context: %v), want the host's interrupt after the deadline", err, ctx.Err())
+			}
+			<-gcDone
+		})
+	}
+}
+
+// TestInstrumentRenumbersFunctions checks that a module whose functions move
+// (instrument adds an import) still calls, exports and tabulates the right
+// ones.
+func TestInstrumentRenumbersFunctions(t *testing.T) {
+	rt := testRuntime(t)
+	res, err := instantiate(t, rt, renumbered)(context.Background())
+	if err != nil || len(res) != 1 || res[0] != 8 {
+		t.Fatalf("run = %v, %v; want 8", res, err)
+	}
+}
+
+func TestInstrumentRefuses(t *testing.T) {
+	for _, c := range []struct {
+		name, want string
+		wasm       []byte
+	}{
+		{"not wasm", "not a WebAssembly module", []byte("hello")},
+		{"start function", "start function", module(
+			sec(1, vec(typeVoid)), sec(3, vec([]byte{0})), sec(8, []byte{0}),
+			sec(10, vec(body(noLocals, 0x0b))))},
+		{"the budget's index", "uses global 0", module( // no globals of its own: 0 is the budget
+			sec(1, vec(typeVoid)), sec(3, vec([]byte{0})),
+			sec(10, vec(body(noLocals, 0x41, 1, 0x24, 0, 0x0b))))},
+		{"SIMD", "SIMD", module(
+			sec(1, vec(typeVoid)), sec(3, vec([]byte{0})),
+			sec(10, vec(body(noLocals, 0xfd, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x1a, 0x0b))))},
+		{"truncated", "runs past the end", loopForever[:len(loopForever)-3]},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := instrument(c.wasm)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, c.want)
+			}
+		})
+	}
+}
+
+// FuzzInstrument checks that instrument never panics, and that whatever
+// wazero compiles, instrument either refuses with a reason or turns into a
+// module wazero compiles too.
+func FuzzInstrument(f *testing.F) {
+	for _, file := range []string{"../dist/hamustro.wasm", "../dist/eye.wasm", "../dist/cookiesync.wasm", "testdata/misbehave.wasm"} {
+		wasm, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(wasm)
+	}
+	f.Add(loopForever)
+	f.Add(recurse)
+	f.Add(renumbered)
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		out, err := instrument(wasm)
+		if err != nil {
+			return
+		}
+		if _, err := rt.CompileModule(ctx, wasm); err != nil {
+			return // not valid to begin with
+		}
+		if _, err := rt.CompileModule(ctx, out); err != nil {
+			t.Fatalf("wazero compiles the module but not its instrumented copy: %v", err)
+		}
+	})
+}
