@@ -256,7 +256,7 @@ func extendVector(body, entry []byte) ([]byte, error) {
 // countImports counts the imported functions and globals.
 func countImports(body []byte) (funcs, globals uint32, err error) {
 	r := reader{b: body}
-	for range r.u32() {
+	for range r.count() {
 		r.name()
 		r.name()
 		switch kind := r.byte(); kind {
@@ -286,7 +286,7 @@ func countImports(body []byte) (funcs, globals uint32, err error) {
 // the host's import name under its own.
 func (in *instrumenter) exports(body []byte) ([]byte, error) {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	out := binary.AppendUvarint(nil, uint64(n))
 	for range n {
 		name := r.name()
@@ -305,7 +305,7 @@ func (in *instrumenter) exports(body []byte) ([]byte, error) {
 // globals renumbers ref.func in the initialisers of the module's globals.
 func (in *instrumenter) globals(body []byte) ([]byte, error) {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	out := binary.AppendUvarint(nil, uint64(n))
 	for range n {
 		at := r.off
@@ -320,7 +320,7 @@ func (in *instrumenter) globals(body []byte) ([]byte, error) {
 // elements renumbers the functions element segments list.
 func (in *instrumenter) elements(body []byte) ([]byte, error) {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	out := binary.AppendUvarint(nil, uint64(n))
 	for range n {
 		flags := r.u32()
@@ -339,7 +339,7 @@ func (in *instrumenter) elements(body []byte) ([]byte, error) {
 			r.valType()
 			out = append(out, r.b[at:r.off]...)
 		}
-		count := r.u32()
+		count := r.count()
 		out = binary.AppendUvarint(out, uint64(count))
 		for range count {
 			if flags&4 != 0 {
@@ -376,7 +376,7 @@ func (in *instrumenter) expr(out []byte, r *reader) []byte {
 // body and at the head of every loop, function indices renumbered.
 func (in *instrumenter) code(body []byte) ([]byte, error) {
 	r := reader{b: body}
-	n := r.u32()
+	n := r.count()
 	out := binary.AppendUvarint(nil, uint64(n))
 	var fn []byte
 	for i := range n {
@@ -400,7 +400,7 @@ func (in *instrumenter) code(body []byte) ([]byte, error) {
 
 func (in *instrumenter) function(out, code []byte) ([]byte, error) {
 	r := reader{b: code}
-	for range r.u32() { // local declarations: count, type
+	for range r.count() { // local declarations: count, type
 		r.u32()
 		r.valType()
 	}
@@ -494,6 +494,18 @@ func (r *reader) leb(maxBits int) uint64 {
 
 func (r *reader) u32() uint32 { return uint32(r.leb(32)) }
 
+// count reads the length of a vector. Every entry of the vectors instrument
+// reads takes at least one byte, so a length beyond the bytes left is an
+// error, caught before a loop runs that many times.
+func (r *reader) count() uint32 {
+	n := r.u32()
+	if int64(n) > int64(len(r.b)-r.off) {
+		r.fail("vector of %d entries at byte %d runs past the end", n, r.off)
+		return 0
+	}
+	return n
+}
+
 func (r *reader) name() string { return string(r.bytes(int(r.u32()))) }
 
 func (r *reader) limits() {
@@ -540,7 +552,7 @@ func (r *reader) immediates(op byte) {
 	case op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12: // br, br_if, call, return_call
 		r.u32()
 	case op == 0x0e: // br_table
-		for range r.u32() {
+		for range r.count() {
 			r.u32()
 		}
 		r.u32()
@@ -548,7 +560,7 @@ func (r *reader) immediates(op byte) {
 		r.u32()
 		r.u32()
 	case op == 0x1c: // select with types
-		for range r.u32() {
+		for range r.count() {
 			r.valType()
 		}
 	case op >= 0x20 && op <= 0x26: // locals, globals, table.get/set

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/edgetrack/edgetrack/wasm/abi"
 )
 
 // module assembles a WebAssembly binary from sections given as id and
@@ -184,6 +187,8 @@ func TestInstrumentRefuses(t *testing.T) {
 			sec(1, vec(typeVoid)), sec(3, vec([]byte{0})),
 			sec(10, vec(body(noLocals, 0xfd, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x1a, 0x0b))))},
 		{"truncated", "runs past the end", loopForever[:len(loopForever)-3]},
+		{"a vector longer than its section", "vector of 4294967295 entries", module(
+			sec(1, vec(typeVoid)), sec(2, binary.AppendUvarint(nil, 1<<32-1)))},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := instrument(c.wasm)
@@ -216,6 +221,11 @@ func FuzzInstrument(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// Compiling takes most of the time per input; the shipped modules
+		// are compiled instrumented by every other test of this package.
+		if len(wasm) > 64<<10 {
+			return
+		}
 		if _, err := rt.CompileModule(ctx, wasm); err != nil {
 			return // not valid to begin with
 		}
@@ -223,4 +233,25 @@ func FuzzInstrument(f *testing.F) {
 			t.Fatalf("wazero compiles the module but not its instrumented copy: %v", err)
 		}
 	})
+}
+
+// TestMalformedModuleDoesNotPanic loads a module whose second function
+// names a type that does not exist, on which wazero's validator panics: the
+// host reports an invalid module instead.
+func TestMalformedModuleDoesNotPanic(t *testing.T) {
+	bad := append([]byte{}, recurse...)
+	i := bytes.Index(bad, []byte{3, 3, 2, 0, 1}) // function section: types 0 and 1
+	if i < 0 {
+		t.Fatal("function section not found")
+	}
+	bad[i+4] = 0x72 // type 114 of 2
+	rt, err := New(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	_, err = rt.Load(context.Background(), "bad", bad, &abi.Config{})
+	if !errors.Is(err, ErrInvalidModule) || !strings.Contains(err.Error(), "does not compile") {
+		t.Fatalf("err = %v, want ErrInvalidModule saying it does not compile", err)
+	}
 }

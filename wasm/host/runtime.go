@@ -156,7 +156,7 @@ func (r *Runtime) compile(ctx context.Context, hash string, wasm []byte) (*compi
 	if err != nil {
 		return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
 	}
-	cm, err := r.rt.CompileModule(ctx, instrumented)
+	cm, err := compileModule(ctx, r.rt, instrumented)
 	if err != nil {
 		return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
 	}
@@ -167,6 +167,19 @@ func (r *Runtime) compile(ctx context.Context, hash string, wasm []byte) (*compi
 	c := &compiled{cm: cm, refs: 1}
 	r.compiled[hash] = c
 	return c, nil
+}
+
+// compileModule is wazero's CompileModule, with a panic turned into an
+// error: wazero 1.12's validator panics on some malformed modules (a
+// function whose type index is out of range), and an uploaded module must
+// never take the process down.
+func compileModule(ctx context.Context, rt wazero.Runtime, wasm []byte) (cm wazero.CompiledModule, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			cm, err = nil, fmt.Errorf("the WebAssembly validator failed on it: %v", p)
+		}
+	}()
+	return rt.CompileModule(ctx, wasm)
 }
 
 func (r *Runtime) release(ctx context.Context, hash string) {
