@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 
 	"github.com/edgetrack/edgetrack/wasm/abi"
 )
@@ -30,8 +33,15 @@ import (
 // checkpoint panics out of the guest once the call's context is done.
 // Every unbounded execution passes the checks again and again: a loop's
 // next iteration goes through its head, and recursion through a function's
-// entry; the rest of a function is straight-line code of bounded length. A
-// call therefore runs at most checkpointEvery checks past its deadline.
+// entry; the rest of a function is straight-line code of bounded length.
+// Straight-line code can still hold instructions whose cost has no bound
+// but memory: bulk memory and table instructions are therefore charged by
+// length before they run (see appendCharge), and every call of an imported
+// function, which may hash megabytes, calls checkpoint first. A table may
+// not hold an imported function, so no import is called unchecked through
+// call_indirect. A call therefore runs past its deadline by at most
+// checkpointEvery loop iterations or function calls, or about 2.5 MB of
+// bulk copying.
 // checkpoint is also where the goroutine running the guest can stop for the
 // Go runtime (compiled wasm cannot be preempted), so a garbage collection
 // never waits long for a running rule.
@@ -59,10 +69,22 @@ const (
 	checkpointEvery = 10_000
 )
 
+// Bulk instructions cost in proportion to their length, so a check before
+// each charges the budget one unit per 2^shift bytes (memory) or entries
+// (tables): a loop of 16 MiB fills then reaches checkpoint at every fill.
+const (
+	memoryCostShift = 8
+	tableCostShift  = 5
+	// maxTableEntries caps every table: wazero allocates tables outside the
+	// memory cap, 8 bytes an entry.
+	maxTableEntries = 1 << 20
+)
+
 const (
 	secCustom  = 0
 	secType    = 1
 	secImport  = 2
+	secTable   = 4
 	secGlobal  = 6
 	secExport  = 7
 	secStart   = 8
@@ -77,17 +99,26 @@ var sectionOrder = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8,
 
 // instrumenter holds what rewriting a module needs to know about it.
 type instrumenter struct {
-	importedFuncs uint32 // the new import's function index
-	budget        uint32 // the new global's index
-	check         []byte // the instructions inserted at each check point
+	importedFuncs uint32    // the new import's function index
+	budget        uint32    // the new global's index; scratch is budget+1
+	check         []byte    // the instructions inserted at each check point
+	charge        [2][]byte // before a bulk memory / table instruction: charge its length
+	err           error     // the first index the original module may not use
 }
 
 // fn maps a function index of the original module to the instrumented one.
 func (in *instrumenter) fn(idx uint32) uint32 {
-	if idx >= in.importedFuncs {
+	if idx >= in.importedFuncs && idx < math.MaxUint32 { // an index of MaxUint32 stays invalid
 		return idx + 1
 	}
 	return idx
+}
+
+// global refuses an index of the globals instrument adds.
+func (in *instrumenter) global(idx uint32, where string) {
+	if idx >= in.budget && in.err == nil {
+		in.err = fmt.Errorf("%s uses global %d, which the module does not define", where, idx)
+	}
 }
 
 // instrument returns a copy of wasm with the budget, the checkpoint import
@@ -136,13 +167,17 @@ func instrument(wasm []byte) ([]byte, error) {
 	}
 	in.budget = globals
 	in.check = appendCheck(nil, in.budget, in.importedFuncs)
+	in.charge[0] = appendCharge(nil, in.budget, memoryCostShift, in.check)
+	in.charge[1] = appendCharge(nil, in.budget, tableCostShift, in.check)
 
 	newType := []byte{0x60, 0x00, 0x00} // func () -> ()
 	newImport := appendName(nil, abi.HostModule)
 	newImport = appendName(newImport, checkpointImport)
 	newImport = append(newImport, 0x00) // a function
 	newImport = binary.AppendUvarint(newImport, uint64(types))
-	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b} // (mut i32) = 0: the first check calls checkpoint
+	// The budget, (mut i32) = 0 so that the first check calls checkpoint,
+	// and a scratch global for the length of bulk instructions.
+	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b}
 
 	out := append([]byte(nil), wasm[:wasmHeader]...)
 	emit := func(id byte, body []byte) {
@@ -152,18 +187,21 @@ func instrument(wasm []byte) ([]byte, error) {
 	}
 	added := map[byte][]byte{secType: newType, secImport: newImport, secGlobal: newGlobal}
 	done := map[byte]bool{}
+	entries := map[byte]uint64{secType: 1, secImport: 1, secGlobal: 2}
 	addMissing := func(before int) {
 		for _, id := range []byte{secType, secImport, secGlobal} {
 			if !done[id] && sectionOrder[id] < before {
-				emit(id, append(binary.AppendUvarint(nil, 1), added[id]...))
+				emit(id, append(binary.AppendUvarint(nil, entries[id]), added[id]...))
 				done[id] = true
 			}
 		}
 	}
 	for _, s := range sections {
 		if s.id == secCustom {
-			if r := (reader{b: s.body}); r.name() == "name" {
-				continue // names functions by index, which have moved
+			// The name section names functions by index, which have moved;
+			// DWARF sections point at code offsets, which have too.
+			if r := (reader{b: s.body}); r.name() == "name" || strings.HasPrefix(r.name(), ".debug_") {
+				continue
 			}
 			emit(s.id, s.body)
 			continue
@@ -173,12 +211,14 @@ func instrument(wasm []byte) ([]byte, error) {
 		var err error
 		switch s.id {
 		case secType, secImport:
-			body, err = extendVector(s.body, added[s.id])
+			body, err = extendVector(s.body, added[s.id], entries[s.id])
 		case secGlobal:
 			body, err = in.globals(s.body)
 			if err == nil {
-				body, err = extendVector(body, newGlobal)
+				body, err = extendVector(body, newGlobal, entries[s.id])
 			}
+		case secTable:
+			body, err = s.body, checkTables(s.body)
 		case secExport:
 			body, err = in.exports(s.body)
 		case secElement:
@@ -187,6 +227,9 @@ func instrument(wasm []byte) ([]byte, error) {
 			body, err = in.code(s.body)
 		default:
 			body = s.body
+		}
+		if err == nil {
+			err = in.err
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s section: %w", sectionName(s.id), err)
@@ -224,6 +267,37 @@ func appendCheck(dst []byte, budget, checkpoint uint32) []byte {
 	return append(dst, 0x0b) // end
 }
 
+// appendCharge appends the instructions that, before a bulk instruction
+// whose length is on top of the stack, take length>>shift from the budget
+// and then check it. The length goes through the scratch global and back.
+func appendCharge(dst []byte, budget uint32, shift byte, check []byte) []byte {
+	scratch := budget + 1
+	dst = binary.AppendUvarint(append(dst, 0x24), uint64(scratch)) // global.set scratch
+	dst = binary.AppendUvarint(append(dst, 0x23), uint64(budget))  // global.get budget
+	dst = binary.AppendUvarint(append(dst, 0x23), uint64(scratch)) // global.get scratch
+	dst = append(dst, 0x41, shift, 0x76, 0x6b)                     // i32.const shift, i32.shr_u, i32.sub
+	dst = binary.AppendUvarint(append(dst, 0x24), uint64(budget))  // global.set budget
+	dst = binary.AppendUvarint(append(dst, 0x23), uint64(scratch)) // global.get scratch
+	return append(dst, check...)
+}
+
+// checkTables refuses tables without a maximum or above maxTableEntries.
+func checkTables(body []byte) error {
+	r := reader{b: body}
+	for i := range r.count() {
+		r.valType()
+		flags := r.byte()
+		r.leb(64)
+		if flags&1 == 0 {
+			return fmt.Errorf("table %d has no maximum size", i)
+		}
+		if max := r.leb(64); max > maxTableEntries {
+			return fmt.Errorf("table %d may grow to %d entries; at most %d are allowed", i, max, maxTableEntries)
+		}
+	}
+	return r.end()
+}
+
 func appendName(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
@@ -241,16 +315,17 @@ func appendSLEB(dst []byte, v int64) []byte {
 	}
 }
 
-// extendVector appends one encoded entry to a section that is a vector.
-func extendVector(body, entry []byte) ([]byte, error) {
+// extendVector appends encoded entries (added of them) to a section that
+// is a vector.
+func extendVector(body, entries []byte, added uint64) ([]byte, error) {
 	r := reader{b: body}
 	n := r.u32()
 	if r.err != nil {
 		return nil, r.err
 	}
-	out := binary.AppendUvarint(nil, uint64(n)+1)
+	out := binary.AppendUvarint(nil, uint64(n)+added)
 	out = append(out, body[r.off:]...)
-	return append(out, entry...), nil
+	return append(out, entries...), nil
 }
 
 // countImports counts the imported functions and globals.
@@ -279,7 +354,7 @@ func countImports(body []byte) (funcs, globals uint32, err error) {
 			r.fail("import of unknown kind %d", kind)
 		}
 	}
-	return funcs, globals, r.err
+	return funcs, globals, r.end()
 }
 
 // exports renumbers exported functions and refuses a module that exports
@@ -292,14 +367,17 @@ func (in *instrumenter) exports(body []byte) ([]byte, error) {
 		name := r.name()
 		kind := r.byte()
 		idx := r.u32()
-		if kind == 0 {
+		switch kind {
+		case 0:
 			idx = in.fn(idx)
+		case 3:
+			in.global(idx, "export "+strconv.Quote(name))
 		}
 		out = appendName(out, name)
 		out = append(out, kind)
 		out = binary.AppendUvarint(out, uint64(idx))
 	}
-	return out, r.err
+	return out, r.end()
 }
 
 // globals renumbers ref.func in the initialisers of the module's globals.
@@ -314,7 +392,7 @@ func (in *instrumenter) globals(body []byte) ([]byte, error) {
 		out = append(out, r.b[at:r.off]...)
 		out = in.expr(out, &r)
 	}
-	return out, r.err
+	return out, r.end()
 }
 
 // elements renumbers the functions element segments list.
@@ -345,11 +423,21 @@ func (in *instrumenter) elements(body []byte) ([]byte, error) {
 			if flags&4 != 0 {
 				out = in.expr(out, &r)
 			} else {
-				out = binary.AppendUvarint(out, uint64(in.fn(r.u32())))
+				out = binary.AppendUvarint(out, uint64(in.ref(r.u32())))
 			}
 		}
 	}
-	return out, r.err
+	return out, r.end()
+}
+
+// ref renumbers a function that goes into a table or a reference. An
+// imported function may not: calls to imports are checked where they are
+// made, and a table would hide them.
+func (in *instrumenter) ref(idx uint32) uint32 {
+	if idx < in.importedFuncs && in.err == nil {
+		in.err = fmt.Errorf("takes a reference to imported function %d; rules may only call imports directly", idx)
+	}
+	return in.fn(idx)
 }
 
 // expr copies a constant expression up to and including its end,
@@ -363,9 +451,13 @@ func (in *instrumenter) expr(out []byte, r *reader) []byte {
 			return append(out, op)
 		case 0xd2:
 			out = append(out, op)
-			out = binary.AppendUvarint(out, uint64(in.fn(r.u32())))
+			out = binary.AppendUvarint(out, uint64(in.ref(r.u32())))
 		default:
 			r.immediates(op)
+			if op == 0x23 { // global.get: read its index again
+				idx := reader{b: r.b, off: at + 1}
+				in.global(idx.u32(), "a constant expression")
+			}
 			out = append(out, r.b[at:r.off]...)
 		}
 	}
@@ -417,20 +509,60 @@ func (in *instrumenter) function(out, code []byte) ([]byte, error) {
 			r.blockType()
 			out = append(out, code[at:r.off]...)
 			out = append(out, in.check...)
-		case 0x10, 0x12, 0xd2: // call, return_call, ref.func
-			out = append(out, op)
-			out = binary.AppendUvarint(out, uint64(in.fn(r.u32())))
+		case 0x10, 0x12: // call, return_call
+			idx := r.u32()
+			if idx < in.importedFuncs {
+				// A host function may take long (hashing 16 MiB, say):
+				// ask checkpoint before every call of one.
+				out = binary.AppendUvarint(append(out, 0x10), uint64(in.importedFuncs))
+			}
+			out = binary.AppendUvarint(append(out, op), uint64(in.fn(idx)))
+		case 0xd2: // ref.func
+			out = binary.AppendUvarint(append(out, op), uint64(in.ref(r.u32())))
 		case 0x23, 0x24: // global.get, global.set
-			if idx := r.u32(); idx >= in.budget && r.err == nil {
-				return nil, fmt.Errorf("instruction at byte %d uses global %d, which the module does not define", at, idx)
+			in.global(r.u32(), fmt.Sprintf("instruction at byte %d", at))
+			out = append(out, code[at:r.off]...)
+		case 0xfc:
+			sub := r.u32()
+			r.fcImmediates(sub)
+			switch sub {
+			case 8, 10, 11: // memory.init, memory.copy, memory.fill
+				out = append(out, in.charge[0]...)
+			case 12, 14, 15, 17: // table.init, table.copy, table.grow, table.fill
+				out = append(out, in.charge[1]...)
 			}
 			out = append(out, code[at:r.off]...)
 		default:
 			r.immediates(op)
 			out = append(out, code[at:r.off]...)
 		}
+		if in.err != nil {
+			return nil, in.err
+		}
 	}
 	return out, r.err
+}
+
+// fcImmediates skips the immediates of the 0xfc-prefixed instruction sub.
+func (r *reader) fcImmediates(sub uint32) {
+	switch {
+	case sub <= 7: // saturating conversions
+	case sub == 8 || sub == 10 || sub == 12 || sub == 14: // memory.init, memory.copy, table.init, table.copy
+		r.u32()
+		r.u32()
+	case sub == 9 || sub == 11 || sub == 13 || (sub >= 15 && sub <= 17): // data.drop, memory.fill, elem.drop, table.grow/size/fill
+		r.u32()
+	default:
+		r.fail("instruction 0xfc %d at byte %d is not supported", sub, r.off)
+	}
+}
+
+// end fails when bytes are left after a section's declared entries.
+func (r *reader) end() error {
+	if r.err == nil && r.off != len(r.b) {
+		r.fail("%d bytes after the last entry", len(r.b)-r.off)
+	}
+	return r.err
 }
 
 // reader decodes the parts of the binary format instrument needs. The
@@ -477,7 +609,7 @@ func (r *reader) bytes(n int) []byte {
 func (r *reader) leb(maxBits int) uint64 {
 	var v uint64
 	for shift := 0; ; shift += 7 {
-		if shift >= maxBits+7 {
+		if shift >= maxBits {
 			r.fail("LEB128 number too long at byte %d", r.off)
 			return 0
 		}
@@ -584,16 +716,7 @@ func (r *reader) immediates(op byte) {
 	case op == 0xd2: // ref.func
 		r.u32()
 	case op == 0xfc:
-		switch sub := r.u32(); {
-		case sub <= 7: // saturating conversions
-		case sub == 8 || sub == 10 || sub == 12 || sub == 14: // memory.init, memory.copy, table.init, table.copy
-			r.u32()
-			r.u32()
-		case sub == 9 || sub == 11 || sub == 13 || (sub >= 15 && sub <= 17): // data.drop, memory.fill, elem.drop, table.grow/size/fill
-			r.u32()
-		default:
-			r.fail("instruction 0xfc %d at byte %d is not supported", sub, r.off)
-		}
+		r.fcImmediates(r.u32())
 	case op == 0xfd:
 		r.fail("SIMD instructions are not supported (byte %d)", r.off-1)
 	case op == 0xfe:

@@ -91,7 +91,7 @@ var (
 		sec(1, vec(typeToI32, typeI32s, []byte{0x60, 3, 0x7f, 0x7f, 0x7f, 0})),
 		sec(2, vec(append(append(name("edgetrack"), name("md5")...), 0, 2))),
 		sec(3, vec([]byte{0}, []byte{0})),
-		sec(4, vec([]byte{0x70, 0, 1})),                                     // table funcref min 1
+		sec(4, vec([]byte{0x70, 1, 1, 1})),                                  // table funcref min 1 max 1
 		sec(7, vec(append(name("run"), 0, 2), append(name("seven"), 0, 1))), // exports
 		sec(9, vec([]byte{0, 0x41, 0, 0x0b, 1, 1})),                         // table[0] = func 1
 		sec(10, vec(
@@ -187,6 +187,17 @@ func TestInstrumentRefuses(t *testing.T) {
 			sec(1, vec(typeVoid)), sec(3, vec([]byte{0})),
 			sec(10, vec(body(noLocals, 0xfd, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x1a, 0x0b))))},
 		{"truncated", "runs past the end", loopForever[:len(loopForever)-3]},
+		{"a table without a maximum", "no maximum size", module(
+			sec(1, vec(typeVoid)), sec(3, vec([]byte{0})), sec(4, vec([]byte{0x70, 0, 1})),
+			sec(10, vec(body(noLocals, 0x0b))))},
+		{"an imported function in a table", "reference to imported function 0", module(
+			sec(1, vec(typeVoid)), sec(2, vec(append(append(name("edgetrack"), name("checkpoint")...), 0, 0))),
+			sec(3, vec([]byte{0})), sec(4, vec([]byte{0x70, 1, 1, 1})),
+			sec(9, vec([]byte{0, 0x41, 0, 0x0b, 1, 0})),
+			sec(10, vec(body(noLocals, 0x0b))))},
+		{"an export of the budget", "uses global 0", module(
+			sec(1, vec(typeVoid)), sec(3, vec([]byte{0})), sec(7, vec(append(name("b"), 3, 0))),
+			sec(10, vec(body(noLocals, 0x0b))))},
 		{"a vector longer than its section", "vector of 4294967295 entries", module(
 			sec(1, vec(typeVoid)), sec(2, binary.AppendUvarint(nil, 1<<32-1)))},
 	} {
@@ -253,5 +264,69 @@ func TestMalformedModuleDoesNotPanic(t *testing.T) {
 	_, err = rt.Load(context.Background(), "bad", bad, &abi.Config{})
 	if !errors.Is(err, ErrInvalidModule) || !strings.Contains(err.Error(), "does not compile") {
 		t.Fatalf("err = %v, want ErrInvalidModule saying it does not compile", err)
+	}
+}
+
+// countingRuntime is a runtime whose edgetrack module counts checkpoint
+// calls and offers md5 as a function that does nothing.
+func countingRuntime(t *testing.T) (wazero.Runtime, *int) {
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+	t.Cleanup(func() { rt.Close(ctx) })
+	calls := new(int)
+	_, err := rt.NewHostModuleBuilder("edgetrack").
+		NewFunctionBuilder().WithFunc(func(context.Context) { *calls++ }).Export(checkpointImport).
+		NewFunctionBuilder().WithFunc(func(context.Context, uint32, uint32, uint32) {}).Export("md5").
+		Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt, calls
+}
+
+// TestInstrumentChargesLongInstructions checks the checks that do not wait
+// for the budget of loop heads: bulk memory instructions are charged by
+// length, and every call of an imported function asks checkpoint first.
+func TestInstrumentChargesLongInstructions(t *testing.T) {
+	// run fills 1 MiB of memory 100 times in a loop.
+	fill := append([]byte{0x03, 0x40, 0x41, 0x00, 0x41, 0x00, 0x41}, appendSLEB(nil, 1<<20)...)
+	fill = append(fill, 0xfc, 11, 0, // memory.fill
+		0x20, 0, 0x41, 1, 0x6a, 0x22, 0, // local 0 += 1
+		0x41, 0xe4, 0x00, 0x49, 0x0d, 0, 0x0b, 0x0b) // br_if local 0 < 100; end; end
+	fills := module(
+		sec(1, vec(typeVoid)), sec(3, vec([]byte{0})), sec(5, vec([]byte{1, 16, 16})),
+		sec(7, vec(append(name("run"), 0, 0))),
+		sec(10, vec(body([]byte{1, 1, 0x7f}, fill...))),
+	)
+	// run calls md5 five times, with no loop.
+	md5 := []byte{0x41, 0, 0x41, 0, 0x41, 0, 0x10, 0}
+	calls := module(
+		sec(1, vec(typeVoid, []byte{0x60, 3, 0x7f, 0x7f, 0x7f, 0})),
+		sec(2, vec(append(append(name("edgetrack"), name("md5")...), 0, 1))),
+		sec(3, vec([]byte{0})),
+		sec(7, vec(append(name("run"), 0, 1))),
+		sec(10, vec(body(noLocals, append(bytes.Repeat(md5, 5), 0x0b)...))),
+	)
+	for _, c := range []struct {
+		name string
+		wasm []byte
+		min  int
+	}{
+		// A fill of 2^20 bytes costs 2^12 units at one per 2^8 bytes, so
+		// every third fill at the latest empties a budget of 10,000 (the
+		// loop's 100 heads alone would not empty it once).
+		{"memory.fill", fills, 100 / (checkpointEvery/(1<<(20-memoryCostShift)) + 1)},
+		// The entry's check, then one before each call.
+		{"host calls", calls, 1 + 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rt, n := countingRuntime(t)
+			if _, err := instantiate(t, rt, c.wasm)(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if *n < c.min {
+				t.Fatalf("checkpoint called %d times, want at least %d", *n, c.min)
+			}
+		})
 	}
 }
