@@ -10,9 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,9 +54,19 @@ const (
 // split returns the CPUs for the load generator and for servers, or ok false
 // when they cannot be separated (pinning off, or fewer than two CPUs).
 func split() (load, server []int, ok bool) {
-	var set unix.CPUSet
-	if !*pin || unix.SchedGetaffinity(0, &set) != nil {
+	cpus := startCPUs()
+	if !*pin || len(cpus) < 2 {
 		return nil, nil, false
+	}
+	return cpus[:len(cpus)/2], cpus[len(cpus)/2:], true
+}
+
+// startCPUs are the CPUs this process could use when it started, before any
+// pinning.
+var startCPUs = sync.OnceValue(func() []int {
+	var set unix.CPUSet
+	if unix.SchedGetaffinity(0, &set) != nil {
+		return nil
 	}
 	var cpus []int
 	for c := range 1024 {
@@ -64,11 +74,12 @@ func split() (load, server []int, ok bool) {
 			cpus = append(cpus, c)
 		}
 	}
-	if len(cpus) < 2 {
-		return nil, nil, false
-	}
-	return cpus[:len(cpus)/2], cpus[len(cpus)/2:], true
-}
+	return cpus
+})
+
+// loadPinned says whether pinLoad is in effect, so that a benchmark may
+// call it again (directly and through measure) without repeating the work.
+var loadPinned bool
 
 // pinThreads sets the affinity of every thread of this process to cpus
 // (threads started later inherit it from the thread that starts them) and
@@ -110,24 +121,18 @@ func pinThreads(cpus []int) error {
 // binary use every core).
 func pinLoad(b testing.TB) {
 	load, _, ok := split()
-	if !ok {
+	if !ok || loadPinned {
 		return
-	}
-	var all []int
-	var set unix.CPUSet
-	unix.SchedGetaffinity(0, &set)
-	for c := range 1024 {
-		if set.IsSet(c) {
-			all = append(all, c)
-		}
 	}
 	procs := runtime.GOMAXPROCS(0)
 	if err := pinThreads(load); err != nil {
 		b.Fatal(err)
 	}
+	loadPinned = true
 	b.Cleanup(func() {
-		pinThreads(all)
+		pinThreads(startCPUs())
 		runtime.GOMAXPROCS(procs)
+		loadPinned = false
 	})
 }
 
@@ -353,7 +358,7 @@ func measure(b *testing.B, srv *server, o loadgen.Options) loadgen.Result {
 // cpuList renders CPUs for the results header.
 func cpuList(cpus []int) string {
 	s := make([]string, len(cpus))
-	for i, c := range slices.Clone(cpus) {
+	for i, c := range cpus {
 		s[i] = strconv.Itoa(c)
 	}
 	return strings.Join(s, ",")

@@ -114,10 +114,11 @@ func (in *instrumenter) fn(idx uint32) uint32 {
 	return idx
 }
 
-// global refuses an index of the globals instrument adds.
-func (in *instrumenter) global(idx uint32, where string) {
+// global refuses an index of the globals instrument adds; where describes
+// the use, and is only called then.
+func (in *instrumenter) global(idx uint32, where func() string) {
 	if idx >= in.budget && in.err == nil {
-		in.err = fmt.Errorf("%s uses global %d, which the module does not define", where, idx)
+		in.err = fmt.Errorf("%s uses global %d, which the module does not define", where(), idx)
 	}
 }
 
@@ -371,7 +372,7 @@ func (in *instrumenter) exports(body []byte) ([]byte, error) {
 		case 0:
 			idx = in.fn(idx)
 		case 3:
-			in.global(idx, "export "+strconv.Quote(name))
+			in.global(idx, func() string { return "export " + strconv.Quote(name) })
 		}
 		out = appendName(out, name)
 		out = append(out, kind)
@@ -452,12 +453,11 @@ func (in *instrumenter) expr(out []byte, r *reader) []byte {
 		case 0xd2:
 			out = append(out, op)
 			out = binary.AppendUvarint(out, uint64(in.ref(r.u32())))
+		case 0x23: // global.get
+			in.global(r.u32(), func() string { return "a constant expression" })
+			out = append(out, r.b[at:r.off]...)
 		default:
 			r.immediates(op)
-			if op == 0x23 { // global.get: read its index again
-				idx := reader{b: r.b, off: at + 1}
-				in.global(idx.u32(), "a constant expression")
-			}
 			out = append(out, r.b[at:r.off]...)
 		}
 	}
@@ -520,7 +520,7 @@ func (in *instrumenter) function(out, code []byte) ([]byte, error) {
 		case 0xd2: // ref.func
 			out = binary.AppendUvarint(append(out, op), uint64(in.ref(r.u32())))
 		case 0x23, 0x24: // global.get, global.set
-			in.global(r.u32(), fmt.Sprintf("instruction at byte %d", at))
+			in.global(r.u32(), func() string { return fmt.Sprintf("instruction at byte %d", at) })
 			out = append(out, code[at:r.off]...)
 		case 0xfc:
 			sub := r.u32()
