@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgetrack/edgetrack/internal/wasmbin"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/rules/hamustro/hamustrotest"
 )
@@ -227,6 +228,12 @@ func TestRulesUploadRejections(t *testing.T) {
 		{"module that answers 200 without events fails the built-in vectors", "hamustro", okBody.bytes(), nil,
 			400, "builtin_vectors", []string{"built-in vectors of route hamustro"}},
 		{"too large", "hamustro", make([]byte, 8<<20+1), nil, 413, "too_large", []string{"larger than 8388608 bytes"}},
+		// These took the aggregator down before the module limits: out of
+		// memory in wazero's decoder, and compiles of minutes.
+		{"4e9 locals", "hamustro", wasmbin.ManyLocals(4_000_000_000), nil, 400, "limit", []string{"locals per function: 4000000000, over the limit of 50000"}},
+		{"2.5M nested blocks", "hamustro", wasmbin.NestedBlocks(2_500_000), nil, 400, "limit", []string{"function body size in bytes"}},
+		{"br_table of 1.5M targets", "hamustro", wasmbin.BrTable(1_500_000), nil, 400, "limit", []string{"function body size in bytes"}},
+		{"br_table of 100k targets", "hamustro", wasmbin.BrTable(100_000), nil, 400, "limit", []string{"targets of a br_table: 100000, over the limit of 16384"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

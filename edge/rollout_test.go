@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/edgetrack/edgetrack/edge"
+	"github.com/edgetrack/edgetrack/internal/wasmbin"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/host"
 )
@@ -168,5 +169,31 @@ func TestAdminAuth(t *testing.T) {
 	}
 	if code, _ := adminDo(t, e, "PUT", "/v1/rules/nosuchrule", []byte("x")); code != 404 {
 		t.Errorf("unknown rule: %d, want 404", code)
+	}
+}
+
+// TestAdminRefusesHostileModules sends the edge's admin listener the modules
+// that once ended the edge process (an out-of-memory in wazero's decoder,
+// compiles of minutes): each is refused with a 400 naming the limit it
+// exceeds, and the serving version goes on answering public traffic.
+func TestAdminRefusesHostileModules(t *testing.T) {
+	e, _ := startEdge(t)
+	_, before := ruleHeader(t, e, 1)
+	for _, c := range []struct {
+		name, want string
+		wasm       []byte
+	}{
+		{"4e9 locals", "locals per function", wasmbin.ManyLocals(4_000_000_000)},
+		{"2.5M nested blocks", "function body size", wasmbin.NestedBlocks(2_500_000)},
+		{"br_table of 1.5M", "function body size", wasmbin.BrTable(1_500_000)},
+		{"nesting", "nesting depth of blocks", wasmbin.NestedBlocks(1_000)},
+	} {
+		code, msg := adminDo(t, e, "PUT", "/v1/rules/hamustro", c.wasm)
+		if code != 400 || !strings.Contains(msg, c.want) || !strings.Contains(msg, "over the limit") {
+			t.Errorf("%s: %d %s, want 400 naming %q", c.name, code, msg, c.want)
+		}
+		if code, got := ruleHeader(t, e, 2); code != 200 || got != before {
+			t.Fatalf("%s: after the refusal, status %d served by %q, want 200 by %q", c.name, code, got, before)
+		}
 	}
 }

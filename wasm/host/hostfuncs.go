@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/edgetrack/edgetrack/wasm/abi"
+	"github.com/edgetrack/edgetrack/wasm/instrument"
 )
 
 // errOutOfBounds panics out of a host function when a guest passes memory it
@@ -78,10 +79,10 @@ var hostFuncs = []hostFunc{
 		}
 		_, _ = rand.Read(read(m, s[0], s[1]))
 	}},
-	// checkpoint is what the checks instrument adds call every
-	// checkpointEvery passes: it ends the guest's call once the call's
+	// checkpoint is what the checks package instrument adds call every
+	// instrument.CheckpointEvery passes: it ends the guest's call once the call's
 	// context is done (its deadline passed, or its caller gave up).
-	{checkpointImport, nil, nil, func(ctx context.Context, _ api.Module, _ []uint64) {
+	{instrument.CheckpointImport, nil, nil, func(ctx context.Context, _ api.Module, _ []uint64) {
 		if err := ctx.Err(); err != nil {
 			panic(fmt.Errorf("host: rule interrupted: %w", err))
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/edgetrack/edgetrack/wasm/abi"
+	"github.com/edgetrack/edgetrack/wasm/instrument"
 )
 
 // Errors of rule calls. ErrTrap and ErrTimeout mean the instance was
@@ -54,8 +55,20 @@ type Options struct {
 	// that a large first request does not grow the heap under the call
 	// deadline. Default 64 KiB.
 	InputReserve int
-	Logger       *slog.Logger
-	Metrics      *Metrics // nil: not measured
+	// Limits bound what a module may declare; zero fields take
+	// instrument.DefaultLimits' values (docs/ABI.md lists them). A module
+	// over one is refused before wazero reads it.
+	Limits instrument.Limits
+	// CompileTimeout bounds compiling and validating one module. Default
+	// 10s. Compiling cannot be interrupted, so a caller that gives up (or
+	// whose context ends) gets an answer at once while the compile finishes
+	// in the background, holding one of the CompileWorkers slots; Limits
+	// keep that to about a second for any module.
+	CompileTimeout time.Duration
+	// CompileWorkers is how many modules compile at once. Default 2.
+	CompileWorkers int
+	Logger         *slog.Logger
+	Metrics        *Metrics // nil: not measured
 }
 
 func (o *Options) defaults() {
@@ -78,6 +91,12 @@ func (o *Options) defaults() {
 	if o.InputReserve <= 0 {
 		o.InputReserve = initialInput
 	}
+	if o.CompileTimeout <= 0 {
+		o.CompileTimeout = 10 * time.Second
+	}
+	if o.CompileWorkers <= 0 {
+		o.CompileWorkers = 2
+	}
 }
 
 // Runtime compiles and instantiates rule modules. It is safe for concurrent
@@ -87,8 +106,11 @@ type Runtime struct {
 	rt    wazero.Runtime
 	cache wazero.CompilationCache
 
+	compileSlots chan struct{} // one token per compile in progress
+
 	mu       sync.Mutex
 	compiled map[string]*compiled // by content hash
+	closed   bool
 }
 
 type compiled struct {
@@ -99,8 +121,8 @@ type compiled struct {
 // New creates a Runtime with the host module and WASI instantiated.
 func New(ctx context.Context, opts Options) (*Runtime, error) {
 	opts.defaults()
-	// Deadlines are enforced by the checks instrument adds, not by wazero's
-	// own (see interrupt.go).
+	// Deadlines are enforced by the checks package instrument adds, not by
+	// wazero's own.
 	cfg := wazero.NewRuntimeConfig().
 		WithCloseOnContextDone(false).
 		WithMemoryLimitPages(uint32(opts.MemoryLimit / 65536))
@@ -122,14 +144,30 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: host module: %w", err)
 	}
-	return &Runtime{opts: opts, rt: rt, cache: cache, compiled: map[string]*compiled{}}, nil
+	return &Runtime{opts: opts, rt: rt, cache: cache, compiled: map[string]*compiled{},
+		compileSlots: make(chan struct{}, opts.CompileWorkers)}, nil
 }
 
 // Options returns the runtime's options with defaults filled in.
 func (r *Runtime) Options() Options { return r.opts }
 
-// Close closes every module and the runtime.
+// ErrCompileTimeout means a module took longer than Options.CompileTimeout
+// to compile; it is not loaded.
+var ErrCompileTimeout = errors.New("host: module took too long to compile")
+
+// Close closes every module and the runtime. It waits for compiles in
+// progress, which Limits keep short, and makes later ones fail.
 func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	for range cap(r.compileSlots) { // wait for every compile goroutine
+		select {
+		case r.compileSlots <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("host: closing: compiles still running: %w", ctx.Err())
+		}
+	}
 	err := r.rt.Close(ctx)
 	if r.cache != nil {
 		err = errors.Join(err, r.cache.Close(ctx))
@@ -145,28 +183,102 @@ func Hash(wasm []byte) string {
 
 // compile returns the compiled module for wasm, compiling and validating it
 // unless a module with the same hash is already compiled.
+//
+// Compiling happens off the caller's goroutine, at most CompileWorkers at a
+// time, and no lock is held meanwhile: a slow module delays only the callers
+// waiting for a worker, and each of them gives up when its context ends or
+// CompileTimeout passes. Instrument refuses a module over Limits before
+// wazero sees it, which is what bounds a compile's time and memory: wazero
+// cannot be interrupted.
 func (r *Runtime) compile(ctx context.Context, hash string, wasm []byte) (*compiled, error) {
+	if c := r.ref(hash); c != nil {
+		return c, nil
+	}
+	instrumented, err := instrument.Instrument(wasm, r.opts.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("%w: does not compile: %w", ErrInvalidModule, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.CompileTimeout)
+	defer cancel()
+	select {
+	case r.compileSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, r.compileGaveUp(ctx, "waiting for a compile worker")
+	}
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		<-r.compileSlots
+		return nil, ErrClosed
+	}
+	type result struct {
+		cm  wazero.CompiledModule
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() { <-r.compileSlots }()
+		cm, err := compileModule(context.WithoutCancel(ctx), r.rt, instrumented)
+		if err == nil {
+			if err = validate(cm, r.opts.MemoryLimit); err != nil {
+				cm.Close(context.Background())
+				cm = nil
+			}
+		} else {
+			err = fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
+		}
+		done <- result{cm, err}
+	}()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			return nil, res.err
+		}
+		return r.add(hash, res.cm), nil
+	case <-ctx.Done():
+		go func() { // nobody wants it any more
+			if res := <-done; res.cm != nil {
+				res.cm.Close(context.Background())
+			}
+		}()
+		return nil, r.compileGaveUp(ctx, "compiling")
+	}
+}
+
+// compileGaveUp says why compile returned before the module compiled.
+func (r *Runtime) compileGaveUp(ctx context.Context, doing string) error {
+	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) && ctx.Err() != nil {
+		return fmt.Errorf("%w: %s took longer than %s", ErrCompileTimeout, doing, r.opts.CompileTimeout)
+	}
+	return fmt.Errorf("host: %s: %w", doing, ctx.Err())
+}
+
+// ref returns the compiled module of hash with one more reference, or nil.
+func (r *Runtime) ref(hash string) *compiled {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.compiled[hash]
+	if !ok {
+		return nil
+	}
+	c.refs++
+	return c
+}
+
+// add records a module compiled for hash, or, when another caller compiled
+// the same module meanwhile, closes it and uses theirs.
+func (r *Runtime) add(hash string, cm wazero.CompiledModule) *compiled {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.compiled[hash]; ok {
 		c.refs++
-		return c, nil
-	}
-	instrumented, err := instrument(wasm)
-	if err != nil {
-		return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
-	}
-	cm, err := compileModule(ctx, r.rt, instrumented)
-	if err != nil {
-		return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
-	}
-	if err := validate(cm, r.opts.MemoryLimit); err != nil {
-		cm.Close(ctx)
-		return nil, err
+		cm.Close(context.Background())
+		return c
 	}
 	c := &compiled{cm: cm, refs: 1}
 	r.compiled[hash] = c
-	return c, nil
+	return c
 }
 
 // compileModule is wazero's CompileModule, with a panic turned into an

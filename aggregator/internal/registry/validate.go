@@ -11,6 +11,7 @@ import (
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/host"
+	"github.com/edgetrack/edgetrack/wasm/instrument"
 	"github.com/edgetrack/edgetrack/wasm/vectors"
 )
 
@@ -18,6 +19,7 @@ import (
 // edgetrack_rules_uploads_total.
 const (
 	ReasonNotWasm         = "not_wasm"         // does not compile
+	ReasonLimit           = "limit"            // over one of the module limits (wasm/instrument.Limits)
 	ReasonImports         = "imports"          // imports something ABI v1 does not provide
 	ReasonExports         = "exports"          // lacks an export ABI v1 requires, or has it with another signature
 	ReasonMemory          = "memory"           // needs more memory at start than the cap
@@ -30,7 +32,7 @@ const (
 	ReasonTooLarge        = "too_large"        // over the size limit (HTTP 413)
 )
 
-var rejectReasons = []string{ReasonNotWasm, ReasonImports, ReasonExports, ReasonMemory, ReasonInit, ReasonConfig, ReasonVectorsFile,
+var rejectReasons = []string{ReasonNotWasm, ReasonLimit, ReasonImports, ReasonExports, ReasonMemory, ReasonInit, ReasonConfig, ReasonVectorsFile,
 	ReasonUploadedVectors, ReasonBuiltinVectors, ReasonTimeout, ReasonTooLarge}
 
 // Rejection is why a module may not serve a rule.
@@ -63,7 +65,8 @@ type ValidatorOptions struct {
 // exports what ABI v1 requires; memory within the cap; initialises), then
 // the vectors uploaded with it, then the built-in vectors of the route
 // (dist.Vectors). It has a runtime of its own, with one instance per
-// module, and runs one validation at a time.
+// module, and runs at most four validations at a time, so that a slow one
+// (vectors that time out) does not hold up the uploads behind it.
 type Validator struct {
 	rt      *host.Runtime
 	timeout time.Duration
@@ -91,7 +94,7 @@ func NewValidator(ctx context.Context, opts ValidatorOptions) (*Validator, error
 	if err != nil {
 		return nil, fmt.Errorf("registry: validation runtime: %w", err)
 	}
-	return &Validator{rt: rt, timeout: opts.Timeout, sem: make(chan struct{}, 1)}, nil
+	return &Validator{rt: rt, timeout: opts.Timeout, sem: make(chan struct{}, 4)}, nil
 }
 
 // Close releases the runtime.
@@ -144,6 +147,8 @@ func (v *Validator) check(ctx context.Context, rule string, wasm []byte, uploade
 		// empty one is no defect.
 	case errors.Is(err, host.ErrConfig):
 		return &Rejection{Reason: ReasonConfig, Detail: fmt.Sprintf("module refuses the configuration of suite %q: %v", suite, err)}
+	case errors.Is(err, host.ErrCompileTimeout):
+		return &Rejection{Reason: ReasonTimeout, Detail: err.Error()}
 	default:
 		return &Rejection{Reason: classify(err), Detail: err.Error()}
 	}
@@ -165,6 +170,8 @@ func (v *Validator) check(ctx context.Context, rule string, wasm []byte, uploade
 func classify(err error) string {
 	msg := err.Error()
 	switch {
+	case errors.Is(err, instrument.ErrLimit):
+		return ReasonLimit
 	case strings.Contains(msg, "does not compile") && strings.Contains(msg, "section memory") && strings.Contains(msg, "over limit"):
 		return ReasonMemory
 	case strings.Contains(msg, "does not compile"):

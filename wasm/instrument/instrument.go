@@ -1,4 +1,4 @@
-package host
+package instrument
 
 import (
 	"encoding/binary"
@@ -11,62 +11,14 @@ import (
 	"github.com/edgetrack/edgetrack/wasm/abi"
 )
 
-// Interrupting a rule.
-//
-// A rule is untrusted code and must stop when its call deadline passes.
-// wazero can do that itself (RuntimeConfig.WithCloseOnContextDone), but it
-// does so by calling out of the compiled code at every loop header, and on
-// the shipped rules that made a call 3 to 4.5 times slower than the same
-// module without it (hamustro, 10 payloads: 103 µs against 23 µs).
-//
-// So the host instruments every module before compiling it. It adds a
-// mutable i32 global, the budget, and an import of the host function
-// edgetrack.checkpoint, and at the entry of every function and at the head
-// of every loop it inserts
-//
-//	budget = budget - 1
-//	if budget <= 0 {
-//	    call checkpoint
-//	    budget = checkpointEvery
-//	}
-//
-// checkpoint panics out of the guest once the call's context is done.
-// Every unbounded execution passes the checks again and again: a loop's
-// next iteration goes through its head, and recursion through a function's
-// entry; the rest of a function is straight-line code of bounded length.
-// Straight-line code can still hold instructions whose cost has no bound
-// but memory: bulk memory and table instructions are therefore charged by
-// length before they run (see appendCharge), and every call of an imported
-// function, which may hash megabytes, calls checkpoint first. A table may
-// not hold an imported function, so no import is called unchecked through
-// call_indirect. A call therefore runs past its deadline by at most
-// checkpointEvery loop iterations or function calls, or about 2.5 MB of
-// bulk copying.
-// checkpoint is also where the goroutine running the guest can stop for the
-// Go runtime (compiled wasm cannot be preempted), so a garbage collection
-// never waits long for a running rule.
-//
-// The code the module came with cannot touch the budget: an instruction
-// naming the new global's index makes the module invalid. Function indices
-// at or above the new import's shift by one, and instrument renumbers them
-// in code, exports, element segments and constant expressions; the name
-// section, which would now name the wrong functions, is dropped.
-//
-// instrument reads the module's instructions, so it accepts the instruction
-// sets TinyGo and other compilers targeting wasip1 emit: the core
-// instructions, sign extension, saturating conversions, bulk memory,
-// reference types, multiple values and tail calls. Modules using SIMD,
-// threads, exception handling or garbage collection are refused, as are
-// modules with a start function (a rule initialises in _initialize, which
-// runs under a deadline).
-
 const (
-	// checkpointImport is the host function the checks call.
-	checkpointImport = "checkpoint"
-	// checkpointEvery is how many checks pass between two calls of
+	// CheckpointImport is the host function the checks call; the host must
+	// provide it in its module (abi.HostModule) with signature () -> ().
+	CheckpointImport = "checkpoint"
+	// CheckpointEvery is how many checks pass between two calls of
 	// checkpoint: few enough that a call ends within about a millisecond of
 	// its deadline, many enough that the host call costs nothing measurable.
-	checkpointEvery = 10_000
+	CheckpointEvery = 10_000
 )
 
 // Bulk instructions cost in proportion to their length, so a check before
@@ -75,22 +27,21 @@ const (
 const (
 	memoryCostShift = 8
 	tableCostShift  = 5
-	// maxTableEntries caps every table: wazero allocates tables outside the
-	// memory cap, 8 bytes an entry.
-	maxTableEntries = 1 << 20
 )
 
 const (
-	secCustom  = 0
-	secType    = 1
-	secImport  = 2
-	secTable   = 4
-	secGlobal  = 6
-	secExport  = 7
-	secStart   = 8
-	secElement = 9
-	secCode    = 10
-	wasmHeader = 8
+	secCustom   = 0
+	secType     = 1
+	secImport   = 2
+	secFunction = 3
+	secTable    = 4
+	secGlobal   = 6
+	secExport   = 7
+	secStart    = 8
+	secElement  = 9
+	secCode     = 10
+	secData     = 11
+	wasmHeader  = 8
 )
 
 // sectionOrder places known sections for inserting missing ones; custom
@@ -104,6 +55,10 @@ type instrumenter struct {
 	check         []byte    // the instructions inserted at each check point
 	charge        [2][]byte // before a bulk memory / table instruction: charge its length
 	err           error     // the first index the original module may not use
+	lim           Limits
+	brTargets     uint64 // br_table targets seen so far, over all functions
+	locals        uint64 // locals declared so far, over all functions
+	blockWork     uint64 // the sum of the squares of each function's blocks so far
 }
 
 // fn maps a function index of the original module to the instrumented one.
@@ -122,10 +77,16 @@ func (in *instrumenter) global(idx uint32, where func() string) {
 	}
 }
 
-// instrument returns a copy of wasm with the budget, the checkpoint import
+// Instrument returns a copy of wasm with the budget, the checkpoint import
 // and the checks added, or an error saying why the module cannot be
-// instrumented.
-func instrument(wasm []byte) ([]byte, error) {
+// instrumented: a *LimitError when it exceeds one of lim (zero fields take
+// DefaultLimits' values), any other error when it uses what the host does
+// not support or is malformed.
+func Instrument(wasm []byte, lim Limits) ([]byte, error) {
+	lim = lim.withDefaults()
+	if err := over("module size in bytes", uint64(len(wasm)), lim.ModuleBytes, ""); err != nil {
+		return nil, err
+	}
 	if len(wasm) < wasmHeader || string(wasm[:4]) != "\x00asm" {
 		return nil, errors.New("not a WebAssembly module")
 	}
@@ -141,12 +102,18 @@ func instrument(wasm []byte) ([]byte, error) {
 		if r.err != nil {
 			return nil, fmt.Errorf("section %d: %w", id, r.err)
 		}
+		if err := over("number of sections", uint64(len(sections)+1), lim.Sections, ""); err != nil {
+			return nil, err
+		}
 		sections = append(sections, section{id, body})
 	}
 
 	var types, globals uint32
-	in := &instrumenter{}
+	in := &instrumenter{lim: lim}
 	for _, s := range sections {
+		if err := lim.sectionEntries(s.id, s.body); err != nil {
+			return nil, err
+		}
 		r := reader{b: s.body}
 		switch s.id {
 		case secType:
@@ -173,7 +140,7 @@ func instrument(wasm []byte) ([]byte, error) {
 
 	newType := []byte{0x60, 0x00, 0x00} // func () -> ()
 	newImport := appendName(nil, abi.HostModule)
-	newImport = appendName(newImport, checkpointImport)
+	newImport = appendName(newImport, CheckpointImport)
 	newImport = append(newImport, 0x00) // a function
 	newImport = binary.AppendUvarint(newImport, uint64(types))
 	// The budget, (mut i32) = 0 so that the first check calls checkpoint,
@@ -219,7 +186,7 @@ func instrument(wasm []byte) ([]byte, error) {
 				body, err = extendVector(body, newGlobal, entries[s.id])
 			}
 		case secTable:
-			body, err = s.body, checkTables(s.body)
+			body, err = s.body, checkTables(s.body, lim.TableEntries)
 		case secExport:
 			body, err = in.exports(s.body)
 		case secElement:
@@ -263,7 +230,7 @@ func appendCheck(dst []byte, budget, checkpoint uint32) []byte {
 	dst = append(dst, 0x10)                         // call
 	dst = binary.AppendUvarint(dst, uint64(checkpoint))
 	dst = append(dst, 0x41) // i32.const
-	dst = appendSLEB(dst, checkpointEvery)
+	dst = appendSLEB(dst, CheckpointEvery)
 	dst = append(dst, set...)
 	return append(dst, 0x0b) // end
 }
@@ -282,8 +249,9 @@ func appendCharge(dst []byte, budget uint32, shift byte, check []byte) []byte {
 	return append(dst, check...)
 }
 
-// checkTables refuses tables without a maximum or above maxTableEntries.
-func checkTables(body []byte) error {
+// checkTables refuses tables without a maximum or above maxEntries: wazero
+// allocates tables outside the memory cap, 8 bytes an entry.
+func checkTables(body []byte, maxEntries int) error {
 	r := reader{b: body}
 	for i := range r.count() {
 		r.valType()
@@ -292,8 +260,8 @@ func checkTables(body []byte) error {
 		if flags&1 == 0 {
 			return fmt.Errorf("table %d has no maximum size", i)
 		}
-		if max := r.leb(64); max > maxTableEntries {
-			return fmt.Errorf("table %d may grow to %d entries; at most %d are allowed", i, max, maxTableEntries)
+		if err := over("maximum entries of a table", r.leb(64), maxEntries, fmt.Sprintf("table %d", i)); err != nil {
+			return err
 		}
 	}
 	return r.end()
@@ -473,12 +441,20 @@ func (in *instrumenter) code(body []byte) ([]byte, error) {
 	var fn []byte
 	for i := range n {
 		size := r.u32()
+		if err := over("function body size in bytes", uint64(size), in.lim.FunctionBytes, fmt.Sprintf("function %d", i)); err != nil {
+			return nil, err
+		}
 		code := r.bytes(int(size))
 		if r.err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, r.err)
 		}
 		var err error
 		if fn, err = in.function(fn[:0], code); err != nil {
+			var le *LimitError
+			if errors.As(err, &le) {
+				le.Where = fmt.Sprintf("function %d", i)
+				return nil, le
+			}
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
 		out = binary.AppendUvarint(out, uint64(len(fn)))
@@ -492,23 +468,61 @@ func (in *instrumenter) code(body []byte) ([]byte, error) {
 
 func (in *instrumenter) function(out, code []byte) ([]byte, error) {
 	r := reader{b: code}
+	var locals uint64
 	for range r.count() { // local declarations: count, type
-		r.u32()
+		locals += uint64(r.u32())
 		r.valType()
+		// Checked at every declaration: the sum of 2^32 of them would not
+		// fit 64 bits, and wazero would allocate the sum.
+		if err := over("locals per function", locals, in.lim.Locals, ""); err != nil {
+			return nil, err
+		}
+	}
+	in.locals += locals
+	if err := over("locals of all functions", in.locals, in.lim.LocalsTotal, ""); err != nil {
+		return nil, err
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("locals: %w", r.err)
 	}
 	out = append(out, code[:r.off]...)
 	out = append(out, in.check...)
+	depth := 1 // the function body is a block
+	blocks := 0
 	for !r.done() {
 		at := r.off
 		op := r.byte()
 		switch op {
+		case 0x02, 0x04: // block, if
+			r.blockType()
+			if err := in.block(&depth, &blocks); err != nil {
+				return nil, err
+			}
+			out = append(out, code[at:r.off]...)
+		case 0x0b: // end
+			depth--
+			out = append(out, op)
 		case 0x03: // loop blocktype: the check goes inside, at its head
 			r.blockType()
+			if err := in.block(&depth, &blocks); err != nil {
+				return nil, err
+			}
 			out = append(out, code[at:r.off]...)
 			out = append(out, in.check...)
+		case 0x0e: // br_table
+			n := r.count()
+			if err := over("targets of a br_table", uint64(n), in.lim.BrTable, ""); err != nil {
+				return nil, err
+			}
+			in.brTargets += uint64(n)
+			if err := over("targets of all br_tables", in.brTargets, in.lim.BrTableTotal, ""); err != nil {
+				return nil, err
+			}
+			for range n {
+				r.u32()
+			}
+			r.u32()
+			out = append(out, code[at:r.off]...)
 		case 0x10, 0x12: // call, return_call
 			idx := r.u32()
 			if idx < in.importedFuncs {
@@ -540,7 +554,25 @@ func (in *instrumenter) function(out, code []byte) ([]byte, error) {
 			return nil, in.err
 		}
 	}
+	// wazero's compiler takes time quadratic in a function's blocks
+	// (measured with 1.12: 33,000 blocks in one function, 4.6 s; twice as
+	// many, 21 s), so the module's sum of squares is bounded too.
+	in.blockWork += uint64(blocks) * uint64(blocks)
+	if err := over("blocks squared of all functions, in thousands", in.blockWork/1000, in.lim.BlockWork, ""); err != nil {
+		return nil, err
+	}
 	return out, r.err
+}
+
+// block counts a block, loop or if that opens at *depth.
+func (in *instrumenter) block(depth, blocks *int) error {
+	if *depth++; *depth > in.lim.Nesting {
+		return over("nesting depth of blocks", uint64(*depth), in.lim.Nesting, "")
+	}
+	if *blocks++; *blocks > in.lim.Blocks {
+		return over("blocks of a function", uint64(*blocks), in.lim.Blocks, "")
+	}
+	return nil
 }
 
 // fcImmediates skips the immediates of the 0xfc-prefixed instruction sub.
