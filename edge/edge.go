@@ -87,6 +87,7 @@ func eyeSettings(c *config.Edge) []abi.Setting {
 		{Key: "max_events", Values: []string{strconv.Itoa(c.Eye.MaxEvents)}},
 		{Key: "max_event_bytes", Values: []string{strconv.FormatInt(int64(c.Eye.MaxEventBytes), 10)}},
 		{Key: "max_depth", Values: []string{strconv.Itoa(c.Eye.MaxDepth)}},
+		{Key: "max_keys", Values: []string{strconv.Itoa(c.Eye.MaxKeys)}},
 	}
 }
 

@@ -3,6 +3,7 @@ package edge_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -183,5 +184,56 @@ func TestCookieSyncRoutes(t *testing.T) {
 	want := []string{"cs:acme:acme-77:" + uid.Value, "cs:acme:acme-88:" + uid.Value}
 	if strings.Join(ids, " ") != strings.Join(want, " ") {
 		t.Fatalf("spooled matches %v, want %v", ids, want)
+	}
+}
+
+// TestEyeHostileBodies posts bodies built to make the eye rule spend its
+// whole call deadline: an object of 90,000 keys (~770 KB) and an element
+// over max_event_bytes. Each is refused by a cheap limit with a 413 saying
+// which, not a 500 from a rule stopped at its deadline, and the route goes
+// on accepting. Identical events in one batch are each stored.
+func TestEyeHostileBodies(t *testing.T) {
+	cfg := edgeConfig(t)
+	cfg.Rules.Pull = false
+	e, stop := runEdge(t, cfg)
+	u := "http://" + e.Addr() + "/events"
+	hdr := map[string]string{"Content-Type": "application/json"}
+	var keys strings.Builder
+	keys.WriteString(`{"session_id":"s1","category":"page_interaction","name":"page_view","data":{`)
+	for i := range 90_000 {
+		fmt.Fprintf(&keys, `"k%d":1,`, i)
+	}
+	keys.WriteString(`"host":"a.com","path":"/"},"timestamp":"2024-01-01 00:00:00"}`)
+	big := `{"session_id":"s1","category":"page_interaction","name":"cta_click","data":{"host":"a.com","path":"/","element":"` +
+		strings.Repeat("x", 800<<10) + `"},"timestamp":"2024-01-01 00:00:00"}`
+	for _, c := range []struct{ name, body, want string }{
+		{"90,000 keys", keys.String(), "more than 256 keys"},
+		{"an 800 KiB element", big, "at most 65536 are accepted per event"},
+	} {
+		for range 5 {
+			resp, body := do(t, "POST", u, c.body, hdr)
+			if resp.StatusCode != 413 || !strings.Contains(body, c.want) {
+				t.Fatalf("%s: %d %.300s, want 413 saying %q", c.name, resp.StatusCode, body, c.want)
+			}
+		}
+	}
+	ts := time.Now().UTC().Format("2006-01-02 15:04:05")
+	click := `{"session_id":"s1","category":"page_interaction","name":"cta_click","data":{"host":"a.com","path":"/","element":"buy"},"timestamp":"` + ts + `"}`
+	for range 2 { // the second time is a retry of the same bytes
+		if resp, body := do(t, "POST", u, "["+click+","+click+"]", hdr); resp.StatusCode != 201 || !strings.Contains(body, `"accepted":2`) {
+			t.Fatalf("two identical clicks: %d %s", resp.StatusCode, body)
+		}
+	}
+	ids := map[string]int{}
+	for _, ev := range stop() {
+		ids[ev.Id]++
+	}
+	if len(ids) != 2 {
+		t.Fatalf("spooled ids %v, want two distinct ids, each spooled twice (the retry is deduplicated by the aggregator)", ids)
+	}
+	for id, n := range ids {
+		if n != 2 {
+			t.Fatalf("id %s spooled %d times, want 2 (once per request)", id, n)
+		}
 	}
 }

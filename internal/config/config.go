@@ -103,6 +103,10 @@ type Eye struct {
 	MaxEventBytes ByteSize `yaml:"max_event_bytes"`
 	// MaxDepth is the deepest JSON nesting accepted (400 above).
 	MaxDepth int `yaml:"max_depth"`
+	// MaxKeys is the most keys of one JSON object anywhere in a body (413
+	// above): checked while the body is first read, so a body of many keys
+	// costs the rule no parsing.
+	MaxKeys int `yaml:"max_keys"`
 }
 
 // Spool bounds the edge's on-disk queue. When either bound is hit the edge
@@ -233,6 +237,7 @@ func Default() *Config {
 				MaxEvents:      500,
 				MaxEventBytes:  64 * KiB,
 				MaxDepth:       32,
+				MaxKeys:        256,
 			},
 			Forward: Forward{
 				BatchMaxEvents: 1000,

@@ -152,6 +152,9 @@ func (e *Edge) validate(p *problems) {
 		p.add("edge.eye.max_events", "must be at least 1, got %d", e.Eye.MaxEvents)
 	}
 	positiveSize(p, "edge.eye.max_event_bytes", e.Eye.MaxEventBytes)
+	if e.Eye.MaxKeys < 8 || e.Eye.MaxKeys > 65536 {
+		p.add("edge.eye.max_keys", "%d is not between 8 and 65536", e.Eye.MaxKeys)
+	}
 	if e.Eye.MaxDepth < 4 || e.Eye.MaxDepth > 48 {
 		p.add("edge.eye.max_depth", "%d is not between 4 and 48 (the batch array, the event, its data and a form object count; the rule's parser needs wasm stack per level)", e.Eye.MaxDepth)
 	}

@@ -23,6 +23,8 @@
 //	max_events       most events in one batch (default 500); more is a 413
 //	max_event_bytes  most bytes of one element's JSON text (default 65536);
 //	                 more is a 413
+//	max_keys         most keys of one JSON object anywhere in the body
+//	                 (default 256, from 8 to 65536); more is a 413
 //	max_depth        deepest nesting of arrays and objects in the body, the
 //	                 outermost counting as 1 (default 32, from 4 to 48); deeper
 //	                 is a 400
@@ -46,7 +48,9 @@
 //
 // Event mapping: id "eye:" + event_id when given, else "eye:" + the hex of
 // the first 16 bytes of SHA-256 over the canonical content (ContentID), so
-// that the same event sent again gets the same id; client time = timestamp;
+// that the same event sent again gets the same id, and for the second and
+// later events of one batch with the same content, RepeatID of it, so that
+// identical events sent together are each stored; client time = timestamp;
 // session, category and name as sent; data = the data object as compact JSON;
 // ip = the connection's.
 package eye
@@ -69,6 +73,7 @@ const (
 	DefaultMaxEvents     = 500
 	DefaultMaxEventBytes = 64 << 10
 	DefaultMaxDepth      = 32
+	DefaultMaxKeys       = 256
 
 	// MinDepth is the least max_depth: a batch of form submissions needs
 	// four levels (batch, event, data, form).
@@ -103,15 +108,20 @@ type Rule struct {
 	maxEvents     int
 	maxEventBytes int
 	maxDepth      int
+	maxKeys       int
 	futureReason  string
 
 	parser   fastjson.Parser // one element at a time
 	seps     []int           // body offsets of a top-level array's '[', commas and ']'
 	stack    []bool          // scan's open containers, true for objects; cap max_depth
+	keys     []int           // keys of each of scan's open containers
+	overKeys bool            // scan stopped at an object of more than max_keys keys
 	plain    bool            // the body's strings need no re-escaping
 	events   []abi.Event
-	arena    []byte // canonical content, data, and ids of this call's events
-	body     []byte // the answer
+	content  []bool         // content[i]: events[i]'s id is a content id
+	seen     map[string]int // repeats' count of each content id in this batch
+	arena    []byte         // canonical content, data, and ids of this call's events
+	body     []byte         // the answer
 	problems []problem
 	more     int  // problems past MaxProblems, counted only
 	tooBig   bool // a problem is a size limit: answer 413
@@ -127,6 +137,7 @@ func New(cfg *abi.Config, host abi.Host) (abi.Rule, error) {
 		maxEvents:     DefaultMaxEvents,
 		maxEventBytes: DefaultMaxEventBytes,
 		maxDepth:      DefaultMaxDepth,
+		maxKeys:       DefaultMaxKeys,
 	}
 	var bad []string
 	if s := cfg.Value("max_clock_skew"); s != "" {
@@ -139,10 +150,12 @@ func New(cfg *abi.Config, host abi.Host) (abi.Rule, error) {
 	bad = intSetting(bad, cfg, "max_events", &r.maxEvents, 1, 1<<20)
 	bad = intSetting(bad, cfg, "max_event_bytes", &r.maxEventBytes, 1, 1<<30)
 	bad = intSetting(bad, cfg, "max_depth", &r.maxDepth, MinDepth, MaxDepth)
+	bad = intSetting(bad, cfg, "max_keys", &r.maxKeys, 8, 1<<16)
 	if len(bad) > 0 {
 		return nil, errors.New("eye: " + strings.Join(bad, "; "))
 	}
 	r.stack = make([]bool, 0, r.maxDepth)
+	r.keys = make([]int, 0, r.maxDepth)
 	r.futureReason = "is more than " + time.Duration(r.maxSkew).String() + " in the future"
 	r.member = r.writeMember
 	return r, nil
@@ -187,8 +200,11 @@ var jsonHeaders = []abi.Header{{Name: "Content-Type", Value: "application/json"}
 // first: [1] data.host is not a valid host name (has an empty label)".
 func (r *Rule) Handle(req *abi.Request) abi.Verdict {
 	body := req.Body
-	elems, why, tooDeep := r.scan(body)
-	if tooDeep {
+	elems, why, overLimit := r.scan(body)
+	switch {
+	case overLimit && r.overKeys:
+		return r.fail(413, "a JSON object has more than "+strconv.Itoa(r.maxKeys)+" keys")
+	case overLimit:
 		return r.fail(400, "JSON nesting is deeper than "+strconv.Itoa(r.maxDepth)+" levels")
 	}
 	if why != "" {
@@ -218,6 +234,7 @@ func (r *Rule) Handle(req *abi.Request) abi.Verdict {
 		r.arena = make([]byte, 0, need)
 	}
 	r.events = r.events[:0]
+	r.content = r.content[:0]
 	r.arena = r.arena[:0]
 	r.problems = r.problems[:0]
 	r.more = 0
@@ -233,7 +250,52 @@ func (r *Rule) Handle(req *abi.Request) abi.Verdict {
 	if len(r.problems) > 0 {
 		return r.invalid(elems)
 	}
+	r.repeats()
 	return r.accept()
+}
+
+// repeats gives the second and later of events with the same content id in
+// one batch ids of their own (RepeatID), so that two identical clicks sent
+// together are two events, while the same batch sent again gets the same
+// ids. An event_id the client repeats is the client saying it is one event.
+func (r *Rule) repeats() {
+	if len(r.events) < 2 {
+		return
+	}
+	if r.seen == nil {
+		r.seen = map[string]int{}
+	}
+	clear(r.seen)
+	for i := range r.events {
+		if !r.content[i] {
+			continue
+		}
+		id := r.events[i].ID
+		k := r.seen[id]
+		r.seen[id] = k + 1
+		if k > 0 {
+			start := len(r.arena)
+			r.arena = appendRepeatID(r.arena, r.host, id, k)
+			r.events[i].ID = abi.Alias(r.arena[start:len(r.arena):len(r.arena)])
+		}
+	}
+}
+
+// RepeatID is the id of the k-th repeat (k ≥ 1) in one batch of an event
+// whose content id is id: IDPrefix + the hex of the first 16 bytes of
+// SHA-256 over id + "#" + decimal k.
+func RepeatID(host abi.Host, id string, k int) string {
+	return string(appendRepeatID(nil, host, id, k))
+}
+
+func appendRepeatID(b []byte, host abi.Host, id string, k int) []byte {
+	start := len(b)
+	b = append(b, id...)
+	b = append(b, '#')
+	b = strconv.AppendInt(b, int64(k), 10)
+	sum := host.SHA256(b[start:])
+	b = append(b[:start], IDPrefix...)
+	return guest.AppendHex(b, sum[:16])
 }
 
 // element parses, checks and, while the request has no problems yet, turns
@@ -247,8 +309,11 @@ func (r *Rule) Handle(req *abi.Request) abi.Verdict {
 // copied to the arena.
 func (r *Rule) element(i int, text []byte, req *abi.Request) {
 	if len(text) > r.maxEventBytes {
+		// Not parsed: its size is reason enough, and parsing is what a
+		// hostile body would want the rule to spend its deadline on.
 		r.tooBig = true
 		r.add(i, "", "", "is "+strconv.Itoa(len(text))+" bytes of JSON; at most "+strconv.Itoa(r.maxEventBytes)+" are accepted per event")
+		return
 	}
 	v, err := r.parser.ParseBytes(text)
 	if err != nil { // not expected: the body passed the validator
@@ -260,6 +325,7 @@ func (r *Rule) element(i int, text []byte, req *abi.Request) {
 		return
 	}
 	r.events = append(r.events, r.event(f, req))
+	r.content = append(r.content, f.eventID == "")
 }
 
 // event builds the event of a checked element in the arena.

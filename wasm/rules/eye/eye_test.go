@@ -122,7 +122,7 @@ func TestProblemsCapped(t *testing.T) {
 		b.WriteString(`"k` + strconv.Itoa(i) + `":1`)
 	}
 	b.WriteString(`}}`)
-	r := newRule(t, eyetest.ConfigWith("max_event_bytes", "1000000"))
+	r := newRule(t, eyetest.ConfigWith("max_event_bytes", "1000000", "max_keys", "2000"))
 	got := r.Handle(eyetest.Request(b.String()))
 	var ref eyetest.Refusal
 	if err := json.Unmarshal(got.Body, &ref); err != nil {

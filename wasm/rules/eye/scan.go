@@ -25,11 +25,16 @@ import (
 // character).
 //
 // It returns the number of elements (1 when the body is not an array), or
-// why the body is refused: tooDeep, or a syntax error in why.
-func (r *Rule) scan(b []byte) (elems int, why string, tooDeep bool) {
+// why the body is refused: overLimit when it is nested deeper than max_depth
+// or an object has more than max_keys keys (then r.overKeys is set), or a
+// syntax error in why. The limits are checked as the body is read, so a
+// hostile body costs no more than the bytes before the limit.
+func (r *Rule) scan(b []byte) (elems int, why string, overLimit bool) {
 	r.seps = r.seps[:0]
 	r.plain = true
+	r.overKeys = false
 	stack := r.stack[:0] // true: in an object
+	keys := r.keys[:0]   // keys of each open container so far
 	i := skipWS(b, 0)
 	if i == len(b) {
 		return 0, "the body is empty", false
@@ -46,12 +51,14 @@ func (r *Rule) scan(b []byte) (elems int, why string, tooDeep bool) {
 				return 0, "", true
 			}
 			stack = append(stack, c == '{')
+			keys = append(keys, 0)
 			if topArray && len(stack) == 1 {
 				r.seps = append(r.seps, i)
 			}
 			i = skipWS(b, i+1)
 			if i < len(b) && (c == '{' && b[i] == '}' || c == '[' && b[i] == ']') {
 				stack = stack[:len(stack)-1]
+				keys = keys[:len(keys)-1]
 				if topArray && len(stack) == 0 {
 					r.seps = append(r.seps, i)
 				}
@@ -59,6 +66,7 @@ func (r *Rule) scan(b []byte) (elems int, why string, tooDeep bool) {
 				break // to after the value
 			}
 			if c == '{' {
+				keys[len(keys)-1]++
 				if i, why = r.scanKey(b, i); why != "" {
 					return 0, why, false
 				}
@@ -108,6 +116,10 @@ func (r *Rule) scan(b []byte) (elems int, why string, tooDeep bool) {
 				}
 				i = skipWS(b, i+1)
 				if inObject {
+					if keys[len(keys)-1]++; keys[len(keys)-1] > r.maxKeys {
+						r.overKeys = true
+						return 0, "", true
+					}
 					if i, why = r.scanKey(b, i); why != "" {
 						return 0, why, false
 					}
@@ -115,6 +127,7 @@ func (r *Rule) scan(b []byte) (elems int, why string, tooDeep bool) {
 				break // to the next value
 			} else if inObject && c == '}' || !inObject && c == ']' {
 				stack = stack[:len(stack)-1]
+				keys = keys[:len(keys)-1]
 				if topArray && len(stack) == 0 {
 					r.seps = append(r.seps, i)
 				}

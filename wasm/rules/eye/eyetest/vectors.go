@@ -53,6 +53,12 @@ func ContentID(session, category, name string, ts time.Time, compactData string)
 	return "eye:" + hex.EncodeToString(sum[:16])
 }
 
+// RepeatID is the id of the k-th repeat in a batch of the content id id.
+func RepeatID(id string, k int) string {
+	sum := sha256.Sum256([]byte(id + "#" + strconv.Itoa(k)))
+	return "eye:" + hex.EncodeToString(sum[:16])
+}
+
 // Event returns one event as JSON; ts and extra (",\"key\":value" pairs or
 // "") are spliced in as given.
 func Event(session, category, name, data, ts, extra string) string {
@@ -178,7 +184,11 @@ func Vectors() []Vector {
 			Events: []string{ContentID("s0", "page_interaction", "page_view", TSTime, ViewData), "eye:e1",
 				ContentID("s2", "page_interaction", "page_view", TSTime, ViewData)},
 			Sessions: []string{"s0", "s1", "s2"}},
-		ok("same content same id", "["+View+","+View+"]", ViewID, ViewID),
+		ok("same content twice in a batch: two events", "["+View+","+View+"]", ViewID, RepeatID(ViewID, 1)),
+		ok("same content three times, between others", "["+View+","+Click+","+View+","+View+"]",
+			ViewID, ClickID, RepeatID(ViewID, 1), RepeatID(ViewID, 2)),
+		ok("the same event_id twice is one event", "["+Event(Session, "page_interaction", "page_view", ViewData, TS, `,"event_id":"e1"`)+","+
+			Event(Session, "page_interaction", "page_view", ViewData, TS, `,"event_id":"e1"`)+"]", "eye:e1", "eye:e1"),
 		ok("mixed event_id and content ids", "["+View+","+Event(Session, "page_interaction", "cta_click", ClickData, TS, `,"event_id":"x y~"`)+"]",
 			ViewID, "eye:x y~"),
 		ok("formatting does not change the id", `{ "category" : "page_interaction", "name":"page_view", "timestamp":"2022-04-11 01:08:01.407119",`+
@@ -360,7 +370,7 @@ func Vectors() []Vector {
 		bad("batch with two bad elements", "["+strings.Replace(View, TS, "soon", 1)+","+Click+","+`{"x":1}`+"]",
 			Problem{0, "timestamp", "ISO 8601"}, Problem{2, "x", "unexpected field"}, Problem{2, "session_id", "is required"}),
 		withCfg(v("too many events", "["+View+","+View+","+View+"]", 413, "batch has 3 events; send at most 2", nil), ConfigWith("max_events", "2")),
-		withCfg(ok("max events exactly", "["+View+","+View+"]", ViewID, ViewID), ConfigWith("max_events", "2")),
+		withCfg(ok("max events exactly", "["+View+","+Click+"]", ViewID, ClickID), ConfigWith("max_events", "2")),
 		v("default max events", "["+strings.Repeat(View+",", 500)+View+"]", 413, "batch has 501 events; send at most 500", nil),
 		withCfg(Vector{Name: "element too big", Request: Request("[" + View + "," + Form + "]"), Status: 413, Error: "validation failed",
 			Problems: []Problem{{1, "", "bytes of JSON; at most 200"}}, NProblems: 1}, ConfigWith("max_event_bytes", "200")),
@@ -369,6 +379,12 @@ func Vectors() []Vector {
 		withCfg(ok("element size exactly the limit", "[ "+View+" ]", ViewID), ConfigWith("max_event_bytes", strconv.Itoa(len(View)))),
 		v("default max event bytes", Event(Session, "form_interaction", "submit",
 			`{"host":"a.com","path":"/","form":{"blob":"`+strings.Repeat("x", 64<<10)+`"}}`, TS, ""), 413, "validation failed", nil),
+		withCfg(v("more keys than max_keys", Event(Session, "form_interaction", "submit", `{"host":"a.com","path":"/","form":`+keys(9)+`}`, TS, ""),
+			413, "a JSON object has more than 8 keys", nil), ConfigWith("max_keys", "8")),
+		withCfg(ok("max_keys exactly", Event(Session, "form_interaction", "submit", `{"host":"a.com","path":"/","form":`+keys(8)+`}`, TS, ""),
+			ContentID(Session, "form_interaction", "submit", TSTime, `{"host":"a.com","path":"/","form":`+keys(8)+`}`)), ConfigWith("max_keys", "8")),
+		v("default max_keys", Event(Session, "form_interaction", "submit", `{"host":"a.com","path":"/","form":`+keys(257)+`}`, TS, ""),
+			413, "more than 256 keys", nil),
 		withCfg(v("deeper than max_depth", Event(Session, "form_interaction", "submit", `{"host":"a.com","path":"/","form":{"a":{"b":{}}}}`, TS, ""),
 			400, "JSON nesting is deeper than 4 levels", nil), ConfigWith("max_depth", "4")),
 		withCfg(ok("batch at max_depth", "["+Event(Session, "form_interaction", "submit", `{"host":"a.com","path":"/","form":{"a":1}}`, TS, "")+"]",
@@ -525,4 +541,17 @@ func diffRefused(b *strings.Builder, v Vector, got abi.Verdict) {
 			fmt.Fprintf(b, "no problem %+v in %s; ", want, got.Body)
 		}
 	}
+}
+
+// keys is a JSON object of n keys.
+func keys(n int) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"k` + strconv.Itoa(i) + `":1`)
+	}
+	return b.String() + "}"
 }
