@@ -554,9 +554,8 @@ func (in *instrumenter) function(out, code []byte) ([]byte, error) {
 			return nil, in.err
 		}
 	}
-	// wazero's compiler takes time quadratic in a function's blocks
-	// (measured with 1.12: 33,000 blocks in one function, 4.6 s; twice as
-	// many, 21 s), so the module's sum of squares is bounded too.
+	// wazero 1.12's compiler takes time quadratic in a function's blocks,
+	// so the module's sum of squares is bounded too.
 	in.blockWork += uint64(blocks) * uint64(blocks)
 	if err := over("blocks squared of all functions, in thousands", in.blockWork/1000, in.lim.BlockWork, ""); err != nil {
 		return nil, err
