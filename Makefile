@@ -13,7 +13,16 @@ TEST_RULES := misbehave hamustroguest eyealt cookiesyncalt
 PROTOS := proto/hamustropb/hamustro.proto proto/eventpb/event.proto proto/rulepb/rule.proto
 GOTEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build run test check proto wasm tools bench clean
+# Packages whose tests exercise concurrency: `make race` runs them under the
+# race detector.
+RACE_PKGS := ./edge/internal/spool ./edge/internal/rollout ./edge ./client ./wasm/host
+# Fuzz targets run for FUZZTIME each by `make fuzz`, from their committed
+# seed corpora; a crasher is written to the package's testdata/fuzz, where
+# it stays as a fixture once committed.
+FUZZ_TARGETS := ./wasm/instrument:FuzzInstrument ./wasm/host:FuzzLoad
+FUZZTIME ?= 60s
+
+.PHONY: all build run test race fuzz check proto wasm tools bench clean
 
 all: build
 
@@ -25,6 +34,14 @@ run: build
 
 test:
 	$(GO) test $(GOTEST_FLAGS) ./...
+
+race:
+	$(GO) test -race $(GOTEST_FLAGS) $(RACE_PKGS)
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$fn in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
 check: wasm-check proto-check
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \

@@ -149,3 +149,23 @@ func TestMalformedModuleDoesNotPanic(t *testing.T) {
 		t.Fatalf("err = %v, want ErrInvalidModule saying it does not compile", err)
 	}
 }
+
+// FuzzLoad loads mutated modules, as an upload or a pull would: whatever the
+// bytes, Load returns (a module, or an error saying why not) and never
+// panics or takes the process down. Seeds: small modules just over or under
+// the limits (mutating the shipped rules is FuzzInstrument's part: compiling
+// one under the fuzzer's coverage instrumentation takes seconds).
+func FuzzLoad(f *testing.F) {
+	for _, wasm := range [][]byte{wasmbin.ManyLocals(50_001), wasmbin.ManyLocals(3), wasmbin.NestedBlocks(600), wasmbin.NestedBlocks(20),
+		wasmbin.BrTable(20_000), wasmbin.BrTable(30)} {
+		f.Add(wasm)
+	}
+	rt := newRuntime(f, host.Options{CallTimeout: 50 * time.Millisecond, PoolSize: 1, Prewarm: 1})
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		m, err := rt.Load(context.Background(), "fuzz", wasm, &abi.Config{})
+		if err != nil {
+			return
+		}
+		m.Close(context.Background())
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"strings"
@@ -196,14 +197,14 @@ func TestInstrumentRefuses(t *testing.T) {
 // FuzzInstrument checks that instrument never panics, and that whatever
 // wazero compiles, instrument either refuses with a reason or turns into a
 // module wazero compiles too.
+//
+// Its seeds are small modules: Go's fuzzer slows to a few inputs a minute
+// on seeds the size of the shipped rules, which TestMutatedRules mutates
+// instead.
 func FuzzInstrument(f *testing.F) {
-	for _, file := range []string{"../dist/hamustro.wasm", "../dist/eye.wasm", "../dist/cookiesync.wasm", "../host/testdata/misbehave.wasm"} {
-		wasm, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(wasm)
-	}
+	f.Add(wasmbin.ManyLocals(50_001))
+	f.Add(wasmbin.NestedBlocks(600))
+	f.Add(wasmbin.BrTable(30))
 	f.Add(loopForever)
 	f.Add(recurse)
 	f.Add(renumbered)
@@ -290,5 +291,48 @@ func TestInstrumentChargesLongInstructions(t *testing.T) {
 				t.Fatalf("checkpoint called %d times, want at least %d", *n, c.min)
 			}
 		})
+	}
+}
+
+// TestMutatedRules mutates the shipped rules a few thousand times, with a
+// fixed seed so that a failure repeats: Instrument never panics on them,
+// and for some of them, whatever wazero compiles, Instrument refuses with a
+// reason or rewrites into a module wazero compiles too.
+func TestMutatedRules(t *testing.T) {
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, file := range []string{"../dist/hamustro.wasm", "../dist/eye.wasm", "../dist/cookiesync.wasm"} {
+		orig, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compiled := 0
+		for i := range 1000 {
+			wasm := append([]byte(nil), orig...)
+			for range 1 + rng.IntN(4) { // a few bytes changed, or a run cut out
+				switch at := rng.IntN(len(wasm)); rng.IntN(3) {
+				case 0:
+					wasm[at] = byte(rng.UintN(256))
+				case 1:
+					wasm[at] ^= 1 << rng.UintN(8)
+				default:
+					wasm = append(wasm[:at], wasm[min(len(wasm), at+1+rng.IntN(16)):]...)
+				}
+			}
+			out, err := Instrument(wasm, Limits{})
+			if err != nil || i%100 != 0 {
+				continue
+			}
+			if _, err := rt.CompileModule(ctx, wasm); err != nil {
+				continue
+			}
+			compiled++
+			if _, err := rt.CompileModule(ctx, out); err != nil {
+				t.Fatalf("%s mutation %d: wazero compiles it but not its instrumented copy: %v", file, i, err)
+			}
+		}
+		t.Logf("%s: 1000 mutations, %d compiled both ways", file, compiled)
 	}
 }
