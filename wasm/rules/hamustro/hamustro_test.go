@@ -1,6 +1,7 @@
 package hamustro_test
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,8 @@ func FuzzHandle(f *testing.F) {
 	f.Add(body)
 	f.Add([]byte("something"))
 	f.Add([]byte{0x42, 0x02, 0x08})
+	f.Add(append(bytes.Clone(body), hamustrotest.NestedGroups(9, 1000, true)...))
+	f.Add(hamustrotest.NestedGroups(9, 70, false))
 	r, err := hamustro.New(hamustrotest.Config(), guest.Native{})
 	if err != nil {
 		f.Fatal(err)

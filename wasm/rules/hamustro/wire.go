@@ -29,7 +29,66 @@ type payload struct {
 	isTesting  bool
 }
 
-var errTruncated = errors.New("body is not a valid protobuf Collection")
+var (
+	errTruncated   = errors.New("body is not a valid protobuf Collection")
+	errBadValue    = errors.New("not a valid protobuf value")
+	errGroupsDepth = errors.New("an unknown field nests groups more than " + strconv.Itoa(maxGroupDepth) + " deep")
+)
+
+// maxGroupDepth is the deepest nesting of groups (wire types 3 and 4) that
+// an unknown field may have. Nothing in the Hamustro protocol is a group, so
+// honest clients send none; the bound is there because skipping groups
+// takes a stack of the open ones. protowire.ConsumeFieldValue recurses once
+// per level, and under TinyGo about 1,000 levels overflow the guest's stack:
+// a trap, answered 500, which a Hamustro client retries forever.
+const maxGroupDepth = 64
+
+// skipField returns the length of the value that starts b, of a field whose
+// tag gave num and typ: what protowire.ConsumeFieldValue returns, but
+// without recursion. Groups are walked in one loop with a fixed stack of the
+// open ones, so any nesting, however deep, costs one pass over b and at most
+// maxGroupDepth entries; deeper nesting is errGroupsDepth. An end-group tag
+// must close the innermost open group (same field number), as protobuf
+// requires.
+func skipField(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
+	if typ != protowire.StartGroupType {
+		n := protowire.ConsumeFieldValue(num, typ, b) // recurses only into groups
+		if n < 0 {
+			return 0, errBadValue
+		}
+		return n, nil
+	}
+	var open [maxGroupDepth]protowire.Number
+	open[0] = num
+	depth, i := 1, 0
+	for depth > 0 {
+		num, typ, n := protowire.ConsumeTag(b[i:])
+		if n < 0 {
+			return 0, errBadValue
+		}
+		i += n
+		switch typ {
+		case protowire.StartGroupType:
+			if depth == maxGroupDepth {
+				return 0, errGroupsDepth
+			}
+			open[depth] = num
+			depth++
+		case protowire.EndGroupType:
+			depth--
+			if open[depth] != num {
+				return 0, errBadValue
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b[i:])
+			if n < 0 {
+				return 0, errBadValue
+			}
+			i += n
+		}
+	}
+	return i, nil
+}
 
 // decodeCollection decodes b into c, reusing c's payload slice. Strings alias
 // b (see abi.Alias): c is valid while b is.
@@ -49,8 +108,11 @@ func decodeCollection(b []byte, c *collection) error {
 			return errors.New("collection field " + strconv.Itoa(int(num)) + " has the wrong wire type")
 		}
 		if num < 1 || num > 8 {
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
+			n, err := skipField(num, typ, b)
+			switch {
+			case err == errGroupsDepth:
+				return errors.New("collection: " + err.Error())
+			case err != nil:
 				return errTruncated
 			}
 			b = b[n:]
@@ -109,8 +171,9 @@ func decodePayload(b []byte, index int) (payload, error) {
 		}
 		b = b[n:]
 		var (
-			x uint64
-			v []byte
+			x   uint64
+			v   []byte
+			err error
 		)
 		want := protowire.VarintType
 		if num == 2 || num == 5 || num == 6 {
@@ -121,7 +184,13 @@ func decodePayload(b []byte, index int) (payload, error) {
 		}
 		switch {
 		case num < 1 || num > 7:
-			n = protowire.ConsumeFieldValue(num, typ, b)
+			n, err = skipField(num, typ, b)
+			if err == errGroupsDepth {
+				return p, payloadError(index, ": "+err.Error())
+			}
+			if err != nil {
+				n = -1
+			}
 		case want == protowire.VarintType:
 			x, n = protowire.ConsumeVarint(b)
 		default:
@@ -178,8 +247,8 @@ func countPayloads(b []byte) int {
 			return n
 		}
 		b = b[l:]
-		l = protowire.ConsumeFieldValue(num, typ, b)
-		if l < 0 {
+		l, err := skipField(num, typ, b)
+		if err != nil {
 			return n
 		}
 		b = b[l:]

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/edgetrack/edgetrack/proto/hamustropb"
@@ -95,6 +96,46 @@ func mustMarshal(c *hamustropb.Collection) []byte {
 	return b
 }
 
+// NestedGroups returns an unknown field num holding depth groups nested in
+// one another (start-group tags, then as many end-group tags when closed).
+// Nothing in the Hamustro protocol is a group; a decoder must skip the field,
+// or refuse it, without recursing once per level.
+func NestedGroups(num protowire.Number, depth int, closed bool) []byte {
+	var b []byte
+	for range depth {
+		b = protowire.AppendTag(b, num, protowire.StartGroupType)
+	}
+	if closed {
+		b = protowire.AppendTag(b, num+1, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+		for range depth {
+			b = protowire.AppendTag(b, num, protowire.EndGroupType)
+		}
+	}
+	return b
+}
+
+// withPayloadField returns the encoding of c with extra appended to the
+// encoding of its payload i, as an unknown field would be.
+func withPayloadField(c *hamustropb.Collection, i int, extra []byte) []byte {
+	payloads := c.Payloads
+	c.Payloads = nil
+	b := mustMarshal(c)
+	c.Payloads = payloads
+	for j, p := range payloads {
+		pb, err := proto.MarshalOptions{AllowPartial: true}.Marshal(p)
+		if err != nil {
+			panic(err)
+		}
+		if j == i {
+			pb = append(pb, extra...)
+		}
+		b = protowire.AppendTag(b, 8, protowire.BytesType)
+		b = protowire.AppendBytes(b, pb)
+	}
+	return b
+}
+
 // Vectors returns the hamustro rule's test vectors.
 func Vectors() []Vector {
 	at := time.Unix(1700000100, 0)
@@ -127,6 +168,10 @@ func Vectors() []Vector {
 	skewed := SignedRequest(goodBody, at.Add(-time.Hour))
 	skewed.ReceivedAt = at.UnixNano()
 
+	withGroups := func(depth int, closed bool) []byte {
+		return append(bytes.Clone(goodBody), NestedGroups(9, depth, closed)...)
+	}
+
 	return []Vector{
 		{Name: "accepted", Config: Config(), Request: SignedRequest(goodBody, at), Status: 200, Events: ids,
 			IPs: []string{"203.0.113.7", "203.0.113.7", "203.0.113.7"}},
@@ -156,6 +201,20 @@ func Vectors() []Vector {
 		{Name: "missing collection field", Config: Config(), Request: SignedRequest(mustMarshal(missing), at), Status: 400, Message: "client_id"},
 		{Name: "missing payload field", Config: Config(), Request: SignedRequest(mustMarshal(missingNr), at), Status: 400, Message: "payloads[1]: missing required field(s) nr"},
 		{Name: "wrong session", Config: Config(), Request: SignedRequest(mustMarshal(wrongSession), at), Status: 400, Message: "does not match"},
+		{Name: "unknown group skipped", Config: Config(), Request: SignedRequest(withGroups(3, true), at), Status: 200, Events: ids},
+		{Name: "unknown group in a payload skipped", Config: Config(), Request: SignedRequest(withPayloadField(Collection(3), 1, NestedGroups(9, 3, true)), at),
+			Status: 200, Events: ids},
+		{Name: "64 nested groups skipped", Config: Config(), Request: SignedRequest(withGroups(64, true), at), Status: 200, Events: ids},
+		{Name: "65 nested groups", Config: Config(), Request: SignedRequest(withGroups(65, true), at), Status: 400, Message: "collection: an unknown field nests groups more than 64 deep"},
+		{Name: "1,000 nested groups", Config: Config(), Request: SignedRequest(withGroups(1000, true), at), Status: 400, Message: "collection: an unknown field nests groups more than 64 deep"},
+		{Name: "100,000 nested groups", Config: Config(), Request: SignedRequest(withGroups(100_000, true), at), Status: 400, Message: "collection: an unknown field nests groups more than 64 deep"},
+		{Name: "100,000 unclosed groups", Config: Config(), Request: SignedRequest(withGroups(100_000, false), at), Status: 400, Message: "collection: an unknown field nests groups more than 64 deep"},
+		{Name: "1,000 nested groups in a payload", Config: Config(), Request: SignedRequest(withPayloadField(Collection(3), 2, NestedGroups(9, 1000, true)), at),
+			Status: 400, Message: "payloads[2]: an unknown field nests groups more than 64 deep"},
+		{Name: "100,000 nested groups in a payload", Config: Config(), Request: SignedRequest(withPayloadField(Collection(3), 0, NestedGroups(9, 100_000, true)), at),
+			Status: 400, Message: "payloads[0]: an unknown field nests groups more than 64 deep"},
+		{Name: "mismatched end group", Config: Config(), Request: SignedRequest(protowire.AppendTag(withGroups(1, false), 10, protowire.EndGroupType), at),
+			Status: 400, Message: "not a valid protobuf"},
 	}
 }
 
