@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -152,8 +151,9 @@ func TestAcceptedEventsAreSpooledBefore200(t *testing.T) {
 	if len(evs) != 3 {
 		t.Fatalf("%d events spooled, want 3", len(evs))
 	}
+	ids := hamustrotest.EventIDs(hamustrotest.Collection(3))
 	for i, ev := range evs {
-		if ev.Id != fmt.Sprintf("h:%s:%d", hamustrotest.Collection(0).GetSession(), i+1) ||
+		if ev.Id != ids[i] ||
 			ev.Edge != "edge-test" || !strings.HasPrefix(ev.Rule, "hamustro@") || ev.ReceivedAt == 0 ||
 			ev.Source != eventpb.Source_SOURCE_HAMUSTRO || ev.Ip != "127.0.0.1" {
 			t.Errorf("event %d: %+v", i, ev)

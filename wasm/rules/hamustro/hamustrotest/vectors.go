@@ -45,6 +45,42 @@ func SessionOf(c *hamustropb.Collection) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// EventID is the id the rule must give payload p of a collection whose
+// session is session: "h:" + session + ":" + nr + ":" + the hex of the first
+// 8 bytes of SHA-256 over the payload's canonical content,
+//
+//	"hamustro/v1\n" at "\n" nr "\n" user_id (or "-" when absent) "\n"
+//	is_testing ("1" or "0") "\n" then event, ip and parameters, each as
+//	its length in bytes, ":" and the bytes
+//
+// with numbers in decimal. An absent string counts as empty, as it does in
+// the event.
+func EventID(session string, p *hamustropb.Payload) string {
+	user := "-"
+	if p.UserId != nil {
+		user = strconv.FormatUint(uint64(p.GetUserId()), 10)
+	}
+	testing := "0"
+	if p.GetIsTesting() {
+		testing = "1"
+	}
+	canon := fmt.Sprintf("hamustro/v1\n%d\n%d\n%s\n%s\n", p.GetAt(), p.GetNr(), user, testing)
+	for _, s := range []string{p.GetEvent(), p.GetIp(), p.GetParameters()} {
+		canon += strconv.Itoa(len(s)) + ":" + s
+	}
+	sum := sha256.Sum256([]byte(canon))
+	return fmt.Sprintf("h:%s:%d:%s", session, p.GetNr(), hex.EncodeToString(sum[:8]))
+}
+
+// EventIDs returns the ids the rule must give the payloads of c, in order.
+func EventIDs(c *hamustropb.Collection) []string {
+	ids := make([]string, len(c.Payloads))
+	for i, p := range c.Payloads {
+		ids[i] = EventID(c.GetSession(), p)
+	}
+	return ids
+}
+
 // Collection returns a valid collection with n payloads.
 func Collection(n int) *hamustropb.Collection {
 	dev := sha256.Sum256([]byte("device-1"))
@@ -141,8 +177,7 @@ func Vectors() []Vector {
 	at := time.Unix(1700000100, 0)
 	good := Collection(3)
 	goodBody := mustMarshal(good)
-	sess := good.GetSession()
-	ids := []string{"h:" + sess + ":1", "h:" + sess + ":2", "h:" + sess + ":3"}
+	ids := EventIDs(good)
 
 	withHeaders := func(body []byte, h ...abi.Header) *abi.Request {
 		r := SignedRequest(body, at)
@@ -160,6 +195,17 @@ func Vectors() []Vector {
 	empty := Collection(0)
 	withIP := Collection(2)
 	withIP.Payloads[0].Ip = proto.String("198.51.100.23")
+
+	// After a reinstall the app numbers its events from 1 again, in the
+	// same session: new payloads reuse the nrs of ones already stored.
+	reinstalled := Collection(3)
+	for i, p := range reinstalled.Payloads {
+		p.At = proto.Uint64(1700086400 + uint64(i))
+		p.Parameters = proto.String(`{"screen":"onboarding"}`)
+	}
+	// A retried payload goes out again with payloads tracked since.
+	rebatched := Collection(4)
+	rebatched.Payloads = append(rebatched.Payloads[1:2], rebatched.Payloads[3], reinstalled.Payloads[0])
 
 	skewCfg := Config()
 	skewCfg.Settings = append(skewCfg.Settings, abi.Setting{Key: "max_clock_skew", Values: []string{"5m"}})
@@ -179,9 +225,13 @@ func Vectors() []Vector {
 			abi.Header{Name: "x-hamustro-time", Value: ts}, abi.Header{Name: "x-hamustro-signature", Value: Sign(ts, goodBody, OldSecret)}),
 			Status: 200, Events: ids},
 		{Name: "payload ip kept, connection ip filled", Config: Config(), Request: SignedRequest(mustMarshal(withIP), at), Status: 200,
-			Events: []string{"h:" + sess + ":1", "h:" + sess + ":2"}, IPs: []string{"198.51.100.23", "203.0.113.7"}},
+			Events: EventIDs(withIP), IPs: []string{"198.51.100.23", "203.0.113.7"}},
 		{Name: "ip masked", Config: maskCfg, Request: SignedRequest(mustMarshal(withIP), at), Status: 200,
-			Events: []string{"h:" + sess + ":1", "h:" + sess + ":2"}, IPs: []string{"198.51.100.0", "203.0.113.0"}},
+			Events: EventIDs(withIP), IPs: []string{"198.51.100.0", "203.0.113.0"}},
+		{Name: "nr reused after a reinstall", Config: Config(), Request: SignedRequest(mustMarshal(reinstalled), at), Status: 200,
+			Events: EventIDs(reinstalled)},
+		{Name: "retried payload in a new batch", Config: Config(), Request: SignedRequest(mustMarshal(rebatched), at), Status: 200,
+			Events: []string{ids[1], EventIDs(rebatched)[1], EventIDs(reinstalled)[0]}},
 		{Name: "empty collection", Config: Config(), Request: SignedRequest(mustMarshal(empty), at), Status: 204},
 		{Name: "no time header", Config: Config(), Request: withHeaders(goodBody, abi.Header{Name: "x-hamustro-signature", Value: Sign(ts, goodBody, Secret)}),
 			Status: 401, Message: "missing X-Hamustro-Time"},
