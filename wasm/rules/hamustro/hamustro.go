@@ -19,6 +19,13 @@
 // the payload's ip or else the connection's, data = the collection's and
 // payload's fields as a JSON object.
 //
+// Strings: every string field of the collection and its payloads must be
+// valid UTF-8, and client_id and event, which become the event's category
+// and name, must keep internal/storable's limits (at most 256 bytes, no
+// NUL). Otherwise the answer is 400 naming the field, e.g.
+// "payloads[3].event is not valid UTF-8": the aggregator could never store
+// the events, and a 2xx would have told the client they were safe.
+//
 // Identity: a payload sent again, alone or batched with newer ones, gets the
 // same id, so the aggregator stores it once; a payload that differs in any
 // field gets another, also when it reuses an nr, as an app does after a

@@ -2,13 +2,16 @@ package hamustro_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgetrack/edgetrack/internal/storable"
 	"github.com/edgetrack/edgetrack/proto/hamustropb"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/guest"
@@ -164,6 +167,9 @@ func FuzzHandle(f *testing.F) {
 	f.Add([]byte{0x42, 0x02, 0x08})
 	f.Add(append(bytes.Clone(body), hamustrotest.NestedGroups(9, 1000, true)...))
 	f.Add(hamustrotest.NestedGroups(9, 70, false))
+	for _, v := range hamustrotest.Vectors() {
+		f.Add(v.Request.Body)
+	}
 	r, err := hamustro.New(hamustrotest.Config(), guest.Native{})
 	if err != nil {
 		f.Fatal(err)
@@ -179,6 +185,15 @@ func FuzzHandle(f *testing.F) {
 			}
 			if len(v.Events) != len(c.Payloads) {
 				t.Fatalf("%d events for %d payloads", len(v.Events), len(c.Payloads))
+			}
+			for i, e := range v.Events {
+				fs := storable.Fields{ID: e.ID, Session: e.Session, Category: e.Category, Name: e.Name, IP: e.IP}
+				if p := storable.Problem(&fs); p != "" {
+					t.Fatalf("event %d cannot be stored: %s", i, p)
+				}
+				if !json.Valid(e.Data) || !utf8.Valid(e.Data) {
+					t.Fatalf("event %d: data %q is not JSON in UTF-8", i, e.Data)
+				}
 			}
 		case 400:
 			if strings.TrimSpace(v.Message) == "" {

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/edgetrack/edgetrack/internal/storable"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 )
 
@@ -158,7 +160,47 @@ func decodeCollection(b []byte, c *collection) error {
 	if len(missing) > 0 {
 		return errors.New("collection: missing required field(s) " + strings.Join(missing, ", "))
 	}
+	strs := [...]struct {
+		name, v string
+		value   bool // becomes an event's category: storable's limits apply
+	}{
+		{"device_id", c.deviceID, false},
+		{"client_id", c.clientID, true},
+		{"session", c.session, false},
+		{"system_version", c.systemVersion, false},
+		{"product_version", c.productVersion, false},
+		{"system", c.system, false},
+		{"product_git_hash", c.productGitHash, false},
+	}
+	for _, f := range strs {
+		if msg := checkString(f.v, f.value); msg != "" {
+			return errors.New(f.name + msg)
+		}
+	}
 	return nil
+}
+
+// checkString returns what is wrong with a string field's value s, or "".
+// Every string must be valid UTF-8: the rule copies each into an event,
+// as a field or into the JSON data, and proto3 requires UTF-8 of an
+// event's strings — the edge could spool such an event but nothing could
+// decode it again. A value that becomes an event's category or name must
+// also keep storable's limits (length, no NUL). A body that breaks either
+// is refused with 400 before anything is acknowledged: the store would
+// reject its events for good.
+func checkString(s string, value bool) string {
+	if value {
+		if len(s) > storable.MaxValueLen {
+			return " is longer than " + strconv.Itoa(storable.MaxValueLen) + " bytes"
+		}
+		if strings.IndexByte(s, 0) >= 0 {
+			return " contains a NUL byte"
+		}
+	}
+	if !utf8.ValidString(s) {
+		return " is not valid UTF-8"
+	}
+	return ""
 }
 
 func decodePayload(b []byte, index int) (payload, error) {
@@ -228,6 +270,19 @@ func decodePayload(b []byte, index int) (payload, error) {
 	}
 	if len(missing) > 0 {
 		return p, payloadError(index, ": missing required field(s) "+strings.Join(missing, ", "))
+	}
+	strs := [...]struct {
+		name, v string
+		value   bool // becomes the event's name
+	}{
+		{".event", p.event, true},
+		{".ip", p.ip, false},
+		{".parameters", p.parameters, false},
+	}
+	for _, f := range strs {
+		if msg := checkString(f.v, f.value); msg != "" {
+			return p, payloadError(index, f.name+msg)
+		}
 	}
 	return p, nil
 }

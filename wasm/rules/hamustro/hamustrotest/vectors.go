@@ -207,6 +207,41 @@ func Vectors() []Vector {
 	rebatched := Collection(4)
 	rebatched.Payloads = append(rebatched.Payloads[1:2], rebatched.Payloads[3], reinstalled.Payloads[0])
 
+	// Strings the store could not keep: each must be refused, naming the
+	// field, before anything is acknowledged.
+	badString := func(change func(c *hamustropb.Collection)) []byte {
+		c := Collection(3)
+		change(c)
+		if c.GetSession() == SessionOf(Collection(3)) {
+			c.Session = proto.String(SessionOf(c))
+		}
+		return mustMarshal(c)
+	}
+	long := strings.Repeat("x", 257)
+	longClient := Collection(2)
+	longClient.ClientId = proto.String(strings.Repeat("é", 128))
+	longClient.Session = proto.String(SessionOf(longClient))
+	badStrings := []struct {
+		name    string
+		change  func(c *hamustropb.Collection)
+		message string
+	}{
+		{"device_id not UTF-8", func(c *hamustropb.Collection) { c.DeviceId = proto.String("dev\xff") }, "device_id is not valid UTF-8"},
+		{"client_id not UTF-8", func(c *hamustropb.Collection) { c.ClientId = proto.String("app.\xc3") }, "client_id is not valid UTF-8"},
+		{"client_id too long", func(c *hamustropb.Collection) { c.ClientId = proto.String(long) }, "client_id is longer than 256 bytes"},
+		{"client_id with NUL", func(c *hamustropb.Collection) { c.ClientId = proto.String("app\x00") }, "client_id contains a NUL byte"},
+		{"session not UTF-8", func(c *hamustropb.Collection) { c.Session = proto.String("\xed\xa0\x80") }, "session is not valid UTF-8"},
+		{"system_version not UTF-8", func(c *hamustropb.Collection) { c.SystemVersion = proto.String("14\x80") }, "system_version is not valid UTF-8"},
+		{"product_version not UTF-8", func(c *hamustropb.Collection) { c.ProductVersion = proto.String("\xfe2.3") }, "product_version is not valid UTF-8"},
+		{"system not UTF-8", func(c *hamustropb.Collection) { c.System = proto.String("andr\xc0\xafid") }, "system is not valid UTF-8"},
+		{"product_git_hash not UTF-8", func(c *hamustropb.Collection) { c.ProductGitHash = proto.String("\xff") }, "product_git_hash is not valid UTF-8"},
+		{"event not UTF-8", func(c *hamustropb.Collection) { c.Payloads[1].Event = proto.String("screen_\xe9") }, "payloads[1].event is not valid UTF-8"},
+		{"event too long", func(c *hamustropb.Collection) { c.Payloads[2].Event = proto.String(long) }, "payloads[2].event is longer than 256 bytes"},
+		{"event with NUL", func(c *hamustropb.Collection) { c.Payloads[0].Event = proto.String("screen\x00view") }, "payloads[0].event contains a NUL byte"},
+		{"ip not UTF-8", func(c *hamustropb.Collection) { c.Payloads[2].Ip = proto.String("198.51.100.\xff") }, "payloads[2].ip is not valid UTF-8"},
+		{"parameters not UTF-8", func(c *hamustropb.Collection) { c.Payloads[1].Parameters = proto.String("{\"screen\":\"\xc3\"}") }, "payloads[1].parameters is not valid UTF-8"},
+	}
+
 	skewCfg := Config()
 	skewCfg.Settings = append(skewCfg.Settings, abi.Setting{Key: "max_clock_skew", Values: []string{"5m"}})
 	maskCfg := Config()
@@ -218,7 +253,7 @@ func Vectors() []Vector {
 		return append(bytes.Clone(goodBody), NestedGroups(9, depth, closed)...)
 	}
 
-	return []Vector{
+	vs := []Vector{
 		{Name: "accepted", Config: Config(), Request: SignedRequest(goodBody, at), Status: 200, Events: ids,
 			IPs: []string{"203.0.113.7", "203.0.113.7", "203.0.113.7"}},
 		{Name: "old secret during rotation", Config: Config(), Request: withHeaders(goodBody,
@@ -265,7 +300,12 @@ func Vectors() []Vector {
 			Status: 400, Message: "payloads[0]: an unknown field nests groups more than 64 deep"},
 		{Name: "mismatched end group", Config: Config(), Request: SignedRequest(protowire.AppendTag(withGroups(1, false), 10, protowire.EndGroupType), at),
 			Status: 400, Message: "not a valid protobuf"},
+		{Name: "client_id of 256 bytes", Config: Config(), Request: SignedRequest(mustMarshal(longClient), at), Status: 200, Events: EventIDs(longClient)},
 	}
+	for _, b := range badStrings {
+		vs = append(vs, Vector{Name: b.name, Config: Config(), Request: SignedRequest(badString(b.change), at), Status: 400, Message: b.message})
+	}
+	return vs
 }
 
 // Diff describes how got differs from what v expects, or returns "".
