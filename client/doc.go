@@ -64,8 +64,9 @@
 // payloads per request. Events are deleted, in the same synced batch that
 // records the new last sync time, only after the collector answered 200.
 // Delivery is at least once: a crash between the 200 and that delete, or a
-// 200 lost on the way back, sends the events again, and the collector
-// deduplicates by (session, nr).
+// 200 lost on the way back, sends the events again, each payload exactly as
+// before, and the collector deduplicates them: its event id is made from the
+// session, the nr and the payload's content.
 //
 // # Background sending and backoff
 //

@@ -4,7 +4,8 @@ package client
 // process on loopback: the hamustro rule (wasm) checks the signature and the
 // session, the spool makes the events durable before the 200, the forwarder
 // ships them to the aggregator, and the aggregator's query API shows what was
-// finally stored — one event per (session, nr), with the id h:<session>:<nr>.
+// finally stored — one event per (session, nr), with an id
+// h:<session>:<nr>:<content hash>.
 //
 // Two views are checked. What the SDK sent and what the edge answered is
 // recorded on the wire (wire, below), because the aggregator stores an event
@@ -237,8 +238,8 @@ func (e *realEdge) wantDelivered(tb testing.TB, session string, names []string) 
 	for _, ev := range evs {
 		nr := ev.Data.Nr
 		switch {
-		case ev.ID != fmt.Sprintf("h:%s:%d", session, nr):
-			tb.Errorf("stored event %s has nr %d, want id h:%s:%d", ev.ID, nr, session, nr)
+		case !strings.HasPrefix(ev.ID, fmt.Sprintf("h:%s:%d:", session, nr)):
+			tb.Errorf("stored event %s has nr %d, want an id starting h:%s:%d:", ev.ID, nr, session, nr)
 		case seen[nr]:
 			tb.Errorf("nr %d is stored twice", nr)
 		case nr < 1 || int(nr) > len(names):

@@ -128,8 +128,8 @@ func (t *Tracker) sendSession(ctx context.Context, session string) error {
 		err = b.Commit(pebble.Sync)
 		b.Close()
 		if err != nil {
-			// The collector has them; they will be sent again and the
-			// collector deduplicates by session and nr.
+			// The collector has them; they will be sent again, unchanged,
+			// and the collector deduplicates them.
 			return fmt.Errorf("client: send session %s: delete acknowledged events: %w", session, err)
 		}
 		t.stateMu.Lock()

@@ -99,7 +99,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 				case 200:
 					var c hamustropb.Collection
 					proto.Unmarshal(b, &c)
-					acked[fmt.Sprintf("h:%s:%d", c.GetSession(), nr)] = true
+					acked[hamustrotest.EventIDs(&c)[0]] = true
 				case 503:
 				default:
 					badCode = append(badCode, code)

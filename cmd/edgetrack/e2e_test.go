@@ -126,8 +126,8 @@ func waitReady(t *testing.T, p *proc, url string) {
 }
 
 // collection returns a signed-ready body for device dev with payload
-// numbers first..first+n-1.
-func collection(t *testing.T, dev string, first, n int) (body []byte, session string) {
+// numbers first..first+n-1, its session and the ids of its events.
+func collection(t *testing.T, dev string, first, n int) (body []byte, session string, ids []string) {
 	c := &hamustropb.Collection{
 		DeviceId: proto.String(dev), ClientId: proto.String("e2e"), SystemVersion: proto.String("1"), ProductVersion: proto.String("1"),
 	}
@@ -141,7 +141,7 @@ func collection(t *testing.T, dev string, first, n int) (body []byte, session st
 	if err != nil {
 		t.Fatal(err)
 	}
-	return body, session
+	return body, session, hamustrotest.EventIDs(c)
 }
 
 func track(url string, body []byte) (int, error) {
@@ -167,18 +167,18 @@ type ledger struct {
 }
 
 func (l *ledger) send(t *testing.T, url, dev string, first, n int) (int, error) {
-	body, session := collection(t, dev, first, n)
+	body, session, ids := collection(t, dev, first, n)
 	l.mu.Lock()
 	l.sess[session] = true
-	for i := first; i < first+n; i++ {
-		l.sent[fmt.Sprintf("h:%s:%d", session, i)] = true
+	for _, id := range ids {
+		l.sent[id] = true
 	}
 	l.mu.Unlock()
 	code, err := track(url, body)
 	if err == nil && code == 200 {
 		l.mu.Lock()
-		for i := first; i < first+n; i++ {
-			l.acked[fmt.Sprintf("h:%s:%d", session, i)] = true
+		for _, id := range ids {
+			l.acked[id] = true
 		}
 		l.mu.Unlock()
 	}

@@ -81,7 +81,8 @@ func (Source) EnumDescriptor() ([]byte, []int) {
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable id derived from what the client sent, so a retried event has the
-	// same id and the aggregator stores it once. Hamustro: "h:" + session + ":" + nr.
+	// same id and the aggregator stores it once. Hamustro: "h:" + session + ":" +
+	// nr + ":" + a hash of the payload's fields (wasm/rules/hamustro).
 	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Source        Source `protobuf:"varint,2,opt,name=source,proto3,enum=edgetrack.event.v1.Source" json:"source,omitempty"`
 	ReceivedAt    int64  `protobuf:"varint,3,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"` // unix nanoseconds, edge clock; set by the edge

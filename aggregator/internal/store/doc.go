@@ -16,8 +16,10 @@
 //   - Events that can never be stored are reported as a Rejection and
 //     skipped; the rest of the call proceeds. They are: a nil event, an empty
 //     id, an id over MaxIDLen bytes, a session, category or name over
-//     MaxValueLen bytes, a NUL byte in any of those four, and an event that
-//     does not marshal (proto3 strings must be valid UTF-8).
+//     MaxValueLen bytes, a NUL byte in any of those four, a string that is
+//     not valid UTF-8 (which proto3 requires), and an event that does not
+//     marshal. All but the first and the last are internal/storable's
+//     rules, which edges check before they acknowledge an event.
 //   - Events are never changed or deleted once stored, which is what lets a
 //     query read an index entry and then fetch the event without a snapshot.
 //   - The rollups count exactly the stored events: each newly stored event

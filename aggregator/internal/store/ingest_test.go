@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgetrack/edgetrack/internal/storable"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -158,20 +159,21 @@ func TestIngestRejections(t *testing.T) {
 		reason string // "" = stored
 	}{
 		{"nil event", nil, reasonNilEvent},
-		{"empty id", with(func(e *eventpb.Event) { e.Id = "" }), reasonEmptyID},
+		{"empty id", with(func(e *eventpb.Event) { e.Id = "" }), storable.ReasonEmptyID},
 		{"id of 256 bytes", with(func(e *eventpb.Event) { e.Id = full }), ""},
-		{"id of 257 bytes", with(func(e *eventpb.Event) { e.Id = long }), reasonIDTooLong},
-		{"NUL in id", with(func(e *eventpb.Event) { e.Id = "a\x00b" }), reasonIDNUL},
+		{"id of 257 bytes", with(func(e *eventpb.Event) { e.Id = long }), storable.ReasonIDTooLong},
+		{"NUL in id", with(func(e *eventpb.Event) { e.Id = "a\x00b" }), storable.ReasonIDNUL},
 		{"session of 256 bytes", with(func(e *eventpb.Event) { e.Session = full }), ""},
-		{"session of 257 bytes", with(func(e *eventpb.Event) { e.Session = long }), reasonSessionTooLong},
-		{"NUL in session", with(func(e *eventpb.Event) { e.Session = "s\x00" }), reasonSessionNUL},
+		{"session of 257 bytes", with(func(e *eventpb.Event) { e.Session = long }), storable.ReasonSessionTooLong},
+		{"NUL in session", with(func(e *eventpb.Event) { e.Session = "s\x00" }), storable.ReasonSessionNUL},
 		{"category of 256 bytes", with(func(e *eventpb.Event) { e.Category = full }), ""},
-		{"category of 257 bytes", with(func(e *eventpb.Event) { e.Category = long }), reasonCategoryLong},
-		{"NUL in category", with(func(e *eventpb.Event) { e.Category = "\x00" }), reasonCategoryNUL},
+		{"category of 257 bytes", with(func(e *eventpb.Event) { e.Category = long }), storable.ReasonCategoryTooLong},
+		{"NUL in category", with(func(e *eventpb.Event) { e.Category = "\x00" }), storable.ReasonCategoryNUL},
 		{"name of 256 bytes", with(func(e *eventpb.Event) { e.Name = full }), ""},
-		{"name of 257 bytes", with(func(e *eventpb.Event) { e.Name = long }), reasonNameTooLong},
-		{"NUL in name", with(func(e *eventpb.Event) { e.Name = "n\x00n" }), reasonNameNUL},
-		{"invalid UTF-8", with(func(e *eventpb.Event) { e.Ip = "\xff" }), reasonUnencodable},
+		{"name of 257 bytes", with(func(e *eventpb.Event) { e.Name = long }), storable.ReasonNameTooLong},
+		{"NUL in name", with(func(e *eventpb.Event) { e.Name = "n\x00n" }), storable.ReasonNameNUL},
+		{"invalid UTF-8", with(func(e *eventpb.Event) { e.Ip = "\xff" }), storable.ReasonIPUTF8},
+		{"invalid UTF-8 in name", with(func(e *eventpb.Event) { e.Name = "n\xc3" }), storable.ReasonNameUTF8},
 		{"NUL in data is fine", with(func(e *eventpb.Event) { e.Data = []byte{0, 0} }), ""},
 	}
 	for _, tt := range tests {

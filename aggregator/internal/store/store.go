@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgetrack/edgetrack/internal/storable"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -96,10 +97,11 @@ const (
 	MaxLimit     = 10000
 )
 
-// Limits on stored values; longer values are rejected.
+// Limits on stored values; longer values are rejected (see
+// internal/storable, which the edge checks too).
 const (
-	MaxIDLen    = 256
-	MaxValueLen = 256 // session, category, name
+	MaxIDLen    = storable.MaxIDLen
+	MaxValueLen = storable.MaxValueLen // session, category, name
 )
 
 var (
@@ -108,53 +110,23 @@ var (
 	ErrClosed    = errors.New("store: closed")
 )
 
-// Rejection reasons.
+// Rejection reasons besides those of storable.Problem.
 const (
-	reasonNilEvent       = "nil event"
-	reasonEmptyID        = "empty id"
-	reasonIDTooLong      = "id longer than 256 bytes"
-	reasonIDNUL          = "id contains a NUL byte"
-	reasonSessionTooLong = "session longer than 256 bytes"
-	reasonSessionNUL     = "session contains a NUL byte"
-	reasonCategoryLong   = "category longer than 256 bytes"
-	reasonCategoryNUL    = "category contains a NUL byte"
-	reasonNameTooLong    = "name longer than 256 bytes"
-	reasonNameNUL        = "name contains a NUL byte"
-	reasonUnencodable    = "cannot be encoded: " // + the encoder's error
+	reasonNilEvent    = "nil event"
+	reasonUnencodable = "cannot be encoded: " // + the encoder's error
 )
 
-// validate returns why ev can never be stored, or "" when it can.
-// NUL bytes are refused because the Pebble key layout terminates values with
-// NUL; the length limits keep keys and cursors small.
+// validate returns why ev can never be stored, or "" when it can: the rules
+// of storable.Problem, which the edge applies before it acknowledges an
+// event, so that an event an edge accepted is not rejected here.
 func validate(ev *eventpb.Event) string {
 	if ev == nil {
 		return reasonNilEvent
 	}
-	switch id := ev.GetId(); {
-	case id == "":
-		return reasonEmptyID
-	case len(id) > MaxIDLen:
-		return reasonIDTooLong
-	case strings.IndexByte(id, 0) >= 0:
-		return reasonIDNUL
-	}
-	fields := [...]struct {
-		v               string
-		tooLong, hasNUL string
-	}{
-		{ev.GetSession(), reasonSessionTooLong, reasonSessionNUL},
-		{ev.GetCategory(), reasonCategoryLong, reasonCategoryNUL},
-		{ev.GetName(), reasonNameTooLong, reasonNameNUL},
-	}
-	for _, f := range fields {
-		if len(f.v) > MaxValueLen {
-			return f.tooLong
-		}
-		if strings.IndexByte(f.v, 0) >= 0 {
-			return f.hasNUL
-		}
-	}
-	return ""
+	return storable.Problem(&storable.Fields{
+		ID: ev.GetId(), Session: ev.GetSession(), Category: ev.GetCategory(), Name: ev.GetName(),
+		IP: ev.GetIp(), Edge: ev.GetEdge(), Rule: ev.GetRule(),
+	})
 }
 
 // validFilter reports whether some storable event could have v as its

@@ -5,7 +5,8 @@
 // response itself. Every route that accepts events runs its rule (a wasm
 // module from wasm/host) on the request and, when the rule accepts with
 // events, makes them durable in the spool before answering — a 2xx is never
-// sent for events that a crash could lose.
+// sent for events that a crash could lose, nor for events the aggregator
+// could never store (internal/storable): those make the request a 500.
 //
 // Lifetimes: bytes obtained from a fasthttp.RequestCtx are valid only until
 // the handler returns. The rule call copies the request into guest memory and

@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
+	"github.com/edgetrack/edgetrack/internal/storable"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/host"
 )
@@ -336,18 +337,27 @@ func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, Rule, error) {
 
 // spool stamps the verdict's events and appends them to the spool; it
 // returns after the spool's WAL is synced.
+//
+// Every event must be storable (internal/storable, the aggregator's own
+// rules) before any is spooled. An event that is not could never be
+// delivered — the forwarder could not decode it, or the aggregator would
+// reject it — so acknowledging it would lose it. A rule that emits one is
+// buggy: the request gets a 500 naming the problem and nothing is spooled,
+// so the client keeps its data and retries.
 func (s *Server) spool(r *Route, m Rule, v *abi.Verdict, rr *ruleRequest, now time.Time) error {
 	ruleVersion := m.Name() + "@" + m.Hash()[:12]
 	rr.values = rr.values[:0]
 	rr.buf = rr.buf[:0]
 	for i := range v.Events {
 		e := &v.Events[i]
-		if e.ID == "" {
-			return internal("rule failed", fmt.Errorf("rule %s emitted an event without id", r.Name))
-		}
 		e.ReceivedAt = now.UnixNano()
 		e.Edge = s.opts.EdgeID
 		e.Rule = ruleVersion
+		fs := storable.Fields{ID: e.ID, Session: e.Session, Category: e.Category, Name: e.Name, IP: e.IP, Edge: e.Edge, Rule: e.Rule}
+		if problem := storable.Problem(&fs); problem != "" {
+			return internal(fmt.Sprintf("rule %s emitted an event that cannot be stored (event %d: %s); nothing was accepted", ruleVersion, i, problem),
+				fmt.Errorf("rule %s: event %d of %d (id %q) cannot be stored: %s", ruleVersion, i, len(v.Events), e.ID, problem))
+		}
 		start := len(rr.buf)
 		rr.buf = abi.AppendEvent(rr.buf, e)
 		rr.values = append(rr.values, rr.buf[start:len(rr.buf):len(rr.buf)])

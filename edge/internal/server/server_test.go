@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -152,8 +151,9 @@ func TestAcceptedEventsAreSpooledBefore200(t *testing.T) {
 	if len(evs) != 3 {
 		t.Fatalf("%d events spooled, want 3", len(evs))
 	}
+	ids := hamustrotest.EventIDs(hamustrotest.Collection(3))
 	for i, ev := range evs {
-		if ev.Id != fmt.Sprintf("h:%s:%d", hamustrotest.Collection(0).GetSession(), i+1) ||
+		if ev.Id != ids[i] ||
 			ev.Edge != "edge-test" || !strings.HasPrefix(ev.Rule, "hamustro@") || ev.ReceivedAt == 0 ||
 			ev.Source != eventpb.Source_SOURCE_HAMUSTRO || ev.Ip != "127.0.0.1" {
 			t.Errorf("event %d: %+v", i, ev)
@@ -289,6 +289,54 @@ func TestTrappingRuleBecomes500(t *testing.T) {
 	}
 	if code, _, _ := post(t, f.url+"/api/v1/track", nil, nil); code != 200 {
 		t.Fatalf("after a trap the edge answers %d", code)
+	}
+}
+
+// TestUnstorableEventsAre500 runs a rule (misbehave's /unstorable) that
+// accepts a request with one good event and one the aggregator could never
+// store. The edge must not acknowledge either: it answers 500 saying why,
+// and the spool stays empty. A client keeps its data and retries until the
+// rule is fixed, instead of being told its events are safe.
+func TestUnstorableEventsAre500(t *testing.T) {
+	wasm, err := os.ReadFile("../../../wasm/host/testdata/misbehave.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, fixtureOpts{wasm: wasm})
+	m, err := f.rt.Load(context.Background(), "misbehave", wasm, &abi.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	f.srv.routes["/unstorable"] = &Route{Name: "misbehave", Path: "/unstorable", Methods: []string{"POST"}, Rule: &RuleSlot{}}
+	f.srv.routes["/unstorable"].Rule.Swap(m)
+
+	for query, reason := range map[string]string{
+		"id=empty":      "empty id",
+		"id=nul":        "id contains a NUL byte",
+		"id=long":       "id longer than 256 bytes",
+		"session=nul":   "session contains a NUL byte",
+		"category=long": "category longer than 256 bytes",
+		"name=utf8":     "name is not valid UTF-8",
+		"ip=utf8":       "ip is not valid UTF-8",
+	} {
+		t.Run(query, func(t *testing.T) {
+			code, msg, _ := post(t, f.url+"/unstorable?"+query, nil, nil)
+			if code != 500 || !strings.Contains(msg, "cannot be stored") || !strings.Contains(msg, "event 1: "+reason) {
+				t.Fatalf("got %d %q, want 500 naming event 1 and %q", code, msg, reason)
+			}
+			if evs := spooled(t, f.sp); len(evs) != 0 {
+				t.Fatalf("%d events spooled, want none: %v", len(evs), evs)
+			}
+		})
+	}
+	// The same rule with two good events is answered and spooled.
+	code, msg, _ := post(t, f.url+"/unstorable?none", nil, nil)
+	if code != 200 {
+		t.Fatalf("good events: %d %q", code, msg)
+	}
+	if evs := spooled(t, f.sp); len(evs) != 2 {
+		t.Fatalf("%d events spooled, want 2", len(evs))
 	}
 }
 

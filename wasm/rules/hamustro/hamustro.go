@@ -12,10 +12,27 @@
 //	max_payloads    most payloads in one collection (default 5000); more is
 //	                a 413 asking the client to send smaller collections
 //
-// Event mapping: id "h:<session>:<nr>", category = client_id, name = the
-// payload's event, client time = at (seconds; values of 1e11 and more are read
-// as milliseconds), ip = the payload's ip or else the connection's, data = the
-// collection's and payload's fields as a JSON object.
+// Event mapping: id "h:<session>:<nr>:<hash>", where hash is the hex of the
+// first 8 bytes of SHA-256 over the payload's canonical content (see
+// appendCanonical); category = client_id, name = the payload's event, client
+// time = at (seconds; values of 1e11 and more are read as milliseconds), ip =
+// the payload's ip or else the connection's, data = the collection's and
+// payload's fields as a JSON object.
+//
+// Strings: every string field of the collection and its payloads must be
+// valid UTF-8, and client_id and event, which become the event's category
+// and name, must keep internal/storable's limits (at most 256 bytes, no
+// NUL). Otherwise the answer is 400 naming the field, e.g.
+// "payloads[3].event is not valid UTF-8": the aggregator could never store
+// the events, and a 2xx would have told the client they were safe.
+//
+// Identity: a payload sent again, alone or batched with newer ones, gets the
+// same id, so the aggregator stores it once; a payload that differs in any
+// field gets another, also when it reuses an nr, as an app does after a
+// reinstall (the session depends only on the device, the client and the
+// versions, and numbering restarts at 1). The id is made from the payload
+// alone, never from the rest of the body: clients re-batch retried payloads
+// with new ones. See docs/RATIONALE.md.
 package hamustro
 
 import (
@@ -208,11 +225,15 @@ func (r *Rule) event(c *collection, p *payload, req *abi.Request) abi.Event {
 	if p.at >= 1e11 { // milliseconds
 		clientTime = int64(p.at) * int64(time.Millisecond)
 	}
+	r.msg = appendCanonical(r.msg[:0], p)
+	sum := r.host.SHA256(r.msg)
 	start := len(r.arena)
-	r.arena = append(r.arena, "h:"...)
+	r.arena = append(r.arena, IDPrefix...)
 	r.arena = append(r.arena, c.session...)
 	r.arena = append(r.arena, ':')
 	r.arena = strconv.AppendUint(r.arena, uint64(p.nr), 10)
+	r.arena = append(r.arena, ':')
+	r.arena = guest.AppendHex(r.arena, sum[:idHashBytes])
 	id := abi.Alias(r.arena[start:len(r.arena):len(r.arena)])
 
 	d := guest.NewJSONObject(r.arena)
@@ -249,6 +270,54 @@ func (r *Rule) event(c *collection, p *payload, req *abi.Request) abi.Event {
 		Data:       data,
 		IP:         ip,
 	}
+}
+
+// IDPrefix starts every event id of this rule.
+const IDPrefix = "h:"
+
+// idHashBytes is how many bytes of the content hash an id carries.
+const idHashBytes = 8
+
+// canonicalVersion starts the canonical content; a change to its form must
+// change it (and with it every id).
+const canonicalVersion = "hamustro/v1\n"
+
+// appendCanonical appends the canonical content of p, which its event id
+// hashes: every field the payload carries, in a form that two different
+// payloads cannot share,
+//
+//	"hamustro/v1\n" at "\n" nr "\n" user_id (or "-" when absent) "\n"
+//	is_testing ("1" or "0") "\n" then event, ip and parameters, each as
+//	its length in bytes, ":" and the bytes
+//
+// with numbers in decimal. Numbers end at a newline, which a decimal has
+// none of, and a string's length says where the next one starts. An absent
+// string counts as empty and an absent is_testing as false, as in the
+// event; user_id keeps its absence, which the event's data shows. The ip is
+// the payload's own, not the connection's, which changes between retries.
+func appendCanonical(b []byte, p *payload) []byte {
+	b = append(b, canonicalVersion...)
+	b = strconv.AppendUint(b, p.at, 10)
+	b = append(b, '\n')
+	b = strconv.AppendUint(b, uint64(p.nr), 10)
+	b = append(b, '\n')
+	if p.hasUserID {
+		b = strconv.AppendUint(b, uint64(p.userID), 10)
+	} else {
+		b = append(b, '-')
+	}
+	b = append(b, '\n')
+	if p.isTesting {
+		b = append(b, "1\n"...)
+	} else {
+		b = append(b, "0\n"...)
+	}
+	for _, s := range [...]string{p.event, p.ip, p.parameters} {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	return b
 }
 
 // maskIPv4 zeroes the last octet of a dotted-quad address and leaves anything

@@ -1,10 +1,14 @@
 // Command misbehave is a test rule whose behaviour is chosen by the request
 // path, to prove the host contains bad guests: /ok answers 200 with one
 // event, /loop never returns, /grow allocates until the memory cap stops it,
-// /panic panics. Built by `make wasm` into wasm/host/testdata/misbehave.wasm.
+// /panic panics, /unstorable answers 200 with an event the aggregator could
+// never store (see unstorable). Built by `make wasm` into
+// wasm/host/testdata/misbehave.wasm.
 package main
 
 import (
+	"strings"
+
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/guest"
 )
@@ -28,8 +32,35 @@ func (rule) Handle(req *abi.Request) abi.Verdict {
 		}
 	case "/panic":
 		panic("misbehave: asked to panic")
+	case "/unstorable":
+		return unstorable(req.Query)
 	}
 	return abi.Verdict{Status: 200, Events: []abi.Event{{ID: "ok:" + req.Path, Name: "ok", Data: []byte(`{}`)}}}
+}
+
+// unstorable answers 200 with two events, the second broken as the query
+// asks: "id=empty", "id=nul", "id=long", "session=nul", "category=long",
+// "name=utf8" or "ip=utf8". Any other query leaves both events storable.
+func unstorable(query string) abi.Verdict {
+	good := abi.Event{ID: "unstorable:1", Name: "ok", Data: []byte(`{}`)}
+	bad := abi.Event{ID: "unstorable:2", Name: "ok", Data: []byte(`{}`)}
+	switch query {
+	case "id=empty":
+		bad.ID = ""
+	case "id=nul":
+		bad.ID = "unstorable:\x00"
+	case "id=long":
+		bad.ID = strings.Repeat("x", 257)
+	case "session=nul":
+		bad.Session = "s\x00"
+	case "category=long":
+		bad.Category = strings.Repeat("c", 257)
+	case "name=utf8":
+		bad.Name = "ok\xff"
+	case "ip=utf8":
+		bad.IP = "203.0.113.\xc3"
+	}
+	return abi.Verdict{Status: 200, Events: []abi.Event{good, bad}}
 }
 
 func init() {
