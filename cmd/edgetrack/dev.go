@@ -33,7 +33,10 @@ func newDevCmd() *cobra.Command {
 		Short: "Run an aggregator and an edge in one process, data under --data-dir",
 		Long: `dev runs an aggregator (embedded Pebble store) and an edge with the built-in
 rules in one process. Secrets and tokens not set in the configuration, .env or
-.env.local are generated once and kept in <data-dir>/` + devSecretsFile + `.`,
+.env.local are generated once and kept in <data-dir>/` + devSecretsFile + `.
+Unlike edge and aggregator, dev listens on loopback only (127.0.0.1:8080 and
+127.0.0.1:9090) unless edge.listen or aggregator.listen name another address,
+such as 0.0.0.0:8080.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cfgPath)
@@ -88,7 +91,18 @@ func canceled() context.Context {
 // devDefaults points both data directories under dataDir and fills the
 // secret and tokens that were not configured, from <dataDir>/dev-secrets.env
 // or freshly generated.
+//
+// It also moves the public listeners to loopback when they are the
+// production defaults (every interface): generated tokens and a development
+// setup have no business on a network.
 func devDefaults(cfg *config.Config, dataDir string) error {
+	def := config.Default()
+	if cfg.Edge.Listen == def.Edge.Listen {
+		cfg.Edge.Listen = loopback(def.Edge.Listen)
+	}
+	if cfg.Aggregator.Listen == def.Aggregator.Listen {
+		cfg.Aggregator.Listen = loopback(def.Aggregator.Listen)
+	}
 	cfg.Edge.DataDir = filepath.Join(dataDir, "edge")
 	cfg.Aggregator.DataDir = filepath.Join(dataDir, "aggregator")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -130,6 +144,15 @@ func devDefaults(cfg *config.Config, dataDir string) error {
 		cfg.Edge.ID = "dev-edge"
 	}
 	return godotenv.Write(saved, path)
+}
+
+// loopback turns ":8080" into "127.0.0.1:8080".
+func loopback(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", port)
 }
 
 func randomToken() string {

@@ -196,22 +196,41 @@ func TestMisbehavingGuestsAreContained(t *testing.T) {
 }
 
 func TestPoolBusy(t *testing.T) {
-	rt := newRuntime(t, host.Options{CallTimeout: time.Second, PoolSize: 1})
+	rt := newRuntime(t, host.Options{CallTimeout: 5 * time.Second, PoolSize: 1})
 	m := load(t, rt, "misbehave", misbehaveWasm, &abi.Config{})
-	started := make(chan struct{})
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	loopDone := make(chan error, 1)
 	go func() {
-		close(started)
-		m.Call(context.Background(), &abi.Request{Path: "/loop"})
+		_, err := m.Call(loopCtx, &abi.Request{Path: "/loop"})
+		loopDone <- err
 	}()
-	<-started
-	// Wait until the looping call holds the only instance.
-	for {
+	// Until the looping call holds the only instance, a call may still get
+	// it; once it does, every other call is busy. The loop ends at the
+	// latest at its deadline, so this cannot wait forever.
+	busy := false
+	for !busy {
+		select {
+		case err := <-loopDone:
+			t.Fatalf("the looping call ended (%v) before another call found the pool busy", err)
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
 		_, err := m.Call(ctx, &abi.Request{Path: "/ok"})
 		cancel()
-		if errors.Is(err, host.ErrBusy) {
-			return
+		switch {
+		case errors.Is(err, host.ErrBusy):
+			busy = true
+		case err != nil:
+			t.Fatalf("call while the pool is held: %v, want ErrBusy or success", err)
 		}
+	}
+	stopLoop()
+	if err := <-loopDone; !errors.Is(err, host.ErrTimeout) && !errors.Is(err, host.ErrTrap) {
+		t.Fatalf("the stopped loop returned %v, want it interrupted", err)
+	}
+	// The interrupted instance was discarded; the pool makes a new one.
+	if v, err := m.Call(context.Background(), &abi.Request{Path: "/ok"}); err != nil || v.Status == 0 {
+		t.Fatalf("after the loop: %+v, %v", v, err)
 	}
 }
 
