@@ -96,7 +96,7 @@ func New(opts Options) (_ *Aggregator, err error) {
 		}
 	}()
 
-	st, err := store.Open(store.Options{Dir: cfg.DataDir, Registerer: reg, Logger: base})
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Registerer: reg, Logger: base.With("component", "store")})
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}

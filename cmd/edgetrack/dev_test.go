@@ -1,8 +1,15 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/edgetrack/edgetrack/aggregator"
+	"github.com/edgetrack/edgetrack/edge"
 	"github.com/edgetrack/edgetrack/internal/config"
 )
 
@@ -24,4 +31,78 @@ func TestDevListensOnLoopback(t *testing.T) {
 	if cfg.Edge.Listen != "0.0.0.0:8080" || cfg.Aggregator.Listen != "[::]:9999" {
 		t.Fatalf("configured addresses changed to %s and %s", cfg.Edge.Listen, cfg.Aggregator.Listen)
 	}
+}
+
+// TestJSONLogsHaveNoDuplicateKeys runs an aggregator and an edge as dev
+// wires them, with JSON logs, through start-up and shutdown: no log line
+// may name a key twice (JSON readers keep only one of them).
+func TestJSONLogsHaveNoDuplicateKeys(t *testing.T) {
+	var logs lockedBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := config.Default()
+	if err := devDefaults(cfg, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Aggregator.Listen, cfg.Aggregator.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Edge.Listen, cfg.Edge.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	agg, err := aggregator.New(aggregator.Options{Config: cfg.Aggregator, Logger: log.With("process", "aggregator")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Edge.AggregatorURL = "http://" + agg.Addr()
+	e, err := edge.New(context.Background(), edge.Options{Config: cfg.Edge, Logger: log.With("process", "edge")})
+	if err != nil {
+		agg.Close()
+		t.Fatal(err)
+	}
+	aggCtx, stopAgg := context.WithCancel(context.Background())
+	edgeCtx, stopEdge := context.WithCancel(context.Background())
+	aggDone, edgeDone := make(chan error, 1), make(chan error, 1)
+	go func() { aggDone <- agg.Run(aggCtx) }()
+	go func() { edgeDone <- e.Run(edgeCtx) }()
+	resp, err := http.Get("http://" + e.Addr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	stopEdge()
+	<-edgeDone
+	stopAgg()
+	<-aggDone
+
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("only %d log lines:\n%s", len(lines), logs.String())
+	}
+	for _, line := range lines {
+		if key := duplicateKey(t, line); key != "" {
+			t.Errorf("key %q twice in %s", key, line)
+		}
+	}
+}
+
+// duplicateKey returns a key that a JSON object names twice at its top
+// level, or "".
+func duplicateKey(t *testing.T, line string) string {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if _, err := dec.Token(); err != nil { // {
+		t.Fatalf("not JSON: %s", line)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("%v in %s", err, line)
+		}
+		key := tok.(string)
+		if seen[key] {
+			return key
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatalf("%v in %s", err, line)
+		}
+	}
+	return ""
 }

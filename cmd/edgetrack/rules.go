@@ -45,9 +45,9 @@ func newRulesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rules",
 		Short: "Write, build, test and ship rule modules to the aggregator's rule registry",
-		Long: `rules takes a rule from a ruleScaffold to the edges; docs/RULES.md walks through it.
+		Long: `rules takes a rule from a scaffold to the edges; docs/RULES.md walks through it.
 
-  new       ruleScaffold a rule package (inside this repository)
+  new       scaffold a rule package (inside this repository)
   build     compile it with TinyGo into a .wasm module
   test      run the registry's checks on a module locally
   push      upload a module to the registry (it is not active yet)

@@ -221,3 +221,14 @@ func TestRulesPushActivateRollback(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesHelpReadsWell guards the help text against an identifier leaking
+// into prose.
+func TestRulesHelpReadsWell(t *testing.T) {
+	cmd := newRulesCmd()
+	for _, c := range append(cmd.Commands(), cmd) {
+		if text := c.Long + c.Short; strings.Contains(text, "ruleScaffold") {
+			t.Errorf("%s help names an identifier: %q", c.Name(), text)
+		}
+	}
+}

@@ -515,7 +515,7 @@ func (r *Registry) Rollback(name, actor string) (Activation, error) {
 	defer r.mu.Unlock()
 	h := r.history[name]
 	if len(h) == 0 {
-		return Activation{}, fmt.Errorf("%w: rule %s has only ever had its current version active", ErrNoPrevious, name)
+		return Activation{}, fmt.Errorf("%w: rule %s has no earlier version to roll back to (each rollback goes one activation further back; activate a version by hash instead)", ErrNoPrevious, name)
 	}
 	target := h[len(h)-1]
 	if _, ok := r.builtin[name]; target == Builtin && !ok {

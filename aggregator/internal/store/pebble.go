@@ -89,7 +89,6 @@ func Open(opts Options) (*Pebble, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	log = log.With("component", "store")
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)

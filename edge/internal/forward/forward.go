@@ -171,7 +171,7 @@ func New(opts Options) (*Forwarder, error) {
 			},
 		}
 	}
-	log := opts.Logger.With("component", "forward", "url", endpoint)
+	log := opts.Logger.With("url", endpoint) // the caller names the component
 	return &Forwarder{
 		sp:       opts.Spool,
 		opts:     opts,

@@ -149,7 +149,7 @@ func Open(opts Options) (*Spool, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
-	log := opts.Logger.With("component", "spool", "dir", opts.Dir)
+	log := opts.Logger.With("dir", opts.Dir) // the caller names the component
 
 	if err := fs.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("spool: open: create %s: %w", opts.Dir, err)
