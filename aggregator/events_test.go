@@ -186,12 +186,10 @@ func TestEventsFilters(t *testing.T) {
 		{"name in a range", url.Values{"name": {"submit"}, "start_time": {"2022-04-10 12:00"}, "end_time": {"2022-04-12T06:00"}},
 			eyeFilter{name: "submit", start: at("2022-04-10T12:00:00Z"), end: at("2022-04-12T06:00:00Z")}},
 		{"nothing", url.Values{"session_id": {"nobody"}}, eyeFilter{session: "nobody"}},
-		{"inverted range", url.Values{"start_time": {"2022-04-12"}, "end_time": {"2022-04-11T00:00:00"}},
-			eyeFilter{start: at("2022-04-12T00:00:00Z"), end: at("2022-04-11T00:00:00Z")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := eyeReference(events, tc.want)
-			if len(want) == 0 && tc.want.session != "nobody" && tc.name != "inverted range" {
+			if len(want) == 0 && tc.want.session != "nobody" {
 				t.Fatal("the test selects nothing")
 			}
 			if got := r.pageIDs(clone(tc.params), 7); !slices.Equal(got, want) {

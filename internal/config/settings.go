@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/edgetrack/edgetrack/internal/didyoumean"
 )
 
 // EnvPrefix starts every environment variable that sets a setting.
@@ -131,40 +133,8 @@ func Paths() []string {
 	return out
 }
 
-// closest returns the candidate nearest to s by edit distance, or "" when
-// none is near enough to be a plausible typo.
-func closest(s string, candidates []string) string {
-	best, bestDist := "", len(s)/3+1
-	for _, c := range candidates {
-		if d := editDistance(s, c); d <= bestDist && (best == "" || d < bestDist) {
-			best, bestDist = c, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
 func suggest(s string, candidates []string) string {
-	if c := closest(s, candidates); c != "" {
+	if c := didyoumean.Closest(s, candidates); c != "" {
 		return fmt.Sprintf(" (did you mean %s?)", c)
 	}
 	return ""

@@ -39,12 +39,16 @@ type Events struct {
 // end_time (exclusive; a date alone includes that day). page_size (alias
 // limit) is 1 to maxPageSize, default DefaultPageSize or maxPageSize when
 // smaller; page is 1 or more, default 1; cursor cannot be combined with page.
-// Other parameters are ignored. Errors are *ParamError.
+// Any other parameter, or one given twice, is an error, and so is a
+// start_time after end_time. Errors are *ParamError.
 func ParseEvents(values url.Values, maxPageSize int) (Events, error) {
 	return parseEvents(newParams(values, EventsParams), maxPageSize)
 }
 
 func parseEvents(p *params, maxPageSize int) (Events, error) {
+	if err := p.check(); err != nil {
+		return Events{}, err
+	}
 	maxPageSize = min(maxPageSize, store.MaxLimit) // the store caps Limit there
 	start, end, err := p.timeRange()
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgetrack/edgetrack/internal/didyoumean"
 )
 
 // ParamError is a request parameter that is missing or malformed. Its
@@ -29,6 +31,40 @@ type params struct {
 
 func newParams(values url.Values, declared []string) *params {
 	return &params{values: values, declared: declared, read: map[string]bool{}}
+}
+
+// CheckParams is check for an endpoint that reads its parameters itself:
+// an error for a parameter not in declared or given more than once.
+func CheckParams(values url.Values, declared []string) error {
+	return newParams(values, declared).check()
+}
+
+// check refuses parameters the endpoint does not declare, with the declared
+// one the client probably meant (a misspelt filter silently ignored would
+// answer everything), and parameters given more than once (which one would
+// win is a guess). It reports the first in name order, so the answer does
+// not depend on map order.
+func (p *params) check() error {
+	names := make([]string, 0, len(p.values))
+	for name := range p.values {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !slices.Contains(p.declared, name) {
+			problem := "is not a parameter of this endpoint"
+			if c := didyoumean.Closest(name, p.declared); c != "" {
+				problem += "; did you mean " + c + "?"
+			} else {
+				problem += "; it takes " + strings.Join(p.declared, ", ")
+			}
+			return &ParamError{name, problem}
+		}
+		if n := len(p.values[name]); n > 1 {
+			return &ParamError{name, fmt.Sprintf("is given %d times; give it once", n)}
+		}
+	}
+	return nil
 }
 
 // get returns the first value of name; "" when it is absent or empty, which
@@ -158,6 +194,9 @@ func (p *params) timeRange() (start, end time.Time, err error) {
 		} else if end = t; dateOnly {
 			end = t.AddDate(0, 0, 1)
 		}
+	}
+	if !start.IsZero() && !end.IsZero() && start.After(end) {
+		return time.Time{}, time.Time{}, &ParamError{"end_time", fmt.Sprintf("must be after start_time (%q is before %q)", p.get("end_time"), p.get("start_time"))}
 	}
 	return start, end, nil
 }

@@ -35,6 +35,9 @@ func ParseStats(values url.Values) (StatsRequest, error) {
 }
 
 func parseStats(p *params) (StatsRequest, error) {
+	if err := p.check(); err != nil {
+		return StatsRequest{}, err
+	}
 	start, end, err := p.timeRange()
 	if err != nil {
 		return StatsRequest{}, err

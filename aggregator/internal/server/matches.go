@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/query"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 )
 
@@ -30,6 +31,9 @@ var matchesParams = []string{"uid", "partner", "pi"}
 // Each partner's latest match wins.
 func (s *Server) matches(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	if err := query.CheckParams(q, matchesParams); err != nil {
+		return statusError(http.StatusBadRequest, err)
+	}
 	uid, partner, pi := q.Get("uid"), q.Get("partner"), q.Get("pi")
 	switch {
 	case uid != "" && partner == "" && pi == "":

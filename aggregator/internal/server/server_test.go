@@ -200,3 +200,31 @@ func counterValue(tb testing.TB, c prometheus.Metric) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestUnknownQueryParameters checks that every query endpoint refuses a
+// misspelt or repeated parameter with a 400 saying which, instead of
+// ignoring it and answering everything.
+func TestUnknownQueryParameters(t *testing.T) {
+	s := newTestServer(t)
+	public := httptest.NewServer(s.Public())
+	defer public.Close()
+	for _, tc := range []struct{ query, want string }{
+		{"/events?sesion_id=s1", "sesion_id is not a parameter of this endpoint; did you mean session_id?"},
+		{"/events?name=a&name=b", "name is given 2 times"},
+		{"/stats?start_time=2022-01-01&end_time=2022-01-02&bucket=hour&groupby=name", "did you mean group_by?"},
+		{"/matches?uidd=x", "uidd is not a parameter of this endpoint; did you mean uid?"},
+	} {
+		req, _ := http.NewRequest("GET", public.URL+tc.query, nil)
+		req.Header.Set("Authorization", "Bearer q")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body errorBody
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || err != nil || !strings.Contains(body.Error, tc.want) {
+			t.Errorf("%s: %d %+v (%v), want 400 saying %q", tc.query, resp.StatusCode, body, err, tc.want)
+		}
+	}
+}
