@@ -240,11 +240,16 @@ func (s *Server) ready() error {
 	if s.draining.Load() {
 		return errors.New("edge is shutting down")
 	}
-	if err := s.opts.Spool.Ready(); err != nil {
+	if err := s.opts.Spool.ReadyFor(readyRoom); err != nil {
 		return fmt.Errorf("spool not ready: %w", err)
 	}
 	return nil
 }
+
+// readyRoom is the room in the spool /readyz asks for: a small batch of
+// events. A spool with less is not ready, although it may still take the
+// smallest requests.
+const readyRoom = 64 << 10
 
 var requests = sync.Pool{New: func() any { return &ruleRequest{} }}
 

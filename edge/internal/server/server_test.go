@@ -245,6 +245,21 @@ func TestReadyzAtQuota(t *testing.T) {
 	}
 }
 
+// TestReadyzNeedsRoom: a spool that could take only the smallest request is
+// not ready (a load balancer would keep sending it batches it refuses).
+func TestReadyzNeedsRoom(t *testing.T) {
+	f := newFixture(t, fixtureOpts{quota: 4096})
+	if _, err := f.sp.Append(make([]byte, 4096-300)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sp.Ready(); err != nil {
+		t.Fatalf("spool with 300 bytes left: %v, want it still taking small appends", err)
+	}
+	if code, msg, _ := post(t, f.url+"/readyz", nil, nil); code != 503 || !strings.Contains(msg, "no room for a request") {
+		t.Fatalf("readyz %d %q with 300 bytes left, want 503 saying there is no room", code, msg)
+	}
+}
+
 func TestPanicBecomes500(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	body, h := signed(t, 1)

@@ -34,7 +34,7 @@ func newDiskGuard(dir string, minFree int64, now func() time.Time, log *slog.Log
 	return g
 }
 
-func (g *diskGuard) check() error {
+func (g *diskGuard) check(room int64) error {
 	if g == nil {
 		return nil
 	}
@@ -44,8 +44,11 @@ func (g *diskGuard) check() error {
 			g.read()
 		}
 	}
-	if free := g.free.Load(); free >= 0 && free < g.min {
-		return fmt.Errorf("%w: %d bytes free on the disk of %s, need %d", ErrFull, free, g.dir, g.min)
+	if free := g.free.Load(); free >= 0 && free-room < g.min {
+		if room == 0 {
+			return fmt.Errorf("%w: %d bytes free on the disk of %s, need %d", ErrFull, free, g.dir, g.min)
+		}
+		return fmt.Errorf("%w: %d bytes free on the disk of %s, need %d and room for a request of %d", ErrFull, free, g.dir, g.min, room)
 	}
 	return nil
 }

@@ -178,7 +178,7 @@ func Open(opts Options) (*Spool, error) {
 			return nil, fmt.Errorf("spool: open %s: register metrics: %w", opts.Dir, err)
 		}
 	}
-	s.disk.check() // read the free space once now, not on the first request
+	s.disk.check(0) // read the free space once now, not on the first request
 	st := s.Stats()
 	log.Info("spool opened", "epoch", st.Epoch, "depth", st.Depth, "bytes", st.Bytes,
 		"dead_letters", st.DeadLetters, "dead_letter_bytes", st.DeadLetterBytes)
@@ -303,7 +303,7 @@ func (s *Spool) Append(values ...[]byte) (Position, error) {
 		size += int64(len(v))
 		repr += 1 + 2*binaryMaxVarint32 + keyLen + len(v)
 	}
-	if err := s.disk.check(); err != nil {
+	if err := s.disk.check(0); err != nil {
 		s.m.failed(reasonFull)
 		return Position{}, err
 	}
@@ -527,7 +527,16 @@ func (s *Spool) Stats() Stats {
 // Ready returns nil when the spool is open, its last write did not fail, and
 // it is under its quota with enough free disk; otherwise an error saying why
 // (wrapping ErrClosed or ErrFull where those apply).
-func (s *Spool) Ready() error {
+func (s *Spool) Ready() error { return s.ReadyFor(0) }
+
+// ReadyFor is Ready for a caller that needs room for room more bytes: it
+// also fails when fewer are left under the quota, or above the disk's
+// minimum free space. A readiness probe asks with the size of a typical
+// request, so that a load balancer stops sending before every request is
+// refused. Room beyond an eighth of the quota is not asked for, so that a
+// small spool is ready when empty.
+func (s *Spool) ReadyFor(room int64) error {
+	room = min(room, s.quota/8)
 	s.closeMu.RLock()
 	closed := s.closed
 	s.closeMu.RUnlock()
@@ -539,8 +548,10 @@ func (s *Spool) Ready() error {
 	}
 	if used := s.bytes.Load() + s.deadBytes.Load(); used >= s.quota {
 		return fmt.Errorf("%w: %d bytes stored, quota is %d", ErrFull, used, s.quota)
+	} else if used+room > s.quota {
+		return fmt.Errorf("%w: %d bytes stored, quota is %d: no room for a request of %d bytes", ErrFull, used, s.quota, room)
 	}
-	return s.disk.check()
+	return s.disk.check(room)
 }
 
 // Sync flushes and syncs the WAL, making earlier Acks durable. Appends are

@@ -386,6 +386,14 @@ func TestQuota(t *testing.T) {
 	if err := s.Ready(); err != nil {
 		t.Fatalf("ready at 90/100: %v", err)
 	}
+	// Ready for a request of 20 bytes it is not (asked for 12, an eighth of
+	// the quota): that is what /readyz asks.
+	if err := s.ReadyFor(20); !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "no room for a request of 12 bytes") {
+		t.Fatalf("ready for 20 bytes at 90/100 = %v, want ErrFull saying there is no room", err)
+	}
+	if err := s.ReadyFor(10); err != nil {
+		t.Fatalf("ready for 10 bytes at 90/100: %v", err)
+	}
 	mustAppend(t, s, ten) // exactly at the quota
 	if err := s.Ready(); !errors.Is(err, ErrFull) {
 		t.Fatalf("ready at quota = %v, want ErrFull", err)
@@ -442,7 +450,7 @@ func TestMinFreeBytes(t *testing.T) {
 	t.Run("statfs failure does not block", func(t *testing.T) {
 		g := newDiskGuard("nowhere", 1, time.Now, quietLogger)
 		g.statfs = func(string) (uint64, error) { return 0, errors.New("boom") }
-		if err := g.check(); err != nil {
+		if err := g.check(0); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -452,16 +460,16 @@ func TestMinFreeBytes(t *testing.T) {
 		g := newDiskGuard("d", 100, func() time.Time { return now }, quietLogger)
 		g.statfs = func(string) (uint64, error) { reads++; return 50, nil }
 		for range 3 {
-			if err := g.check(); !errors.Is(err, ErrFull) {
+			if err := g.check(0); !errors.Is(err, ErrFull) {
 				t.Fatalf("check = %v, want ErrFull", err)
 			}
 		}
 		g.statfs = func(string) (uint64, error) { reads++; return 500, nil }
-		if err := g.check(); !errors.Is(err, ErrFull) || reads != 1 {
+		if err := g.check(0); !errors.Is(err, ErrFull) || reads != 1 {
 			t.Fatalf("check within the interval = %v after %d reads; want the cached ErrFull after 1", err, reads)
 		}
 		now = now.Add(diskCheckInterval)
-		if err := g.check(); err != nil || reads != 2 {
+		if err := g.check(0); err != nil || reads != 2 {
 			t.Fatalf("check after the interval = %v after %d reads", err, reads)
 		}
 	})
