@@ -257,9 +257,16 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		IdleTimeout:    cfg.IdleTimeout.Duration(),
 		TrustedProxies: trusted,
 		Spool:          e.spool,
-		Registerer:     e.reg,
-		Gatherer:       e.reg,
-		Logger:         e.log.With("component", "server"),
+		// e.fwd is made below, before the server runs.
+		NotReady: func() error {
+			if e.fwd == nil {
+				return nil
+			}
+			return e.fwd.Refused()
+		},
+		Registerer: e.reg,
+		Gatherer:   e.reg,
+		Logger:     e.log.With("component", "server"),
 	}, srvRoutes...)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)

@@ -237,3 +237,29 @@ func TestEyeHostileBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyzWhenTheTokenIsRefused: an edge whose token the aggregator
+// refuses keeps taking events into its spool, but says it is not ready, and
+// why, so that an operator's probe notices before the spool fills.
+func TestReadyzWhenTheTokenIsRefused(t *testing.T) {
+	agg := startAggregator(t, t.TempDir())
+	cfg := edgeConfig(t)
+	cfg.AggregatorURL = "http://" + agg.Addr()
+	cfg.Token = "not-the-edge-token"
+	cfg.Rules.Pull = false
+	e, _ := runEdge(t, cfg)
+	if code, err := send("http://"+e.Addr(), body(t, "refused", 1)); err != nil || code != 200 {
+		t.Fatalf("event: %d %v, want 200 (it is spooled)", code, err)
+	}
+	hang := time.Now().Add(time.Minute) // not a timing assertion: a guard against hanging
+	for {
+		resp, msg := do(t, "GET", "http://"+e.Addr()+"/readyz", "", nil)
+		if resp.StatusCode == 503 && strings.Contains(msg, "refuses this edge's token (HTTP 403)") {
+			break
+		}
+		if time.Now().After(hang) {
+			t.Fatalf("readyz %d %q, want 503 saying the token is refused", resp.StatusCode, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

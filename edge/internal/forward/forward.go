@@ -89,6 +89,9 @@ type Forwarder struct {
 	enc      *zstd.Encoder
 
 	running atomic.Bool
+	// refused is why the aggregator refuses this edge's token (401/403)
+	// since the last batch it took; nil when it does not.
+	refused atomic.Pointer[string]
 
 	// The fields below are used by the Run goroutine only.
 	raw     []byte // reused buffer for the uncompressed Batch
@@ -99,6 +102,16 @@ type Forwarder struct {
 	// wake Flush.
 	mu       sync.Mutex
 	progress chan struct{}
+}
+
+// Refused returns an error while the aggregator refuses the edge's token:
+// the edge keeps accepting events into its spool, but none leave it, so it
+// must not report itself ready.
+func (f *Forwarder) Refused() error {
+	if msg := f.refused.Load(); msg != nil {
+		return errors.New(*msg)
+	}
+	return nil
 }
 
 // New checks opts, fills in defaults and returns a Forwarder; call Run to
@@ -304,6 +317,7 @@ func (f *Forwarder) deliver(ctx context.Context, r *run, b *batch) error {
 	f.backoff.reset()
 	f.m.backoff.Set(0)
 	f.retries.succeeded(time.Now())
+	f.refused.Store(nil)
 
 	// Record the verdict in the spool, retrying only the spool operations
 	// if they fail.
@@ -314,6 +328,7 @@ func (f *Forwarder) deliver(ctx context.Context, r *run, b *batch) error {
 				f.backoff.reset()
 				f.m.backoff.Set(0)
 				f.retries.succeeded(time.Now())
+	f.refused.Store(nil)
 			}
 			break
 		}
@@ -338,6 +353,10 @@ func (f *Forwarder) retry(ctx context.Context, fl failure, retryAfter time.Durat
 	wait := max(f.backoff.next(), retryAfter)
 	f.m.backoff.Set(wait.Seconds())
 	f.retries.failed(time.Now(), fl, wait)
+	if fl.auth {
+		msg := fmt.Sprintf("the aggregator refuses this edge's token (HTTP %d): check edge.token against aggregator.tokens.edge", fl.status)
+		f.refused.Store(&msg)
+	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

@@ -87,10 +87,13 @@ type Options struct {
 	IdleTimeout    time.Duration
 	TrustedProxies []netip.Prefix
 	Spool          *spool.Spool
-	Registerer     prometheus.Registerer
-	Gatherer       prometheus.Gatherer // served at /metrics; nil = none
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// NotReady, when set, is asked by /readyz too: an error makes the edge
+	// not ready, with the error as the reason.
+	NotReady   func() error
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer // served at /metrics; nil = none
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Server is the edge's public HTTP server.
@@ -242,6 +245,9 @@ func (s *Server) ready() error {
 	}
 	if err := s.opts.Spool.ReadyFor(readyRoom); err != nil {
 		return fmt.Errorf("spool not ready: %w", err)
+	}
+	if s.opts.NotReady != nil {
+		return s.opts.NotReady()
 	}
 	return nil
 }
