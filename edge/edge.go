@@ -291,10 +291,10 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	}
 
 	if e.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("edge: listen %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("edge: listen on %s (edge.listen): %w", cfg.Listen, err)
 	}
 	if e.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
-		return nil, fmt.Errorf("edge: admin listen %s: %w", cfg.AdminListen, err)
+		return nil, fmt.Errorf("edge: listen on %s (edge.admin_listen): %w", cfg.AdminListen, err)
 	}
 	e.admin = newAdminServer(e)
 	return e, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -261,5 +262,28 @@ func TestReadyzWhenTheTokenIsRefused(t *testing.T) {
 			t.Fatalf("readyz %d %q, want 503 saying the token is refused", resp.StatusCode, msg)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPortInUseNamesTheSetting: an address taken by another process is an
+// error that names the setting to change.
+func TestPortInUseNamesTheSetting(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, setting := range []string{"edge.listen", "edge.admin_listen"} {
+		cfg := edgeConfig(t)
+		cfg.Rules.Pull = false
+		if setting == "edge.listen" {
+			cfg.Listen = taken.Addr().String()
+		} else {
+			cfg.AdminListen = taken.Addr().String()
+		}
+		_, err := edge.New(context.Background(), edge.Options{Config: cfg, Logger: quietLogger()})
+		if err == nil || !strings.Contains(err.Error(), "("+setting+")") || !strings.Contains(err.Error(), taken.Addr().String()) {
+			t.Errorf("%s taken: err = %v, want one naming the address and %s", setting, err, setting)
+		}
 	}
 }
