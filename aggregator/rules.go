@@ -10,7 +10,7 @@ import (
 )
 
 // RuleRejection is why CheckRule (or an upload to the registry) refuses a
-// module: a reason (as in the metric edgetrack_rules_uploads_total), a
+// module: a reason (as in the metric edgetrack_rule_uploads_total), a
 // one-line detail, and the failing vectors.
 type RuleRejection = registry.Rejection
 

@@ -267,7 +267,7 @@ func TestRulesUploadRejections(t *testing.T) {
 				t.Errorf("last audit entry %+v, want a reject of %s by %s with a reason", last, tt.rule, fingerprint(adminToken))
 			}
 			m := r.do(http.MethodGet, r.admin+"/metrics", "", nil)
-			if line := `edgetrack_rules_uploads_total{reason="` + tt.reason + `",result="rejected"} `; !bytes.Contains(m.body, []byte(line)) ||
+			if line := `edgetrack_rule_uploads_total{reason="` + tt.reason + `",result="rejected"} `; !bytes.Contains(m.body, []byte(line)) ||
 				bytes.Contains(m.body, []byte(line+"0\n")) {
 				t.Errorf("metrics do not count a rejection for %s", tt.reason)
 			}
@@ -468,7 +468,7 @@ func TestRulesManifestLongPoll(t *testing.T) {
 		}()
 		// Activate only once the poll waits, so that it is the
 		// activation that ends it.
-		for r.metricValue("edgetrack_rules_manifest_waiting") != "1" {
+		for r.metricValue("edgetrack_rule_manifest_waiting") != "1" {
 			time.Sleep(5 * time.Millisecond)
 		}
 		r.activate("hamustro", sha(v1)).wantStatus(t, http.StatusOK)
@@ -485,7 +485,7 @@ func TestRulesManifestLongPoll(t *testing.T) {
 		go func() {
 			got <- r.do(http.MethodGet, r.base+"/v1/rules/manifest?since="+since+"&wait=60s", edgeToken, nil)
 		}()
-		for r.metricValue("edgetrack_rules_manifest_waiting") != "1" {
+		for r.metricValue("edgetrack_rule_manifest_waiting") != "1" {
 			time.Sleep(5 * time.Millisecond)
 		}
 		stopped := make(chan error, 1)

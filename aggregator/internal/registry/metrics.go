@@ -17,20 +17,20 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "edgetrack", Subsystem: "rules", Name: "uploads_total",
+			Namespace: "edgetrack", Subsystem: "rule", Name: "uploads_total",
 			Help: "Rule uploads by result (accepted, existing: the same bytes were uploaded before, rejected) " +
 				"and, for rejections, reason (not_wasm, imports, exports, memory, init, config, vectors_file, uploaded_vectors, builtin_vectors, timeout, too_large).",
 		}, []string{"result", "reason"}),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "edgetrack", Subsystem: "rules", Name: "activations_total",
+			Namespace: "edgetrack", Subsystem: "rule", Name: "activations_total",
 			Help: "Rule version activations by rule and action (activate, rollback).",
 		}, []string{"rule", "action"}),
 		version: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "edgetrack", Subsystem: "rules", Name: "manifest_version",
+			Namespace: "edgetrack", Subsystem: "rule", Name: "manifest_version",
 			Help: "The rule manifest's version; it grows by one with every activation.",
 		}),
 		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "edgetrack", Subsystem: "rules", Name: "manifest_waiting",
+			Namespace: "edgetrack", Subsystem: "rule", Name: "manifest_waiting",
 			Help: "Manifest long-polls waiting for a change.",
 		}),
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // Reasons a module is rejected, the values of the reason label of
-// edgetrack_rules_uploads_total.
+// edgetrack_rule_uploads_total.
 const (
 	ReasonNotWasm         = "not_wasm"         // does not compile
 	ReasonLimit           = "limit"            // over one of the module limits (wasm/instrument.Limits)
