@@ -57,6 +57,8 @@ tools:
 proto:
 	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
 	  --plugin=protoc-gen-go=$$($(GO) tool -n protoc-gen-go) $(PROTOS)
+	protoc --encode=hamustro.Collection -I proto proto/hamustropb/hamustro.proto \
+	  < docs/examples/collection.txtpb > docs/examples/collection.bin
 
 wasm:
 	@test -x $(TINYGO) || { echo "TinyGo is missing: run 'make tools'"; exit 1; }
@@ -73,7 +75,7 @@ wasm-check: wasm
 	@git diff --exit-code --stat -- wasm/dist wasm/host/testdata || { echo "committed .wasm differ from a fresh TinyGo build: run 'make wasm' and commit"; exit 1; }
 
 proto-check: proto
-	@git diff --exit-code --stat -- proto || { echo "generated protobuf code is stale: run 'make proto' and commit"; exit 1; }
+	@git diff --exit-code --stat -- proto docs/examples || { echo "generated protobuf code or docs/examples/collection.bin is stale: run 'make proto' and commit"; exit 1; }
 
 bench:
 	./scripts/bench.sh

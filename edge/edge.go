@@ -34,7 +34,7 @@ import (
 type Options struct {
 	Config config.Edge
 	// Registry collects the edge's metrics; nil = a new one. It is served at
-	// /metrics on both listeners.
+	// /metrics on the admin listener only: the public one faces the internet.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 	// Rules replaces built-in rule modules by name (tests, custom builds).
@@ -265,7 +265,6 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 			return e.fwd.Refused()
 		},
 		Registerer: e.reg,
-		Gatherer:   e.reg,
 		Logger:     e.log.With("component", "server"),
 	}, srvRoutes...)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -285,5 +286,30 @@ func TestPortInUseNamesTheSetting(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "("+setting+")") || !strings.Contains(err.Error(), taken.Addr().String()) {
 			t.Errorf("%s taken: err = %v, want one naming the address and %s", setting, err, setting)
 		}
+	}
+}
+
+// TestExampleCollection posts docs/examples/collection.bin, the body the
+// README's curl example sends, signed as the README signs it: the edge takes
+// both events, and on the public listener there is no /metrics.
+func TestExampleCollection(t *testing.T) {
+	b, err := os.ReadFile("../docs/examples/collection.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := edgeConfig(t)
+	cfg.Rules.Pull = false
+	e, stop := runEdge(t, cfg)
+	if code, err := send("http://"+e.Addr(), b); err != nil || code != 200 {
+		t.Fatalf("the README's example body: %d %v, want 200", code, err)
+	}
+	if resp, _ := do(t, "GET", "http://"+e.Addr()+"/metrics", "", nil); resp.StatusCode != 404 {
+		t.Errorf("public /metrics: %d, want 404 (metrics are on the admin listener)", resp.StatusCode)
+	}
+	if resp, body := do(t, "GET", "http://"+e.AdminAddr()+"/metrics", "", nil); resp.StatusCode != 200 || !strings.Contains(body, "edgetrack_") {
+		t.Errorf("admin /metrics: %d, want 200 with edgetrack metrics", resp.StatusCode)
+	}
+	if evs := stop(); len(evs) != 2 {
+		t.Fatalf("spooled %d events, want the example's 2", len(evs))
 	}
 }

@@ -328,7 +328,7 @@ func (f *Forwarder) deliver(ctx context.Context, r *run, b *batch) error {
 				f.backoff.reset()
 				f.m.backoff.Set(0)
 				f.retries.succeeded(time.Now())
-	f.refused.Store(nil)
+				f.refused.Store(nil)
 			}
 			break
 		}
