@@ -261,6 +261,17 @@ func TestInstrumentChargesLongInstructions(t *testing.T) {
 		sec(7, vec(append(name("run"), 0, 0))),
 		sec(10, vec(body([]byte{1, 1, 0x7f}, fill...))),
 	)
+	// run fills a table of 2^16 entries 100 times in a loop.
+	tfill := append([]byte{0x03, 0x40, 0x41, 0x00, 0xd0, 0x70, 0x41}, appendSLEB(nil, 1<<16)...)
+	tfill = append(tfill, 0xfc, 17, 0, // table.fill 0
+		0x20, 0, 0x41, 1, 0x6a, 0x22, 0,
+		0x41, 0xe4, 0x00, 0x49, 0x0d, 0, 0x0b, 0x0b)
+	tableFills := module(
+		sec(1, vec(typeVoid)), sec(3, vec([]byte{0})),
+		sec(4, vec(append(append([]byte{0x70, 1}, uleb(1<<16)...), uleb(1<<16)...))),
+		sec(7, vec(append(name("run"), 0, 0))),
+		sec(10, vec(body([]byte{1, 1, 0x7f}, tfill...))),
+	)
 	// run calls md5 five times, with no loop.
 	md5 := []byte{0x41, 0, 0x41, 0, 0x41, 0, 0x10, 0}
 	calls := module(
@@ -279,6 +290,9 @@ func TestInstrumentChargesLongInstructions(t *testing.T) {
 		// every third fill at the latest empties a budget of 10,000 (the
 		// loop's 100 heads alone would not empty it once).
 		{"memory.fill", fills, 100 / (CheckpointEvery/(1<<(20-memoryCostShift)) + 1)},
+		// A fill of 2^16 entries costs 2^11 units at one per 2^5 entries:
+		// every fifth fill at the latest empties the budget.
+		{"table.fill", tableFills, 100 / (CheckpointEvery/(1<<(16-tableCostShift)) + 1)},
 		// The entry's check, then one before each call.
 		{"host calls", calls, 1 + 5},
 	} {
@@ -334,5 +348,27 @@ func TestMutatedRules(t *testing.T) {
 			}
 		}
 		t.Logf("%s: 1000 mutations, %d compiled both ways", file, compiled)
+	}
+}
+
+// uleb is n in unsigned LEB128, for limits.
+func uleb(n uint64) []byte { return wasmbin.U(n) }
+
+// TestInstrumentRefusesTheBudgetInConstantExpressions: an element segment
+// whose offset reads the budget global (which the module does not define)
+// is refused, as an instruction reading it is.
+func TestInstrumentRefusesTheBudgetInConstantExpressions(t *testing.T) {
+	m := module(
+		sec(1, vec(typeVoid)), sec(3, vec([]byte{0})), sec(4, vec([]byte{0x70, 1, 1, 1})),
+		sec(9, vec([]byte{0, 0x23, 0, 0x0b, 1, 0})), // table[global.get 0] = func 0
+		sec(10, vec(body(noLocals, 0x0b))))
+	if _, err := Instrument(m, Limits{}); err == nil || !strings.Contains(err.Error(), "a constant expression uses global 0") {
+		t.Fatalf("err = %v, want a refusal of global 0 in a constant expression", err)
+	}
+	g := module( // a global initialised from the budget's index
+		sec(1, vec(typeVoid)), sec(3, vec([]byte{0})), sec(6, vec([]byte{0x7f, 0, 0x23, 1, 0x0b})),
+		sec(10, vec(body(noLocals, 0x0b))))
+	if _, err := Instrument(g, Limits{}); err == nil || !strings.Contains(err.Error(), "a constant expression uses global 1") {
+		t.Fatalf("err = %v, want a refusal of global 1 in a constant expression", err)
 	}
 }
