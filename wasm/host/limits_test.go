@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,3 +174,45 @@ func FuzzLoad(f *testing.F) {
 		m.Close(context.Background())
 	})
 }
+
+// TestStackOverflowIsContained runs a guest that recurses without end, on
+// every instance of a pool of 8 at once, 80 times: each call traps, and the
+// process's resident memory grows by less than maxStackGrowth (wazero alone
+// lets each such call grow its stack to about 100 MB, and the edge reached
+// 1.1 GB).
+func TestStackOverflowIsContained(t *testing.T) {
+	rt := newRuntime(t, host.Options{CallTimeout: 5 * time.Second, PoolSize: 8})
+	m := load(t, rt, "misbehave", misbehaveWasm, &abi.Config{})
+	runtime.GC()
+	before := rss(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 80)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				if _, err := m.Call(context.Background(), &abi.Request{Path: "/recurse"}); !errors.Is(err, host.ErrTrap) {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("/recurse: err = %v, want a trap", err)
+	}
+	grown := int64(rss(t)) - int64(before)
+	t.Logf("RSS %+d MiB after 80 stack overflows", grown>>20)
+	if grown > maxStackGrowth {
+		t.Errorf("RSS grew by %d MiB, over the bound of %d MiB", grown>>20, maxStackGrowth>>20)
+	}
+	if v, err := m.Call(context.Background(), &abi.Request{Path: "/ok"}); err != nil || v.Status != 200 {
+		t.Fatalf("after the overflows: %+v, %v", v, err)
+	}
+}
+
+// maxStackGrowth is the documented bound (docs/ABI.md) on what rules
+// overflowing their stack may add to the process's resident memory.
+const maxStackGrowth = 64 << 20

@@ -52,6 +52,16 @@
 // modules with a start function (a rule initialises in _initialize, which
 // runs under a deadline).
 
+// # Stack
+//
+// Every function body is wrapped in a block and preceded by code that adds
+// the function's frame (a few units plus its parameters and locals) to a
+// third added global, trapping when the sum would pass MaxStackUnits;
+// leaving the block, returning and tail calls subtract it again. A branch
+// to the function's own label now leaves the added block, so it also passes
+// the subtraction. A trap leaves the global as it was, which does not matter:
+// the host discards an instance that trapped.
+//
 // # Limits
 //
 // wazero's decoder allocates in proportion to what a module declares (one

@@ -56,9 +56,14 @@ type instrumenter struct {
 	charge        [2][]byte // before a bulk memory / table instruction: charge its length
 	err           error     // the first index the original module may not use
 	lim           Limits
-	brTargets     uint64 // br_table targets seen so far, over all functions
-	locals        uint64 // locals declared so far, over all functions
-	blockWork     uint64 // the sum of the squares of each function's blocks so far
+	funcTypes     []uint32          // the type index of each function the module defines
+	typeParams    []int             // the number of parameters of each type
+	typeResults   [][]byte          // the result types of each type
+	blockTypes    map[string]uint32 // added types () -> results, by results, for multi-value bodies
+	stackDepth    uint32            // the stack global's index: budget+2
+	brTargets     uint64            // br_table targets seen so far, over all functions
+	locals        uint64            // locals declared so far, over all functions
+	blockWork     uint64            // the sum of the squares of each function's blocks so far
 }
 
 // fn maps a function index of the original module to the instrumented one.
@@ -118,6 +123,26 @@ func Instrument(wasm []byte, lim Limits) ([]byte, error) {
 		switch s.id {
 		case secType:
 			types = r.u32()
+			for range types {
+				if r.byte() != 0x60 && r.err == nil {
+					r.fail("type entry is not a function type")
+				}
+				n := r.count()
+				for range n {
+					r.valType()
+				}
+				in.typeParams = append(in.typeParams, int(n))
+				nr := r.count()
+				at := r.off
+				for range nr {
+					r.valType()
+				}
+				in.typeResults = append(in.typeResults, r.b[at:r.off])
+			}
+		case secFunction:
+			for range r.count() {
+				in.funcTypes = append(in.funcTypes, r.u32())
+			}
 		case secImport:
 			funcs, gl, err := countImports(s.body)
 			if err != nil {
@@ -134,18 +159,36 @@ func Instrument(wasm []byte, lim Limits) ([]byte, error) {
 		}
 	}
 	in.budget = globals
+	in.stackDepth = globals + 2
 	in.check = appendCheck(nil, in.budget, in.importedFuncs)
 	in.charge[0] = appendCharge(nil, in.budget, memoryCostShift, in.check)
 	in.charge[1] = appendCharge(nil, in.budget, tableCostShift, in.check)
 
 	newType := []byte{0x60, 0x00, 0x00} // func () -> ()
+	// A function whose body returns several values is wrapped in a block
+	// of a type () -> (those values), added after the checkpoint's.
+	in.blockTypes = map[string]uint32{}
+	for _, t := range in.funcTypes {
+		if int(t) >= len(in.typeResults) {
+			return nil, fmt.Errorf("function section: type %d does not exist", t)
+		}
+		res := in.typeResults[t]
+		if _, ok := in.blockTypes[string(res)]; ok || len(res) < 2 {
+			continue
+		}
+		in.blockTypes[string(res)] = types + 1 + uint32(len(in.blockTypes))
+		newType = append(newType, 0x60, 0x00)
+		newType = binary.AppendUvarint(newType, uint64(len(res)))
+		newType = append(newType, res...)
+	}
 	newImport := appendName(nil, abi.HostModule)
 	newImport = appendName(newImport, CheckpointImport)
 	newImport = append(newImport, 0x00) // a function
 	newImport = binary.AppendUvarint(newImport, uint64(types))
 	// The budget, (mut i32) = 0 so that the first check calls checkpoint,
-	// and a scratch global for the length of bulk instructions.
-	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b}
+	// a scratch global for the length of bulk instructions, and the stack
+	// in use, in frame units.
+	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b}
 
 	out := append([]byte(nil), wasm[:wasmHeader]...)
 	emit := func(id byte, body []byte) {
@@ -155,7 +198,7 @@ func Instrument(wasm []byte, lim Limits) ([]byte, error) {
 	}
 	added := map[byte][]byte{secType: newType, secImport: newImport, secGlobal: newGlobal}
 	done := map[byte]bool{}
-	entries := map[byte]uint64{secType: 1, secImport: 1, secGlobal: 2}
+	entries := map[byte]uint64{secType: 1 + uint64(len(in.blockTypes)), secImport: 1, secGlobal: 3}
 	addMissing := func(before int) {
 		for _, id := range []byte{secType, secImport, secGlobal} {
 			if !done[id] && sectionOrder[id] < before {
@@ -216,6 +259,42 @@ func sectionName(id byte) string {
 		return n
 	}
 	return fmt.Sprintf("unknown (%d)", id)
+}
+
+// Stack use. wazero grows a call's stack by doubling, up to about 100 MB,
+// and a rule that recursed without end made each instance hold that much
+// until it trapped. So every function takes a share of a stack budget at
+// its entry, frameBase plus one unit per parameter and local (a unit
+// stands for one 8-byte slot), and gives it back on its way out; a call
+// that would take the budget past MaxStackUnits traps (unreachable), and
+// the instance is discarded as after any trap.
+const (
+	frameBase = 4
+	// MaxStackUnits is the stack budget of one call into a rule: 1 MiB of
+	// 8-byte slots, far more than the shipped rules use (their deepest
+	// recursion is a JSON parser bounded at 48 levels).
+	MaxStackUnits = 1 << 17
+)
+
+// appendStackTake appends: stack += frame; if stack > MaxStackUnits, trap.
+func (in *instrumenter) appendStackTake(dst []byte, frame int64) []byte {
+	get := binary.AppendUvarint([]byte{0x23}, uint64(in.stackDepth))
+	set := binary.AppendUvarint([]byte{0x24}, uint64(in.stackDepth))
+	dst = append(dst, get...)
+	dst = appendSLEB(append(dst, 0x41), frame)
+	dst = append(dst, 0x6a) // i32.add
+	dst = append(dst, set...)
+	dst = append(dst, get...)
+	dst = appendSLEB(append(dst, 0x41), MaxStackUnits)
+	return append(dst, 0x4b, 0x04, 0x40, 0x00, 0x0b) // i32.gt_u, if, unreachable, end
+}
+
+// appendStackGive appends: stack -= frame.
+func (in *instrumenter) appendStackGive(dst []byte, frame int64) []byte {
+	dst = binary.AppendUvarint(append(dst, 0x23), uint64(in.stackDepth))
+	dst = appendSLEB(append(dst, 0x41), frame)
+	dst = append(dst, 0x6b) // i32.sub
+	return binary.AppendUvarint(append(dst, 0x24), uint64(in.stackDepth))
 }
 
 // appendCheck appends the instructions of one check point.
@@ -449,7 +528,10 @@ func (in *instrumenter) code(body []byte) ([]byte, error) {
 			return nil, fmt.Errorf("function %d: %w", i, r.err)
 		}
 		var err error
-		if fn, err = in.function(fn[:0], code); err != nil {
+		if int(i) >= len(in.funcTypes) {
+			return nil, fmt.Errorf("function %d has a body but no type in the function section", i)
+		}
+		if fn, err = in.function(fn[:0], code, in.funcTypes[i]); err != nil {
 			var le *LimitError
 			if errors.As(err, &le) {
 				le.Where = fmt.Sprintf("function %d", i)
@@ -466,7 +548,7 @@ func (in *instrumenter) code(body []byte) ([]byte, error) {
 	return out, r.err
 }
 
-func (in *instrumenter) function(out, code []byte) ([]byte, error) {
+func (in *instrumenter) function(out, code []byte, typ uint32) ([]byte, error) {
 	r := reader{b: code}
 	var locals uint64
 	for range r.count() { // local declarations: count, type
@@ -487,6 +569,21 @@ func (in *instrumenter) function(out, code []byte) ([]byte, error) {
 	}
 	out = append(out, code[:r.off]...)
 	out = append(out, in.check...)
+	// Take the frame's share of the stack, and wrap the body in a block,
+	// so that every way out of it but return and a tail call (which give the
+	// share back themselves) passes through the code that gives it back.
+	frame := int64(frameBase + in.typeParams[typ] + int(locals))
+	out = in.appendStackTake(out, frame)
+	out = append(out, 0x02) // block
+	switch res := in.typeResults[typ]; len(res) {
+	case 0:
+		out = append(out, 0x40)
+	case 1:
+		out = append(out, res[0])
+	default:
+		out = appendSLEB(out, int64(in.blockTypes[string(res)]))
+	}
+	release := in.appendStackGive(nil, frame)
 	depth := 1 // the function body is a block
 	blocks := 0
 	for !r.done() {
@@ -500,8 +597,19 @@ func (in *instrumenter) function(out, code []byte) ([]byte, error) {
 			}
 			out = append(out, code[at:r.off]...)
 		case 0x0b: // end
-			depth--
+			if depth--; depth == 0 { // of the function: of the block, then give back
+				out = append(out, 0x0b)
+				out = append(out, release...)
+			}
 			out = append(out, op)
+		case 0x0f: // return
+			out = append(out, release...)
+			out = append(out, op)
+		case 0x13: // return_call_indirect
+			r.u32()
+			r.u32()
+			out = append(out, release...)
+			out = append(out, code[at:r.off]...)
 		case 0x03: // loop blocktype: the check goes inside, at its head
 			r.blockType()
 			if err := in.block(&depth, &blocks); err != nil {
@@ -529,6 +637,9 @@ func (in *instrumenter) function(out, code []byte) ([]byte, error) {
 				// A host function may take long (hashing 16 MiB, say):
 				// ask checkpoint before every call of one.
 				out = binary.AppendUvarint(append(out, 0x10), uint64(in.importedFuncs))
+			}
+			if op == 0x12 {
+				out = append(out, release...)
 			}
 			out = binary.AppendUvarint(append(out, op), uint64(in.fn(idx)))
 		case 0xd2: // ref.func

@@ -51,7 +51,7 @@ var (
 		sec(3, vec([]byte{0}, []byte{1})),
 		sec(7, vec(append(name("run"), 0, 0))),
 		sec(10, vec(
-			body(noLocals, 0x41, 64, 0x10, 1, 0x0b), // i32.const 64, call 1
+			body(noLocals, 0x41, 0xc0, 0x00, 0x10, 1, 0x0b), // i32.const 64, call 1
 			body(noLocals,
 				0x20, 0, 0x04, 0x40, // local.get 0, if
 				0x20, 0, 0x41, 1, 0x6b, 0x10, 1, // call f(n-1)
@@ -370,5 +370,35 @@ func TestInstrumentRefusesTheBudgetInConstantExpressions(t *testing.T) {
 		sec(10, vec(body(noLocals, 0x0b))))
 	if _, err := Instrument(g, Limits{}); err == nil || !strings.Contains(err.Error(), "a constant expression uses global 1") {
 		t.Fatalf("err = %v, want a refusal of global 1 in a constant expression", err)
+	}
+}
+
+// TestInstrumentBoundsTheStack runs a guest that recurses without end, f(n)
+// calling f(n-1) from n = -1: it traps once its frames take MaxStackUnits,
+// long before wazero's own ceiling of about 100 MB of stack, and a guest
+// that recurses 10,000 deep with room to spare runs to its end.
+func TestInstrumentBoundsTheStack(t *testing.T) {
+	deep := func(n int64) []byte {
+		return module(
+			sec(1, vec(typeVoid, typeI32)),
+			sec(3, vec([]byte{0}, []byte{1})),
+			sec(7, vec(append(name("run"), 0, 0))),
+			sec(10, vec(
+				body(noLocals, append(append([]byte{0x41}, appendSLEB(nil, n)...), 0x10, 1, 0x0b)...),
+				body(noLocals,
+					0x20, 0, 0x04, 0x40, // local.get 0, if
+					0x20, 0, 0x41, 1, 0x6b, 0x10, 1, // call f(n-1)
+					0x0b, 0x0b),
+			)),
+		)
+	}
+	rt := testRuntime(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := instantiate(t, rt, deep(-1))(ctx); err == nil || !strings.Contains(err.Error(), "unreachable") || ctx.Err() != nil {
+		t.Fatalf("endless recursion: err = %v (context %v), want the stack budget's trap", err, ctx.Err())
+	}
+	if _, err := instantiate(t, rt, deep(10_000))(ctx); err != nil {
+		t.Fatalf("recursion 10,000 deep: %v", err)
 	}
 }

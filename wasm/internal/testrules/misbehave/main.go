@@ -1,7 +1,7 @@
 // Command misbehave is a test rule whose behaviour is chosen by the request
 // path, to prove the host contains bad guests: /ok answers 200 with one
 // event, /loop never returns, /grow allocates until the memory cap stops it,
-// /panic panics, /unstorable answers 200 with an event the aggregator could
+// /panic panics, /recurse recurses without end, /unstorable answers 200 with an event the aggregator could
 // never store (see unstorable). Built by `make wasm` into
 // wasm/host/testdata/misbehave.wasm.
 package main
@@ -16,7 +16,19 @@ import (
 var (
 	spins uint64
 	hold  [][]byte
+	depth uint64
 )
+
+// recurse calls itself n deep; the work after the call keeps it from being
+// turned into a loop.
+func recurse(n uint64) uint64 {
+	if n == 0 {
+		return 0
+	}
+	r := recurse(n - 1)
+	depth += r
+	return r + 1
+}
 
 type rule struct{}
 
@@ -32,6 +44,8 @@ func (rule) Handle(req *abi.Request) abi.Verdict {
 		}
 	case "/panic":
 		panic("misbehave: asked to panic")
+	case "/recurse":
+		recurse(1 << 40)
 	case "/unstorable":
 		return unstorable(req.Query)
 	}
