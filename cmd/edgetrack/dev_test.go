@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/edgetrack/edgetrack/aggregator"
-	"github.com/edgetrack/edgetrack/edge"
 	"github.com/edgetrack/edgetrack/internal/config"
 )
 
@@ -39,36 +36,16 @@ func TestDevListensOnLoopback(t *testing.T) {
 func TestJSONLogsHaveNoDuplicateKeys(t *testing.T) {
 	var logs lockedBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := config.Default()
-	if err := devDefaults(cfg, t.TempDir()); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Aggregator.Listen, cfg.Aggregator.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Edge.Listen, cfg.Edge.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	agg, err := aggregator.New(aggregator.Options{Config: cfg.Aggregator, Logger: log.With("process", "aggregator")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Edge.AggregatorURL = "http://" + agg.Addr()
-	e, err := edge.New(context.Background(), edge.Options{Config: cfg.Edge, Logger: log.With("process", "edge")})
-	if err != nil {
-		agg.Close()
-		t.Fatal(err)
-	}
-	aggCtx, stopAgg := context.WithCancel(context.Background())
-	edgeCtx, stopEdge := context.WithCancel(context.Background())
-	aggDone, edgeDone := make(chan error, 1), make(chan error, 1)
-	go func() { aggDone <- agg.Run(aggCtx) }()
-	go func() { edgeDone <- e.Run(edgeCtx) }()
-	resp, err := http.Get("http://" + e.Addr() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	stopEdge()
-	<-edgeDone
-	stopAgg()
-	<-aggDone
+	// A subtest, so that its cleanup stops both services before the logs
+	// are read.
+	t.Run("run", func(t *testing.T) {
+		_, _, e := devServices(t, log, "log-edge")
+		resp, err := http.Get("http://" + e.Addr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	})
 
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	if len(lines) < 5 {

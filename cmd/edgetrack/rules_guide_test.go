@@ -184,13 +184,42 @@ func guideServices(t *testing.T) (adminURL, adminToken, edgeURL string) {
 			t.Logf("aggregator and edge logs:\n%s", logs.String())
 		}
 	})
+	cfg, agg, e := devServices(t, log, "guide-edge")
+	adminURL, adminToken = "http://"+agg.AdminAddr(), cfg.Aggregator.Tokens.Admin[0]
+	// The guide's `activate --wait` waits for the edges that reported: let
+	// the edge report once first. (A safety net, not a timing assertion.)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, adminURL+"/rules", nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		var l ruleListing
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&l)
+			resp.Body.Close()
+		}
+		if len(l.Rules["eye"].Edges) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge did not report its rules to the registry")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return adminURL, adminToken, "http://" + e.Addr()
+}
+
+// devServices runs an aggregator and an edge configured like `edgetrack dev`
+// on loopback ports of their own, logging to log, until the test ends (the
+// edge stops first). It returns the configuration they run with.
+func devServices(t *testing.T, log *slog.Logger, edgeID string) (*config.Config, *aggregator.Aggregator, *edge.Edge) {
+	t.Helper()
 	cfg := config.Default()
 	if err := devDefaults(cfg, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Aggregator.Listen, cfg.Aggregator.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Edge.Listen, cfg.Edge.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Edge.ID = "guide-edge"
+	cfg.Edge.ID = edgeID
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -219,28 +248,7 @@ func guideServices(t *testing.T) (adminURL, adminToken, edgeURL string) {
 			t.Errorf("aggregator: %v", err)
 		}
 	})
-
-	adminURL, adminToken = "http://"+agg.AdminAddr(), cfg.Aggregator.Tokens.Admin[0]
-	// The guide's `activate --wait` waits for the edges that reported: let
-	// the edge report once first. (A safety net, not a timing assertion.)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		req, _ := http.NewRequest(http.MethodGet, adminURL+"/rules", nil)
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		var l ruleListing
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_ = json.NewDecoder(resp.Body).Decode(&l)
-			resp.Body.Close()
-		}
-		if len(l.Rules["eye"].Edges) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the edge did not report its rules to the registry")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return adminURL, adminToken, "http://" + e.Addr()
+	return cfg, agg, e
 }
 
 // TestRulesGuide follows docs/RULES.md literally. It needs TinyGo; without
