@@ -593,3 +593,32 @@ func TestRulesAuth(t *testing.T) {
 	r.do(http.MethodGet, r.admin+"/v1/rules/manifest", edgeToken, nil).wantStatus(t, http.StatusNotFound)
 	r.do(http.MethodDelete, r.admin+"/rules/hamustro", adminToken, nil).wantStatus(t, http.StatusMethodNotAllowed)
 }
+
+// TestShutdownEndsValidation uploads a module whose every call runs until
+// its deadline (the built-in vectors would take a minute), stops the
+// aggregator while it is being validated, and checks that the upload is
+// answered 503 "shutting down" — the validation was stopped, not waited for
+// — and that Run returns without error.
+func TestShutdownEndsValidation(t *testing.T) {
+	r := start(t, testConfig(t))
+	slow := abiModule(nil)
+	slow.funcs[4].body = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x42, 0x00} // loop br 0 end; i64.const 0
+	answer := make(chan response, 1)
+	go func() { answer <- r.upload("hamustro", slow.bytes(), nil) }()
+	hang := time.Now().Add(time.Minute) // a guard against hanging, not a timing assertion
+	for r.metricValue("edgetrack_rule_validations_in_progress") != "1" {
+		if time.Now().After(hang) {
+			t.Fatal("the upload never started validating")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.stop() }()
+	resp := <-answer
+	if resp.status != http.StatusServiceUnavailable || !strings.Contains(string(resp.body), "shutting down") {
+		t.Fatalf("upload during shutdown: %d %s, want 503 saying the aggregator is shutting down", resp.status, resp.body)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ type metrics struct {
 	activations *prometheus.CounterVec // rule, action (activate, rollback)
 	version     prometheus.Gauge
 	waiting     prometheus.Gauge
+	validating  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -19,7 +20,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "edgetrack", Subsystem: "rule", Name: "uploads_total",
 			Help: "Rule uploads by result (accepted, existing: the same bytes were uploaded before, rejected) " +
-				"and, for rejections, reason (not_wasm, imports, exports, memory, init, config, vectors_file, uploaded_vectors, builtin_vectors, timeout, too_large).",
+				"and, for rejections, reason (not_wasm, limit, imports, exports, memory, init, config, vectors_file, uploaded_vectors, builtin_vectors, timeout, too_large).",
 		}, []string{"result", "reason"}),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "edgetrack", Subsystem: "rule", Name: "activations_total",
@@ -33,6 +34,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "edgetrack", Subsystem: "rule", Name: "manifest_waiting",
 			Help: "Manifest long-polls waiting for a change.",
 		}),
+		validating: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "edgetrack", Subsystem: "rule", Name: "validations_in_progress",
+			Help: "Uploads being validated (compiled, run against their vectors) now.",
+		}),
 	}
 	m.uploads.WithLabelValues("accepted", "")
 	m.uploads.WithLabelValues("existing", "")
@@ -42,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.uploads, m.activations, m.version, m.waiting} {
+	for _, c := range []prometheus.Collector{m.uploads, m.activations, m.version, m.waiting, m.validating} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registry: metrics: %w", err)
 		}

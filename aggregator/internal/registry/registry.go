@@ -391,7 +391,26 @@ func (r *Registry) Upload(ctx context.Context, name string, wasm, vectorsJSON []
 		}
 		file = f
 	}
-	if err := r.validator.Check(ctx, name, wasm, file); err != nil {
+	// A validation ends when the registry drains (the aggregator is
+	// stopping), not only when the upload's client goes away: a module
+	// that takes every call's deadline would otherwise hold up shutdown for
+	// the validator's whole timeout.
+	vctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-r.drain:
+			stop()
+		case <-vctx.Done():
+		}
+	}()
+	r.metrics.validating.Inc()
+	err := r.validator.Check(vctx, name, wasm, file)
+	r.metrics.validating.Dec()
+	if err != nil && vctx.Err() != nil && ctx.Err() == nil {
+		return Uploaded{}, fmt.Errorf("%w: the aggregator is shutting down; upload again", ErrClosed)
+	}
+	if err != nil {
 		if rej, ok := errors.AsType[*Rejection](err); ok {
 			return Uploaded{}, r.reject(name, hash, actor, rej)
 		}
