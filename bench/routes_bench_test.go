@@ -16,8 +16,10 @@ import (
 // its own process: the limit of the server stack; the edge with the rule's
 // logic compiled natively and the edge as shipped (the rule as wasm), both
 // with their synced spools on tmpfs, where fsync returns at once, so that
-// they compare CPU cost rather than this machine's disk; and the shipped
-// edge with its spool on disk, which shows what the disk's fsyncs add.
+// they compare CPU cost rather than this machine's disk; and the wasm edge
+// with its spool on disk, which shows what the disk's fsyncs add. None of
+// them forwards (see startServer), so none is the configuration an edge
+// ships with.
 var targets = []struct {
 	name  string
 	kind  string
