@@ -19,7 +19,8 @@ RACE_PKGS := ./edge/internal/spool ./edge ./client ./wasm/host ./wasm/native
 # Fuzz targets run for FUZZTIME each by `make fuzz`, from their committed
 # seed corpora; a crasher is written to the package's testdata/fuzz, where
 # it stays as a fixture once committed.
-FUZZ_TARGETS := ./wasm/instrument:FuzzInstrument ./wasm/host:FuzzLoad
+FUZZ_TARGETS := ./wasm/instrument:FuzzInstrument ./wasm/host:FuzzLoad \
+  ./aggregator/internal/ingest:FuzzHamustroEventsReachTheStore ./aggregator/internal/ingest:FuzzEyeEventsReachTheStore
 FUZZTIME ?= 60s
 
 .PHONY: all build run test race fuzz check proto wasm tools bench clean
