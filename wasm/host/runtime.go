@@ -248,7 +248,7 @@ func (r *Runtime) compile(ctx context.Context, hash string, wasm []byte) (*compi
 
 // compileGaveUp says why compile returned before the module compiled.
 func (r *Runtime) compileGaveUp(ctx context.Context, doing string) error {
-	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) && ctx.Err() != nil {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("%w: %s took longer than %s", ErrCompileTimeout, doing, r.opts.CompileTimeout)
 	}
 	return fmt.Errorf("host: %s: %w", doing, ctx.Err())

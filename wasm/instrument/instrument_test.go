@@ -281,7 +281,7 @@ func TestInstrumentChargesLongInstructions(t *testing.T) {
 		0x41, 0xe4, 0x00, 0x49, 0x0d, 0, 0x0b, 0x0b)
 	tableFills := module(
 		sec(1, vec(typeVoid)), sec(3, vec([]byte{0})),
-		sec(4, vec(append(append([]byte{0x70, 1}, uleb(1<<16)...), uleb(1<<16)...))),
+		sec(4, vec(append(append([]byte{0x70, 1}, wasmbin.U(1<<16)...), wasmbin.U(1<<16)...))),
 		sec(7, vec(append(name("run"), 0, 0))),
 		sec(10, vec(body([]byte{1, 1, 0x7f}, tfill...))),
 	)
@@ -363,9 +363,6 @@ func TestMutatedRules(t *testing.T) {
 		t.Logf("%s: 1000 mutations, %d compiled both ways", file, compiled)
 	}
 }
-
-// uleb is n in unsigned LEB128, for limits.
-func uleb(n uint64) []byte { return wasmbin.U(n) }
 
 // TestInstrumentRefusesTheBudgetInConstantExpressions: an element segment
 // whose offset reads the budget global (which the module does not define)

@@ -3,6 +3,7 @@ package instrument
 import (
 	"errors"
 	"fmt"
+	"reflect"
 )
 
 // Limits bound what a module may declare, so that nothing downstream of
@@ -88,19 +89,14 @@ func over(limit string, got uint64, max int, where string) error {
 	return nil
 }
 
-// withDefaults fills the zero fields of l from DefaultLimits.
+// withDefaults fills the zero fields of l from DefaultLimits. Every field
+// of Limits is an int limit, so they are filled by reflection rather than
+// listed again here.
 func (l Limits) withDefaults() Limits {
-	d := DefaultLimits
-	for _, f := range []struct{ v, def *int }{
-		{&l.ModuleBytes, &d.ModuleBytes}, {&l.Sections, &d.Sections}, {&l.Types, &d.Types},
-		{&l.Imports, &d.Imports}, {&l.Functions, &d.Functions}, {&l.Globals, &d.Globals},
-		{&l.Exports, &d.Exports}, {&l.Tables, &d.Tables}, {&l.ElemSegments, &d.ElemSegments},
-		{&l.DataSegments, &d.DataSegments}, {&l.FunctionBytes, &d.FunctionBytes}, {&l.Locals, &d.Locals}, {&l.LocalsTotal, &d.LocalsTotal},
-		{&l.Nesting, &d.Nesting}, {&l.Blocks, &d.Blocks}, {&l.BlockWork, &d.BlockWork}, {&l.BrTable, &d.BrTable}, {&l.BrTableTotal, &d.BrTableTotal},
-		{&l.TableEntries, &d.TableEntries},
-	} {
-		if *f.v <= 0 {
-			*f.v = *f.def
+	v, d := reflect.ValueOf(&l).Elem(), reflect.ValueOf(DefaultLimits)
+	for i := range v.NumField() {
+		if v.Field(i).Int() <= 0 {
+			v.Field(i).SetInt(d.Field(i).Int())
 		}
 	}
 	return l
