@@ -65,8 +65,9 @@ const logEvery = time.Minute
 
 // retryLog throttles the logs of failed attempts: one line when the kind of
 // failure changes and then at most one a minute per kind, with the number of
-// attempts in between; one line when a batch goes through again. Refused
-// tokens are logged at error level and only once a minute, even when other
+// attempts in between; one line when a batch goes through again. A refused
+// token is logged at error level once, when the refusals start, and then
+// reminded of at warning level at most once a minute, even when other
 // failures come in between. It is used by the Run goroutine only.
 type retryLog struct {
 	log *slog.Logger
@@ -76,6 +77,9 @@ type retryLog struct {
 	attempts int       // failed attempts in the streak
 	quiet    int       // attempts not logged since the last line
 	last     map[string]time.Time
+	// refusalLogged: the error line about a refused token was written in
+	// this streak.
+	refusalLogged bool
 }
 
 // failure describes one failed attempt.
@@ -116,8 +120,13 @@ func (r *retryLog) failed(now time.Time, f failure, wait time.Duration) {
 		attrs = append(attrs, "err", f.err)
 	}
 	r.quiet = 0
+	if f.auth && !r.refusalLogged {
+		r.refusalLogged = true
+		r.log.Error("aggregator refused the edge token; events are kept and sent again, and /readyz fails until it accepts it (check edge.token against aggregator.tokens.edge)", attrs...)
+		return
+	}
 	if f.auth {
-		r.log.Error("aggregator refused the edge token; events are kept and sent again (check edge.token against aggregator.tokens.edge)", attrs...)
+		r.log.Warn("aggregator still refuses the edge token", attrs...)
 		return
 	}
 	r.log.Warn("sending a batch to the aggregator failed; retrying", attrs...)
@@ -129,5 +138,5 @@ func (r *retryLog) succeeded(now time.Time) {
 	}
 	r.log.Info("forwarding recovered", "failed_attempts", r.attempts,
 		"failing_for", now.Sub(r.since).Round(time.Millisecond), "last_failure", r.state)
-	r.state, r.attempts, r.quiet = "", 0, 0
+	r.state, r.attempts, r.quiet, r.refusalLogged = "", 0, 0, false
 }

@@ -73,18 +73,19 @@ func TestRetryLogThrottles(t *testing.T) {
 	r.failed(at(6*time.Second), auth, time.Second)       // quiet: auth is once a minute
 	r.failed(at(61*time.Second), s503, time.Second)      // logged: kind changed
 	r.failed(at(62*time.Second), s503, time.Second)      // quiet
-	r.failed(at(5*time.Second+time.Minute), auth, 0)     // logged: a minute later
+	r.failed(at(5*time.Second+time.Minute), auth, 0)     // logged as a warning: a minute later
 	r.failed(at(5*time.Second+time.Minute+1), s503, 0)   // logged: kind changed
 	r.failed(at(5*time.Second+2*time.Minute+1), s503, 0) // logged: a minute later
 	r.succeeded(at(3 * time.Minute))                     // logged
 	r.succeeded(at(4 * time.Minute))                     // nothing to say
+	r.failed(at(5*time.Minute), auth, 0)                 // logged as an error: a new streak
 
 	out := buf.String()
-	if n := strings.Count(out, "level=WARN"); n != 7 {
-		t.Errorf("%d warnings, want 7:\n%s", n, out)
+	if n := strings.Count(out, "level=WARN"); n != 8 {
+		t.Errorf("%d warnings, want 8:\n%s", n, out)
 	}
 	if n := strings.Count(out, "level=ERROR"); n != 2 {
-		t.Errorf("%d errors, want 2:\n%s", n, out)
+		t.Errorf("%d errors, want 2 (one per streak of refusals):\n%s", n, out)
 	}
 	if n := strings.Count(out, "level=INFO"); n != 1 || !strings.Contains(out, "failed_attempts=12") {
 		t.Errorf("want one recovery line with failed_attempts=12:\n%s", out)
