@@ -31,14 +31,23 @@ type Log struct {
 type Edge struct {
 	// ID is written into forwarded batches; empty means the host name.
 	ID string `yaml:"id"`
-	// Listen is the public listener (apps, browsers, metrics).
+	// Listen is the public listener (apps and browsers).
 	Listen string `yaml:"listen"`
-	// AdminListen serves the state-changing endpoints; keep it private.
+	// TLS makes the public listener HTTPS.
+	TLS TLS `yaml:"tls"`
+	// AdminListen serves metrics and the state-changing endpoints; keep it
+	// private.
 	AdminListen string `yaml:"admin_listen"`
+	// AdminTLS makes the admin listener HTTPS.
+	AdminTLS TLS `yaml:"admin_tls"`
 	// DataDir holds the spool and the compiled-rule cache.
 	DataDir string `yaml:"data_dir"`
-	// AggregatorURL is where batches are sent.
+	// AggregatorURL is where batches are sent (and rules pulled from).
 	AggregatorURL string `yaml:"aggregator_url"`
+	// AggregatorCAFile, when set, is the only certificate authority the
+	// edge trusts for an https:// aggregator_url (PEM); empty means the
+	// system's roots.
+	AggregatorCAFile string `yaml:"aggregator_ca_file"`
 	// Token is presented to the aggregator; it must be one of
 	// aggregator.tokens.edge there.
 	Token string `yaml:"token"`
@@ -65,6 +74,19 @@ type Edge struct {
 	CookieSync CookieSync `yaml:"cookiesync"`
 	Forward    Forward    `yaml:"forward"`
 }
+
+// TLS is a listener's certificate. With both files set the listener speaks
+// HTTPS only; with both empty, plain HTTP. The files are read again on
+// SIGHUP (a renewed certificate), keeping the old one if they do not load.
+type TLS struct {
+	// CertFile is the PEM certificate chain, the server's certificate first.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of the certificate.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Enabled reports whether the listener speaks TLS.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 
 // CookieSync configures partner cookie sync, decided by the cookiesync rule.
 type CookieSync struct {
@@ -162,10 +184,15 @@ type Forward struct {
 // Aggregator configures the central aggregator.
 type Aggregator struct {
 	// Listen serves ingest (edges) and the query API (analysts).
-	Listen      string `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// TLS makes the public listener HTTPS.
+	TLS TLS `yaml:"tls"`
+	// AdminListen serves metrics, the rule registry and the dead letters.
 	AdminListen string `yaml:"admin_listen"`
-	DataDir     string `yaml:"data_dir"`
-	Tokens      Tokens `yaml:"tokens"`
+	// AdminTLS makes the admin listener HTTPS.
+	AdminTLS TLS    `yaml:"admin_tls"`
+	DataDir  string `yaml:"data_dir"`
+	Tokens   Tokens `yaml:"tokens"`
 	// MaxBatchBytes is the decompressed size limit of one ingest batch.
 	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
 	Query         Query    `yaml:"query"`

@@ -74,8 +74,13 @@ func (e *Edge) validate(p *problems) {
 	if sameListener(e.Listen, e.AdminListen) {
 		p.add("edge.admin_listen", "%q is the same address as edge.listen; admin endpoints need their own listener", e.AdminListen)
 	}
+	tlsFiles(p, "edge.tls", e.TLS)
+	tlsFiles(p, "edge.admin_tls", e.AdminTLS)
 	nonEmpty(p, "edge.data_dir", e.DataDir)
 	httpURL(p, "edge.aggregator_url", e.AggregatorURL)
+	if e.AggregatorCAFile != "" && strings.HasPrefix(e.AggregatorURL, "http://") {
+		p.add("edge.aggregator_ca_file", "is set, but edge.aggregator_url %q is plain http: use https:// or drop the CA file", e.AggregatorURL)
+	}
 	if e.Token == "" {
 		p.add("edge.token", "is required: the aggregator accepts only batches with a token from aggregator.tokens.edge")
 	} else if strings.IndexFunc(e.Token, isSpaceOrControl) >= 0 {
@@ -179,6 +184,8 @@ func (a *Aggregator) validate(p *problems) {
 	if sameListener(a.Listen, a.AdminListen) {
 		p.add("aggregator.admin_listen", "%q is the same address as aggregator.listen; admin endpoints need their own listener", a.AdminListen)
 	}
+	tlsFiles(p, "aggregator.tls", a.TLS)
+	tlsFiles(p, "aggregator.admin_tls", a.AdminTLS)
 	nonEmpty(p, "aggregator.data_dir", a.DataDir)
 
 	kinds := []struct {
@@ -303,6 +310,17 @@ func httpURL(p *problems, path, v string) {
 	}
 	if u.User != nil {
 		p.add(path, "must not contain credentials; the edge authenticates with edge.token")
+	}
+}
+
+// tlsFiles checks that a listener's certificate and key come together.
+// Whether the files load is checked when the listener starts.
+func tlsFiles(p *problems, path string, t TLS) {
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		p.add(path+".key_file", "is empty, but %s.cert_file is set: TLS needs both", path)
+	case t.CertFile == "" && t.KeyFile != "":
+		p.add(path+".cert_file", "is empty, but %s.key_file is set: TLS needs both", path)
 	}
 }
 
