@@ -30,6 +30,7 @@ import (
 	"github.com/edgetrack/edgetrack/aggregator/internal/server"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/tlsconf"
 )
 
 // ShutdownTimeout bounds the graceful part of stopping: requests in flight
@@ -57,6 +58,7 @@ type Aggregator struct {
 	public, admin *http.Server
 	publicLn      net.Listener
 	adminLn       net.Listener
+	certs         tlsconf.Set // the listeners' certificates, for ReloadTLS
 
 	running   atomic.Bool
 	closeOnce sync.Once
@@ -135,6 +137,14 @@ func New(opts Options) (_ *Aggregator, err error) {
 	}
 	undo = append(undo, srv.Close)
 
+	publicCert, err := tlsconf.ForListener("aggregator.tls", cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	adminCert, err := tlsconf.ForListener("aggregator.admin_tls", cfg.AdminTLS)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
 	publicLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: listen on %s (aggregator.listen): %w", cfg.Listen, err)
@@ -144,6 +154,8 @@ func New(opts Options) (_ *Aggregator, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: listen on %s (aggregator.admin_listen): %w", cfg.AdminListen, err)
 	}
+	publicLn = publicCert.Listener(publicLn, "h2", "http/1.1")
+	adminLn = adminCert.Listener(adminLn, "h2", "http/1.1")
 
 	return &Aggregator{
 		log:      log,
@@ -154,8 +166,17 @@ func New(opts Options) (_ *Aggregator, err error) {
 		admin:    server.NewHTTPServer(srv.Admin(), base.With("component", "http", "listener", "admin")),
 		publicLn: publicLn,
 		adminLn:  adminLn,
+		certs:    tlsconf.Set{publicCert, adminCert},
 	}, nil
 }
+
+// ReloadTLS reads the listeners' certificate files again (the binary does
+// it on SIGHUP). New connections get the new certificates; a certificate
+// that fails to load keeps its old one, and the error says which.
+func (a *Aggregator) ReloadTLS() error { return a.certs.Reload() }
+
+// TLS returns the listeners' certificates (nil entries are plain HTTP).
+func (a *Aggregator) TLS() tlsconf.Set { return a.certs }
 
 // Addr is the address of the public listener (ingest, queries), such as
 // 127.0.0.1:41234.
@@ -186,6 +207,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		})
 	}
 	a.log.Info("aggregator serving", "addr", a.Addr(), "admin_addr", a.AdminAddr())
+	a.certs.Log(a.log, "serving HTTPS")
 
 	var runErr error
 	select {

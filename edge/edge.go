@@ -24,6 +24,7 @@ import (
 	"github.com/edgetrack/edgetrack/edge/internal/server"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/tlsconf"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/host"
@@ -57,6 +58,7 @@ type Edge struct {
 	fwd   *forward.Forwarder
 	roll  *rollout.Rollout
 	admin *adminServer
+	certs tlsconf.Set // the listeners' certificates, for ReloadTLS
 
 	ln, adminLn net.Listener
 }
@@ -226,6 +228,10 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		e.log.Info("rule loaded", "rule", r.name, "version", m.Hash()[:12], "bytes", len(wasm))
 	}
 
+	aggTLS, err := tlsconf.ClientConfig("edge.aggregator_ca_file", cfg.AggregatorCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
 	pullURL := ""
 	if cfg.Rules.Pull && !opts.Native {
 		pullURL = cfg.AggregatorURL
@@ -234,6 +240,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		Runtime:    e.rt,
 		Rules:      rules,
 		URL:        pullURL,
+		TLS:        aggTLS,
 		Token:      cfg.Token,
 		EdgeID:     cfg.ID,
 		PollWait:   cfg.Rules.PollWait.Duration(),
@@ -274,6 +281,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	e.fwd, err = forward.New(forward.Options{
 		Spool:          e.spool,
 		URL:            cfg.AggregatorURL,
+		TLS:            aggTLS,
 		Token:          cfg.Token,
 		EdgeID:         cfg.ID,
 		BatchMaxEvents: cfg.Forward.BatchMaxEvents,
@@ -289,15 +297,35 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 
+	publicCert, err := tlsconf.ForListener("edge.tls", cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	adminCert, err := tlsconf.ForListener("edge.admin_tls", cfg.AdminTLS)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	e.certs = tlsconf.Set{publicCert, adminCert}
 	if e.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("edge: listen on %s (edge.listen): %w", cfg.Listen, err)
 	}
 	if e.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		return nil, fmt.Errorf("edge: listen on %s (edge.admin_listen): %w", cfg.AdminListen, err)
 	}
+	// fasthttp speaks HTTP/1.1 only; the admin listener's net/http also h2.
+	e.ln = publicCert.Listener(e.ln, "http/1.1")
+	e.adminLn = adminCert.Listener(e.adminLn, "h2", "http/1.1")
 	e.admin = newAdminServer(e)
 	return e, nil
 }
+
+// ReloadTLS reads the listeners' certificate files again (the binary does
+// it on SIGHUP). New connections get the new certificates; a certificate
+// that fails to load keeps its old one, and the error says which.
+func (e *Edge) ReloadTLS() error { return e.certs.Reload() }
+
+// TLS returns the listeners' certificates (nil entries are plain HTTP).
+func (e *Edge) TLS() tlsconf.Set { return e.certs }
 
 // minFree maps the setting (0 = off) to the spool's option (negative = off).
 func minFree(b config.ByteSize) int64 {
@@ -349,6 +377,7 @@ func (e *Edge) Run(ctx context.Context) error {
 		_ = e.roll.Run(fwdCtx)
 	}()
 	e.log.Info("edge running", "id", e.cfg.ID, "listen", e.Addr(), "admin", e.AdminAddr(), "aggregator", e.cfg.AggregatorURL)
+	e.certs.Log(e.log, "serving HTTPS")
 
 	var runErr error
 	select {

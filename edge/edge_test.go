@@ -192,14 +192,17 @@ func nowUnix() int64 { return time.Now().Unix() }
 func sign(ts string, b []byte) string { return hamustrotest.Sign(ts, b, hamustrotest.Secret) }
 
 // startAggregator runs an aggregator in-process with the tokens the edge
-// tests use ("edge-token", "query-token", admin "registry-admin") and stops
-// it when the test ends.
-func startAggregator(t *testing.T, dir string) *aggregator.Aggregator {
+// tests use ("edge-token", "query-token", admin "registry-admin"), changed
+// by modify if given, and stops it when the test ends.
+func startAggregator(t *testing.T, dir string, modify ...func(*config.Aggregator)) *aggregator.Aggregator {
 	t.Helper()
 	acfg := config.Default().Aggregator
 	acfg.Listen, acfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	acfg.DataDir = filepath.Join(dir, "agg")
 	acfg.Tokens.Edge, acfg.Tokens.Query, acfg.Tokens.Admin = []string{"edge-token"}, []string{"query-token"}, []string{"registry-admin"}
+	for _, m := range modify {
+		m(&acfg)
+	}
 	agg, err := aggregator.New(aggregator.Options{Config: acfg, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +69,9 @@ type Options struct {
 	// RequestTimeout and no redirects (a redirect is an unexpected status,
 	// retried and logged).
 	Client *http.Client
+	// TLS configures that default client's HTTPS (such as the CA it
+	// trusts); nil means Go's defaults. Ignored with Client set.
+	TLS *tls.Config
 	// Registerer receives the edgetrack_forward_* metrics; nil means none.
 	// Building another Forwarder on the same Registerer reuses the metrics.
 	Registerer prometheus.Registerer
@@ -176,6 +180,9 @@ func New(opts Options) (*Forwarder, error) {
 	if client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 2 // one batch in flight; one spare
+		if opts.TLS != nil {
+			tr.TLSClientConfig = opts.TLS.Clone()
+		}
 		client = &http.Client{
 			Transport: tr,
 			Timeout:   opts.RequestTimeout,

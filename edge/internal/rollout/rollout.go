@@ -13,6 +13,7 @@ package rollout
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,9 @@ type Options struct {
 	EdgeID   string
 	PollWait time.Duration // long-poll wait; default 30s
 	Client   *http.Client
+	// TLS configures the default client's HTTPS (such as the CA it trusts);
+	// nil means Go's defaults. Ignored with Client set.
+	TLS *tls.Config
 	// DrainTimeout bounds how long a retired version waits for its calls.
 	DrainTimeout time.Duration
 	Registerer   prometheus.Registerer
@@ -88,7 +92,11 @@ func New(opts Options, initial map[string][]byte) (*Rollout, error) {
 		opts.DrainTimeout = time.Minute
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: opts.PollWait + 30*time.Second}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if opts.TLS != nil {
+			tr.TLSClientConfig = opts.TLS.Clone()
+		}
+		opts.Client = &http.Client{Transport: tr, Timeout: opts.PollWait + 30*time.Second}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
