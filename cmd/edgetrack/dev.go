@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -57,11 +58,12 @@ such as 0.0.0.0:8080.`,
 			if err != nil {
 				return err
 			}
-			cfg.Edge.AggregatorURL = "http://" + dialable(agg.Addr())
+			cfg.Edge.AggregatorURL = baseURL(agg.Addr(), cfg.Aggregator.TLS)
 			e, err := edge.New(ctx, edge.Options{Config: cfg.Edge, Logger: log.With("process", "edge")})
 			if err != nil {
 				return errors.Join(err, agg.Run(canceled()))
 			}
+			reloadOnHangup(ctx, log, slices.Concat(e.TLS(), agg.TLS()))
 			printBanner(cmd.OutOrStdout(), cfg, e, agg)
 
 			// Stop the edge first (it drains into the aggregator's ingest),
@@ -103,6 +105,9 @@ func devDefaults(cfg *config.Config, dataDir string) error {
 	if cfg.Aggregator.Listen == def.Aggregator.Listen {
 		cfg.Aggregator.Listen = loopback(def.Aggregator.Listen)
 	}
+	// The edge sends to this aggregator; the port is known once it listens,
+	// but the scheme now (validation checks edge.aggregator_ca_file by it).
+	cfg.Edge.AggregatorURL = baseURL(cfg.Aggregator.Listen, cfg.Aggregator.TLS)
 	cfg.Edge.DataDir = filepath.Join(dataDir, "edge")
 	cfg.Aggregator.DataDir = filepath.Join(dataDir, "aggregator")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -174,9 +179,19 @@ func dialable(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// baseURL is the URL of a listener at addr: https when it has TLS. An
+// https:// edge.aggregator_url to it is trusted through
+// edge.aggregator_ca_file or the system's roots.
+func baseURL(addr string, t config.TLS) string {
+	if t.Enabled() {
+		return "https://" + dialable(addr)
+	}
+	return "http://" + dialable(addr)
+}
+
 func printBanner(w io.Writer, cfg *config.Config, e *edge.Edge, agg *aggregator.Aggregator) {
-	edgeURL := "http://" + dialable(e.Addr())
-	aggURL := "http://" + dialable(agg.Addr())
+	edgeURL := baseURL(e.Addr(), cfg.Edge.TLS)
+	aggURL := baseURL(agg.Addr(), cfg.Aggregator.TLS)
 	secret := cfg.Edge.Hamustro.Secrets[0]
 	query := cfg.Aggregator.Tokens.Query[0]
 	session := client.SessionID("demo-device", "demo-app", "1.0", "1.0")
@@ -189,8 +204,8 @@ func printBanner(w io.Writer, cfg *config.Config, e *edge.Edge, agg *aggregator.
 	fmt.Fprintf(w, `
 edgetrack dev is running (Ctrl-C stops it; data in %s)
 
-  edge         %s        POST /api/v1/track   (admin: http://%s)
-  aggregator   %s        GET /events          (admin: http://%s)
+  edge         %s        POST /api/v1/track   (admin: %s)
+  aggregator   %s        GET /events          (admin: %s)
 
   hamustro secret   %s
   query token       %s
@@ -208,7 +223,7 @@ Query it back (the session of that device/app/versions is %s):
 
   curl -s -H 'Authorization: Bearer %s' '%s/events?session_id=%s'
 
-`, filepath.Dir(cfg.Edge.DataDir), edgeURL, dialable(e.AdminAddr()), aggURL, dialable(agg.AdminAddr()),
+`, filepath.Dir(cfg.Edge.DataDir), edgeURL, baseURL(e.AdminAddr(), cfg.Edge.AdminTLS), aggURL, baseURL(agg.AdminAddr(), cfg.Aggregator.AdminTLS),
 		secret, query, cfg.Aggregator.Tokens.Admin[0], cfg.Edge.Token,
 		filepath.Join(filepath.Dir(cfg.Edge.DataDir), devSecretsFile),
 		bin, edgeURL, secret, session, query, aggURL, session)

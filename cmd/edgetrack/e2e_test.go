@@ -50,8 +50,26 @@ const (
 type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *bytes.Buffer
+	out  *output
 	done chan struct{}
+}
+
+// output is a process's stdout and stderr, readable while it runs.
+type output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *output) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(b)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }
 
 func freePort(t *testing.T) string {
@@ -69,7 +87,7 @@ func start(t *testing.T, dir string, env []string, args ...string) *proc {
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
 	cmd.Dir = dir // no .env from the repository
 	cmd.Env = append(os.Environ(), append([]string{"E2E_EDGETRACK_MAIN=1", "EDGETRACK_LOG_LEVEL=warn"}, env...)...)
-	p := &proc{t: t, cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, out: &output{}, done: make(chan struct{})}
 	cmd.Stdout = p.out
 	cmd.Stderr = p.out
 	if err := cmd.Start(); err != nil {

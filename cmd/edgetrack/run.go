@@ -14,6 +14,7 @@ import (
 	"github.com/edgetrack/edgetrack/aggregator"
 	"github.com/edgetrack/edgetrack/edge"
 	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/tlsconf"
 )
 
 // loadConfig reads the YAML file (if any), .env and .env.local in the working
@@ -39,6 +40,34 @@ func newLogger(c config.Log) *slog.Logger {
 // signalContext is cancelled by SIGINT or SIGTERM.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// reloadOnHangup reads the listeners' certificates again on every SIGHUP
+// until ctx ends (a renewed certificate takes effect without a restart). A
+// process without TLS logs that there is nothing to reload; SIGHUP never
+// stops it.
+func reloadOnHangup(ctx context.Context, log *slog.Logger, certs tlsconf.Set) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			switch err := certs.Reload(); {
+			case !certs.Enabled():
+				log.Info("SIGHUP: no listener has TLS configured; nothing to reload")
+			case err != nil:
+				log.Error("SIGHUP: reloading TLS certificates failed; listeners keep the certificates they had", "err", err)
+				certs.Log(log, "certificate in use")
+			default:
+				certs.Log(log, "SIGHUP: certificate reloaded")
+			}
+		}
+	}()
 }
 
 // configError prints every configuration problem, one per line.
@@ -67,6 +96,7 @@ func newEdgeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			reloadOnHangup(ctx, log, e.TLS())
 			return e.Run(ctx)
 		},
 	}
@@ -95,6 +125,7 @@ func newAggregatorCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			reloadOnHangup(ctx, log, a.TLS())
 			return a.Run(ctx)
 		},
 	}
