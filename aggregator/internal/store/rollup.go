@@ -151,8 +151,8 @@ func (d rollupDeltas) add(ev *eventpb.Event) {
 // between the reads and the commit of batch: Ingest holds ingestMu.
 //
 // The reads go in key order through one iterator, whose seeks then move
-// forward through files and blocks it has open; a Get per cell opens them
-// again each time and was measured 5× slower.
+// forward through files and blocks it has open; a Get per cell would open
+// them again each time.
 func (d rollupDeltas) apply(r pebble.Reader, batch *pebble.Batch) error {
 	cells := make([]rollupCell, 0, len(d))
 	for c := range d {

@@ -95,7 +95,7 @@
 // or no Location is given; that reader (splitOrigin) refuses anything RFC
 // 3986 and browsers might read differently (backslashes, userinfo, bytes
 // outside printable ASCII), and the tests check it against net/url, which
-// the guest does not use (it costs ~40 µs per call and 70 KB under TinyGo).
+// the guest does not use (it is slow and large under TinyGo).
 //
 // # Consent
 //

@@ -31,15 +31,14 @@
 //
 // A bad setting stops the rule from starting; New names every bad one.
 //
-// Cost: a warm instance takes about 0.15 ms per KiB of body under the edge's
-// call deadline (wazero checks for cancellation at every loop iteration,
-// several times the cost of the loop itself), so ~150 ms for 1 MiB; nothing
-// is allocated per event. The first large body on a fresh instance costs
-// more: the heap grows to about three times the body (request, events,
-// verdict), and TinyGo collects before each growth, at ~100 ms per MiB of
-// heap under the deadline. Bodies over ~700 KiB can miss the default 500 ms
-// deadline on a fresh instance; keep the route's max body at 512 KiB or raise
-// edge.rules.call_timeout.
+// Cost: one pass over the body, linear in its size, under the edge's call
+// deadline (wazero checks for cancellation at every loop iteration, which
+// costs more than the loop's own work); nothing is allocated per event. The
+// first large body on a fresh instance costs more: the heap grows to about
+// three times the body (request, events, verdict), and TinyGo collects
+// before each growth. A body near the default edge.max_body_bytes can
+// therefore miss the default call deadline on a fresh instance: keep the
+// route's bodies well under it, or raise edge.rules.call_timeout.
 //
 // Answers are JSON with Content-Type application/json: 201
 // {"accepted": N, "event_ids": [...]} on success, otherwise 400 (413 for the
