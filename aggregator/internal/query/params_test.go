@@ -181,6 +181,8 @@ func TestParamsDeclared(t *testing.T) {
 			func(p *params) error { _, err := parseEvents(p, 100); return err }},
 		{EventsParams, "session_id=s&category=c&name=n&start_time=2022-01-01&end_time=2022-01-02&page_size=5&limit=5&cursor=x",
 			func(p *params) error { _, err := parseEvents(p, 100); return err }},
+		{ExportParams, "after=&limit=5&wait=1s&session_id=s&category=c&name=n&name_prefix=a,b&start_time=2022-01-01&end_time=2022-01-02",
+			func(p *params) error { _, err := parseExport(p, 100); return err }},
 		{StatsParams, "start_time=2022-01-01&end_time=2022-01-02&bucket=day&group_by=name&category=c&name=n",
 			func(p *params) error { _, err := parseStats(p); return err }},
 	} {

@@ -134,9 +134,10 @@ func TestOpenAPIRoutes(t *testing.T) {
 func TestOpenAPIParameters(t *testing.T) {
 	doc := loadOpenAPI(t)
 	handlerParams := map[string][]string{
-		"get /events":  query.EventsParams,
-		"get /stats":   query.StatsParams,
-		"get /matches": matchesParams,
+		"get /events":    query.EventsParams,
+		"get /stats":     query.StatsParams,
+		"get /matches":   matchesParams,
+		"get /v1/export": query.ExportParams,
 	}
 	seen := map[string]bool{}
 	wildcard := regexp.MustCompile(`\{([^}]+)\}`)

@@ -12,6 +12,7 @@
 //	GET  /events/{id}     query token   one event
 //	GET  /stats           query token   event counts per minute, hour or day
 //	GET  /matches         query token   cookie-sync matches by uid, or the uid of a partner id
+//	GET  /v1/export       query token   the change feed: events in stored order after a cursor, long-poll
 //	GET  /openapi.json    –             the OpenAPI document of these routes (openapi.json)
 //	GET  /healthz         –             200 while the process runs
 //	GET  /readyz          –             200 when the store can serve, else 503
@@ -139,6 +140,7 @@ func (s *Server) Public() http.Handler {
 	h("/events/{id...}", get(s.authorize(auth.Query, s.getEvent)))
 	h("/stats", get(s.authorize(auth.Query, s.stats)))
 	h("/matches", get(s.authorize(auth.Query, s.matches)))
+	h("/v1/export", get(s.authorize(auth.Query, s.export)))
 	h("/openapi.json", get(openAPI))
 	h("/readyz", get(s.readyz))
 	s.operational(h)

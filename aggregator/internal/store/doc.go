@@ -1,7 +1,8 @@
 // Package store keeps the aggregator's events: idempotent, durable ingest by
 // event id, lookup by id, paged newest-first queries by session, category,
-// name and event time, counts of matching events, and event counts per
-// minute, hour and day kept at ingest (rollups).
+// name and event time, counts of matching events, event counts per minute,
+// hour and day kept at ingest (rollups), and a change feed of events in the
+// order they were stored (Export).
 //
 // The Store interface knows nothing about the engine behind it. Pebble (an
 // embedded Pebble database, the default) is the one implementation so far; a
@@ -42,7 +43,8 @@
 // complement makes later times sort first. The id always comes last and is
 // not terminated: it is the rest of the key.
 //
-//	'm' "layout"                          → "2"        key layout version
+//	'm' "layout"                          → "3"        key layout version
+//	'm' "id"                              → 8 bytes    store id, in export cursors
 //	'e' id                                → Event      primary: the marshalled event
 //	't' T id                              → empty      all events, by time
 //	's' session 0x00 T id                 → empty      by session (non-empty session)
@@ -50,6 +52,7 @@
 //	'k' category 0x00 T id                → empty      by category (non-empty category)
 //	'n' name 0x00 T id                    → empty      by name (non-empty name)
 //	'r' W B category 0x00 name            → count      rollup: events in one bucket
+//	'x' seq                               → id         export feed: stored order
 //
 // An event is written in one batch with its primary key and all of its index
 // entries, so an index entry never exists without its event; a call to
@@ -71,6 +74,16 @@
 // Because T follows the filter values, a forward scan over one index prefix
 // is newest first and a time range [Start, End) is a single key range:
 // from prefix+T(End)+1 (inclusive) to prefix+T(Start)+1 (exclusive).
+//
+// The export feed (Export, export.go) numbers stored events 1, 2, 3, … in
+// the order of the commits that store them and, within one Ingest call, in
+// the order given; seq is 8 bytes big-endian, written in the event's batch,
+// and the next number is the last key's plus one. Duplicates get none.
+// Layout 2 had no feed: Open numbers its events oldest event time first and
+// gives the database its id (migrateFeed). An export cursor is the store id
+// and the last seq passed over; a cursor of another store id is refused.
+// Export waits for the next commit that stores events (a channel replaced
+// at each one) when asked to long-poll.
 //
 // # Queries
 //

@@ -153,11 +153,12 @@ func countKeys(tb testing.TB, s *Pebble) map[byte]int {
 
 // wantKeys is what countKeys must return for a store holding events.
 func wantKeys(events []*eventpb.Event) map[byte]int {
-	n := map[byte]int{ksMeta: 1}
+	n := map[byte]int{ksMeta: 2} // layout version, store id
 	cells := rollupDeltas{}
 	for _, ev := range events {
 		cells.add(ev)
 		n[ksEvent]++
+		n[ksFeed]++
 		n[ksTime]++
 		if ev.GetSession() != "" {
 			n[ksSession]++

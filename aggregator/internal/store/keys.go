@@ -20,7 +20,7 @@ const (
 
 const (
 	layoutKey     = "mlayout"
-	layoutVersion = "2" // 1 had no rollups; Open migrates it (see migrateRollups)
+	layoutVersion = "3" // 1 had no rollups, 2 no export feed; Open migrates them (migrateRollups, migrateFeed)
 	terminator    = 0x00
 	timeLen       = 8
 )

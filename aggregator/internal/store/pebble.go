@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -70,6 +71,15 @@ type Pebble struct {
 
 	ingestMu sync.Mutex
 
+	// The export feed: this database's id, the last sequence number given
+	// to a stored event (advanced under ingestMu after each commit), and a
+	// channel closed and replaced after each commit that stored events.
+	storeID  [8]byte
+	lastSeq  atomic.Uint64
+	signalMu sync.Mutex
+	signal   chan struct{}
+	closing  chan struct{} // closed by Close: long-polls end
+
 	// closeMu is held shared by every call and exclusively by Close, so Close
 	// waits for calls in flight and later calls see closed.
 	closeMu sync.RWMutex
@@ -101,8 +111,14 @@ func Open(opts Options) (*Pebble, error) {
 	if err := checkLayout(db, log); err != nil {
 		return nil, errors.Join(fmt.Errorf("store: open %s: %w", opts.Dir, err), db.Close())
 	}
+	id, last, err := loadFeed(db)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("store: open %s: %w", opts.Dir, err), db.Close())
+	}
 	log.Info("store opened", "dir", opts.Dir)
-	return &Pebble{db: db, log: log, metrics: m}, nil
+	p := &Pebble{db: db, log: log, metrics: m, storeID: id, signal: make(chan struct{}), closing: make(chan struct{})}
+	p.lastSeq.Store(last)
+	return p, nil
 }
 
 // pebbleOptions is how the store configures Pebble.
@@ -132,13 +148,22 @@ func pebbleOptions(fs vfs.FS, log *slog.Logger) *pebble.Options {
 	return po
 }
 
-// checkLayout records the key layout version in a new database, migrates a
-// database of layout 1 (which had no rollups), and refuses any other one.
+// checkLayout records the key layout version (and a store id) in a new
+// database, migrates databases of an earlier layout one step at a time (1
+// had no rollups, 2 no export feed), and refuses any other one.
 func checkLayout(db *pebble.DB, log *slog.Logger) error {
 	v, closer, err := db.Get([]byte(layoutKey))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
-		return db.Set([]byte(layoutKey), []byte(layoutVersion), pebble.Sync)
+		b := db.NewBatch()
+		defer b.Close()
+		if err := newStoreID(b); err != nil {
+			return err
+		}
+		if err := b.Set([]byte(layoutKey), []byte(layoutVersion), nil); err != nil {
+			return err
+		}
+		return b.Commit(pebble.Sync)
 	case err != nil:
 		return fmt.Errorf("read key layout version: %w", err)
 	}
@@ -149,7 +174,12 @@ func checkLayout(db *pebble.DB, log *slog.Logger) error {
 		return nil
 	case "1":
 		if err := migrateRollups(db, log); err != nil {
-			return fmt.Errorf("migrate key layout 1 to %s: %w", layoutVersion, err)
+			return fmt.Errorf("migrate key layout 1 to 2: %w", err)
+		}
+		fallthrough
+	case "2":
+		if err := migrateFeed(db, log); err != nil {
+			return fmt.Errorf("migrate key layout 2 to 3: %w", err)
 		}
 		return nil
 	}
@@ -184,6 +214,7 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 	type accepted struct {
 		ev  *eventpb.Event
 		val []byte
+		pos int // in ok: the order the caller gave
 	}
 	var st IngestStats
 	ok := make([]accepted, 0, len(events))
@@ -201,7 +232,7 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 			st.Rejected = append(st.Rejected, Rejection{Index: i, ID: ev.GetId(), Reason: reason})
 			continue
 		}
-		ok = append(ok, accepted{ev, val})
+		ok = append(ok, accepted{ev, val, len(ok)})
 		// The primary key and value plus up to five index keys of about
 		// one value, 8 bytes of time and the id each, plus batch overhead;
 		// rollups are few per batch.
@@ -240,6 +271,7 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 	defer b.Close()
 	rollups := rollupDeltas{}
 	var key []byte
+	var fresh []int // positions in ok of the events stored by this call
 	for _, a := range first {
 		key = eventKey(key[:0], a.ev.GetId())
 		if it.SeekPrefixGE(key) && bytes.Equal(it.Key(), key) {
@@ -254,6 +286,7 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 			return IngestStats{}, fmt.Errorf("store: ingest: %w", err)
 		}
 		rollups.add(a.ev)
+		fresh = append(fresh, a.pos)
 		st.Stored++
 	}
 	if err := it.Error(); err != nil {
@@ -265,9 +298,21 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 		if err := rollups.apply(p.db, b); err != nil {
 			return IngestStats{}, fmt.Errorf("store: ingest: rollups: %w", err)
 		}
+		// The feed in the caller's order; sequence numbers advance only
+		// when the batch commits.
+		slices.Sort(fresh)
+		seq := p.lastSeq.Load()
+		for _, pos := range fresh {
+			seq++
+			if err := b.Set(feedKey(seq), []byte(ok[pos].ev.GetId()), nil); err != nil {
+				return IngestStats{}, fmt.Errorf("store: ingest: %w", err)
+			}
+		}
 		if err := b.Commit(pebble.Sync); err != nil {
 			return IngestStats{}, fmt.Errorf("store: ingest: commit %d events: %w", st.Stored, err)
 		}
+		p.lastSeq.Store(seq)
+		p.notifyStored()
 	}
 	p.metrics.observe(st, time.Since(began))
 	return st, nil
@@ -440,6 +485,7 @@ func (p *Pebble) Close() error {
 		return nil
 	}
 	p.closed = true
+	close(p.closing)
 	if err := p.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

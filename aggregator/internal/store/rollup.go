@@ -243,7 +243,7 @@ func migrateRollups(db *pebble.DB, log *slog.Logger) error {
 		return fmt.Errorf("write rollups: %w", err)
 	}
 	// A synced write makes every earlier write durable too.
-	if err := db.Set([]byte(layoutKey), []byte(layoutVersion), pebble.Sync); err != nil {
+	if err := db.Set([]byte(layoutKey), []byte("2"), pebble.Sync); err != nil {
 		return err
 	}
 	log.Info("store migrated to key layout 2: rollups built", "events", events, "took", time.Since(began))

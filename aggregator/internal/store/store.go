@@ -38,6 +38,11 @@ type Store interface {
 	// ingest: it does not read events.
 	Stats(ctx context.Context, q StatsQuery) ([]Series, error)
 
+	// Export reads the change feed: events in the order they were stored,
+	// each once, after a cursor that stays valid across restarts; with
+	// q.Wait it long-polls. Duplicates and rejected events are not in it.
+	Export(ctx context.Context, q ExportQuery) (ExportResult, error)
+
 	// IDPrefix returns up to limit events whose ids start with prefix, in
 	// id order (lookups by structured ids, such as cookie-sync matches).
 	IDPrefix(ctx context.Context, prefix string, limit int) ([]*eventpb.Event, error)

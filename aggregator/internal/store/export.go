@@ -1,0 +1,304 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/edgetrack/edgetrack/proto/eventpb"
+)
+
+// ExportQuery reads the change feed: events in the order they were stored.
+// Filters combine with AND, as in Query.
+type ExportQuery struct {
+	// After continues from a previous ExportResult.Next; "" starts at the
+	// first event ever stored.
+	After string
+	// Limit is the most events returned; <= 0 means DefaultLimit, capped
+	// at MaxLimit.
+	Limit int
+
+	Session, Category, Name string // optional exact-match filters ("" = any)
+	// NamePrefixes, when not empty, keeps the events whose name starts
+	// with one of them.
+	NamePrefixes []string
+	// Event-time range [Start, End); a zero time leaves that side unbounded.
+	Start, End time.Time
+
+	// Wait, when positive, is how long to wait for an event to be stored
+	// when none matches after After: the call returns as soon as one does
+	// (a long-poll), or with no events once Wait has passed.
+	Wait time.Duration
+}
+
+// ExportResult is one read of the feed.
+type ExportResult struct {
+	Events []*eventpb.Event
+	// Next is where the following read starts: after the last event
+	// returned, or further when events that did not match the filters were
+	// passed over. It is set on every result, also without events, and
+	// stays valid across restarts of the store.
+	Next string
+}
+
+// maxExportScan bounds the stored events one Export passes over looking for
+// matches, so that a filtered read of a large feed answers in bounded time;
+// Next then points past what it scanned.
+const maxExportScan = 100_000
+
+// matches reports whether ev passes the query's filters and time range.
+func (q ExportQuery) matches(ev *eventpb.Event) bool {
+	if !(Query{Session: q.Session, Category: q.Category, Name: q.Name, Start: q.Start, End: q.End}).matches(ev) {
+		return false
+	}
+	if len(q.NamePrefixes) == 0 {
+		return true
+	}
+	for _, p := range q.NamePrefixes {
+		if strings.HasPrefix(ev.GetName(), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// The feed's position is a sequence number given to each stored event at
+// ingest, in the order of the batches' commits and, within a batch, in the
+// order of the events given to Ingest. Keys 'x' seq(8, big-endian) → id.
+const (
+	ksFeed     = 'x'
+	storeIDKey = "mid" // 8 random bytes naming this database, in cursors
+)
+
+func feedKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{ksFeed}, seq)
+}
+
+// feedCursor is base64url of version(1) store id(8) seq(8): the position
+// after which a read continues. The store id makes a cursor of another
+// database (a data directory replaced, another aggregator's) an error
+// instead of a silent skip or repeat.
+type feedCursor struct {
+	store [8]byte
+	seq   uint64
+}
+
+const feedCursorVersion = 1
+
+func (c feedCursor) encode() string {
+	b := make([]byte, 0, 17)
+	b = append(b, feedCursorVersion)
+	b = append(b, c.store[:]...)
+	b = binary.BigEndian.AppendUint64(b, c.seq)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeFeedCursor reads a cursor of the store with id storeID.
+func decodeFeedCursor(s string, storeID [8]byte) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 17 || b[0] != feedCursorVersion {
+		return 0, fmt.Errorf("%w: not an export cursor", ErrBadCursor)
+	}
+	if !bytes.Equal(b[1:9], storeID[:]) {
+		return 0, fmt.Errorf("%w: the cursor is from another store (was the data directory replaced?); start again without one", ErrBadCursor)
+	}
+	return binary.BigEndian.Uint64(b[9:]), nil
+}
+
+// Export implements Store.
+func (p *Pebble) Export(ctx context.Context, q ExportQuery) (ExportResult, error) {
+	deadline := time.Now().Add(q.Wait)
+	for {
+		// Take the signal before reading, so an ingest that lands between
+		// the read and the wait still wakes this call.
+		stored := p.storedSignal()
+		res, err := p.export(ctx, q)
+		if err != nil || len(res.Events) > 0 || q.Wait <= 0 {
+			return res, err
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return res, nil
+		}
+		q.After = res.Next
+		t := time.NewTimer(wait)
+		select {
+		case <-stored:
+			t.Stop()
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return res, nil // what was read so far: a valid, empty answer
+		case <-p.closing:
+			t.Stop()
+			return res, nil
+		}
+	}
+}
+
+// export is one read of the feed, without waiting.
+func (p *Pebble) export(ctx context.Context, q ExportQuery) (ExportResult, error) {
+	if err := p.acquire(); err != nil {
+		return ExportResult{}, err
+	}
+	defer p.release()
+	after, err := decodeFeedCursor(q.After, p.storeID)
+	if err != nil {
+		return ExportResult{}, err
+	}
+	limit := Query{Limit: q.Limit}.limit()
+	res := ExportResult{Next: feedCursor{store: p.storeID, seq: after}.encode()}
+	if !validFilter(q.Session) || !validFilter(q.Category) || !validFilter(q.Name) {
+		// Nothing can match; pass over the feed as it is now.
+		res.Next = feedCursor{store: p.storeID, seq: max(after, p.lastSeq.Load())}.encode()
+		return res, nil
+	}
+	it, err := p.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: feedKey(after + 1), UpperBound: []byte{ksFeed + 1}})
+	if err != nil {
+		return ExportResult{}, fmt.Errorf("store: export: %w", err)
+	}
+	defer it.Close()
+	idKey := []byte{ksEvent}
+	last := after
+	scanned := 0
+	for valid := it.First(); valid && len(res.Events) < limit && scanned < maxExportScan; valid = it.Next() {
+		if scanned++; scanned%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return ExportResult{}, err
+			}
+		}
+		k := it.Key()
+		if len(k) != 9 {
+			return ExportResult{}, fmt.Errorf("store: export: malformed feed key %q", k)
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return ExportResult{}, fmt.Errorf("store: export: %w", err)
+		}
+		idKey = append(idKey[:1], v...)
+		ev, err := p.get(p.db, idKey)
+		if errors.Is(err, ErrNotFound) {
+			return ExportResult{}, fmt.Errorf("store: export: feed entry %d names event %q, which is not stored", binary.BigEndian.Uint64(k[1:]), v)
+		}
+		if err != nil {
+			return ExportResult{}, fmt.Errorf("store: export: %w", err)
+		}
+		last = binary.BigEndian.Uint64(k[1:])
+		if q.matches(ev) {
+			res.Events = append(res.Events, ev)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return ExportResult{}, fmt.Errorf("store: export: %w", err)
+	}
+	res.Next = feedCursor{store: p.storeID, seq: last}.encode()
+	return res, nil
+}
+
+// storedSignal returns a channel that is closed when events are next stored.
+func (p *Pebble) storedSignal() <-chan struct{} {
+	p.signalMu.Lock()
+	defer p.signalMu.Unlock()
+	return p.signal
+}
+
+// notifyStored wakes the Export calls waiting for events.
+func (p *Pebble) notifyStored() {
+	p.signalMu.Lock()
+	defer p.signalMu.Unlock()
+	close(p.signal)
+	p.signal = make(chan struct{})
+}
+
+// loadFeed reads the store's id and the last sequence number given out.
+func loadFeed(db *pebble.DB) (id [8]byte, last uint64, err error) {
+	v, closer, err := db.Get([]byte(storeIDKey))
+	if err != nil {
+		return id, 0, fmt.Errorf("read store id: %w", err)
+	}
+	if len(v) != len(id) {
+		closer.Close()
+		return id, 0, fmt.Errorf("store id is %d bytes, want %d", len(v), len(id))
+	}
+	copy(id[:], v)
+	closer.Close()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksFeed}, UpperBound: []byte{ksFeed + 1}})
+	if err != nil {
+		return id, 0, err
+	}
+	defer it.Close()
+	if it.Last() {
+		if k := it.Key(); len(k) == 9 {
+			last = binary.BigEndian.Uint64(k[1:])
+		}
+	}
+	return id, last, it.Error()
+}
+
+// newStoreID writes a fresh random store id into b.
+func newStoreID(b *pebble.Batch) error {
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return err
+	}
+	return b.Set([]byte(storeIDKey), id[:], nil)
+}
+
+// migrateFeed builds the feed of a layout-2 database, which had none: its
+// events get sequence numbers oldest event time first (the order they were
+// stored in is not known), and the database an id.
+func migrateFeed(db *pebble.DB, log *slog.Logger) error {
+	began := time.Now()
+	if err := db.DeleteRange([]byte{ksFeed}, []byte{ksFeed + 1}, pebble.NoSync); err != nil {
+		return fmt.Errorf("clear feed: %w", err)
+	}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksTime}, UpperBound: []byte{ksTime + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	b := db.NewBatch()
+	defer func() { b.Close() }()
+	var seq uint64
+	for valid := it.Last(); valid; valid = it.Prev() {
+		k := it.Key()
+		seq++
+		if err := b.Set(feedKey(seq), k[1+timeLen:], nil); err != nil {
+			return err
+		}
+		if b.Len() > 4<<20 {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			b.Close()
+			b = db.NewBatch()
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if err := newStoreID(b); err != nil {
+		return err
+	}
+	// A synced write makes every earlier write durable too.
+	if err := b.Set([]byte(layoutKey), []byte(layoutVersion), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	log.Info("store migrated to key layout 3: export feed built", "events", seq, "took", time.Since(began))
+	return nil
+}
