@@ -1,0 +1,125 @@
+package syncer
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// row is an event as the SQL targets store it.
+type row struct {
+	id, session, category, name, source string
+	eventTime, receivedAt               time.Time
+	edge, ip                            string
+	userID                              *string // data.user_id, when the event has one
+	data                                []byte  // JSON; nil for none
+}
+
+// match is a cookie-sync match: the cookiesync rule's events with ids
+// "cs:<partner>:<partner id>:<uid>".
+type match struct {
+	partner, partnerID, uid string
+	at                      time.Time
+}
+
+func parseTime(field, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %q: %w", field, s, err)
+	}
+	return t.UTC(), nil
+}
+
+// toRow maps an event of the feed to its row.
+func toRow(e Event) (row, error) {
+	r := row{id: e.ID, session: e.SessionID, category: e.Category, name: e.Name, source: e.Source, edge: e.Edge, ip: e.IP}
+	var err error
+	if r.eventTime, err = parseTime("timestamp", e.Timestamp); err != nil {
+		return row{}, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	if r.receivedAt, err = parseTime("received_at", e.ReceivedAt); err != nil {
+		return row{}, fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	if d := bytes.TrimSpace(e.Data); len(d) > 0 && !bytes.Equal(d, []byte("null")) {
+		r.data = d
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(d, &obj) == nil {
+			if u, ok := obj["user_id"]; ok {
+				s := jsonScalar(u)
+				r.userID = &s
+			}
+		}
+	}
+	return r, nil
+}
+
+// jsonScalar is a JSON value as text: a string's contents, a number's
+// digits, anything else its JSON.
+func jsonScalar(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(v, &n) == nil {
+		return n.String()
+	}
+	return string(v)
+}
+
+// toMatch reads a cookie-sync match out of an event, if it is one.
+func toMatch(e Event, r row) (match, bool) {
+	if e.Source != "cookiesync" || e.Category != "cookiesync" || e.Name != "match" || !strings.HasPrefix(e.ID, "cs:") {
+		return match{}, false
+	}
+	parts := strings.Split(e.ID[len("cs:"):], ":")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return match{}, false
+	}
+	return match{partner: parts[0], partnerID: parts[1], uid: parts[2], at: r.eventTime}, true
+}
+
+// latestMatches keeps, per partner and partner id, the latest match of a
+// batch (an upsert may touch a row once per statement).
+func latestMatches(ms []match) []match {
+	idx := map[[2]string]int{}
+	out := ms[:0:0]
+	for _, m := range ms {
+		k := [2]string{m.partner, m.partnerID}
+		if i, ok := idx[k]; ok {
+			if !m.at.Before(out[i].at) {
+				out[i] = m
+			}
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, m)
+	}
+	return out
+}
+
+// placeholderList writes n groups of k placeholders: "(p1, p2), (p3, p4)".
+func placeholderList(n, k int, ph func(i int) string) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for j := 0; j < k; j++ {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(ph(i*k + j + 1))
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+func dollar(i int) string   { return "$" + strconv.Itoa(i) }
+func question(int) string   { return "?" }
+func atP(i int) string      { return "@p" + strconv.Itoa(i) }
