@@ -162,7 +162,9 @@ type database struct {
 	db  *sql.DB
 }
 
-func requireServers() bool { return os.Getenv("CI") != "" || os.Getenv("EDGETRACK_REQUIRE_SERVERS") != "" }
+func requireServers() bool {
+	return os.Getenv("CI") != "" || os.Getenv("EDGETRACK_REQUIRE_SERVERS") != ""
+}
 
 func randomName() string {
 	b := make([]byte, 6)

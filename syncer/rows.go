@@ -120,6 +120,6 @@ func placeholderList(n, k int, ph func(i int) string) string {
 	return b.String()
 }
 
-func dollar(i int) string   { return "$" + strconv.Itoa(i) }
-func question(int) string   { return "?" }
-func atP(i int) string      { return "@p" + strconv.Itoa(i) }
+func dollar(i int) string { return "$" + strconv.Itoa(i) }
+func question(int) string { return "?" }
+func atP(i int) string    { return "@p" + strconv.Itoa(i) }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	_ "github.com/jackc/pgx/v5/stdlib"  // driver "pgx"
 	_ "github.com/microsoft/go-mssqldb" // driver "sqlserver"
 )
 

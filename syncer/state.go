@@ -13,8 +13,10 @@ import (
 // fsync and rename, so a crash leaves the old file or the new one.
 type stateDir string
 
-func (d stateDir) cursorFile(feed string) string { return filepath.Join(string(d), "cursor-"+feed+".json") }
-func (d stateDir) deadDir() string               { return filepath.Join(string(d), "deadletters") }
+func (d stateDir) cursorFile(feed string) string {
+	return filepath.Join(string(d), "cursor-"+feed+".json")
+}
+func (d stateDir) deadDir() string { return filepath.Join(string(d), "deadletters") }
 
 type cursorState struct {
 	Feed   string `json:"feed"`
