@@ -2,104 +2,39 @@ package syncer
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/edgetrack/edgetrack/aggregator"
-	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/aggtest"
+	"github.com/edgetrack/edgetrack/internal/dbtest"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
-const (
-	edgeToken  = "sync-edge-token"
-	queryToken = "sync-query-token"
-)
+const queryToken = aggtest.QueryToken
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// testAggregator is an aggregator on loopback with its data dir.
+// testAggregator is a real aggregator; allEvents reads it back.
 type testAggregator struct {
-	t    *testing.T
-	cfg  config.Aggregator
-	url  string
-	stop func()
-	seq  uint64
+	*aggtest.Aggregator
+	t   *testing.T
+	url string
 }
 
 func startAggregator(t *testing.T, dir string) *testAggregator {
-	t.Helper()
-	cfg := config.Default().Aggregator
-	cfg.Listen, cfg.AdminListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
-	cfg.Tokens = config.Tokens{Edge: []string{edgeToken}, Query: []string{queryToken}}
-	a := &testAggregator{t: t, cfg: cfg}
-	a.start()
-	t.Cleanup(func() { a.stop() })
-	return a
+	a := aggtest.Start(t, dir)
+	return &testAggregator{Aggregator: a, t: t, url: a.URL}
 }
 
-func (a *testAggregator) start() {
-	a.t.Helper()
-	agg, err := aggregator.New(aggregator.Options{Config: a.cfg, Logger: quiet})
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	a.cfg.Listen = agg.Addr() // the same port after a restart
-	a.url = "http://" + agg.Addr()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { agg.Run(ctx); close(done) }()
-	stopped := false
-	a.stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-}
+func (a *testAggregator) ingest(events ...*eventpb.Event) { a.t.Helper(); a.Ingest(events...) }
 
-func (a *testAggregator) restart() { a.stop(); a.start() }
-
-// ingest posts events as an edge does.
-func (a *testAggregator) ingest(events ...*eventpb.Event) {
-	a.t.Helper()
-	a.seq++
-	raw, err := proto.Marshal(&eventpb.Batch{Edge: "edge-1", BootEpoch: 1, FirstSeq: a.seq, LastSeq: a.seq, Events: events})
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	enc, _ := zstd.NewWriter(nil)
-	body := enc.EncodeAll(raw, nil)
-	enc.Close()
-	req, _ := http.NewRequest("POST", a.url+"/v1/ingest", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+edgeToken)
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("Content-Encoding", "zstd")
-	req.Header.Set("X-Edgetrack-Edge", "edge-1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		a.t.Fatalf("ingest: %d %s", resp.StatusCode, b)
-	}
-}
+func (a *testAggregator) restart() { a.Restart(); a.url = a.URL }
 
 // allEvents reads every stored event through GET /events, by id.
 func (a *testAggregator) allEvents() map[string]Event {
@@ -156,81 +91,10 @@ func matchEvent(partner, pi, uid string, sec int) *eventpb.Event {
 	}
 }
 
-// database is a fresh database on a local server, dropped at the end.
-type database struct {
-	url string // target URL for sync
-	db  *sql.DB
-}
+type database = dbtest.Database
 
-func requireServers() bool {
-	return os.Getenv("CI") != "" || os.Getenv("EDGETRACK_REQUIRE_SERVERS") != ""
-}
-
-func randomName() string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	return "edgetrack_sync_" + hex.EncodeToString(b)
-}
-
-// newPostgres creates a database on 127.0.0.1:5432 (user postgres).
-func newPostgres(t *testing.T) database {
-	t.Helper()
-	admin, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
-	if err == nil {
-		err = admin.Ping()
-	}
-	if err != nil {
-		if requireServers() {
-			t.Fatalf("PostgreSQL on 127.0.0.1:5432 is required in CI: %v", err)
-		}
-		t.Skipf("no PostgreSQL on 127.0.0.1:5432 (user postgres): %v", err)
-	}
-	name := randomName()
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	u := "postgres://postgres@127.0.0.1:5432/" + name + "?sslmode=disable"
-	db, err := sql.Open("pgx", u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-		admin.Close()
-	})
-	return database{url: u, db: db}
-}
-
-// newMariaDB creates a database on 127.0.0.1:3306 (user root).
-func newMariaDB(t *testing.T) database {
-	t.Helper()
-	admin, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/")
-	if err == nil {
-		err = admin.Ping()
-	}
-	if err != nil {
-		if requireServers() {
-			t.Fatalf("MariaDB on 127.0.0.1:3306 is required in CI: %v", err)
-		}
-		t.Skipf("no MariaDB/MySQL on 127.0.0.1:3306 (user root): %v", err)
-	}
-	name := randomName()
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	u := "mysql://root@127.0.0.1:3306/" + name
-	db, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/"+name+"?parseTime=true&loc=UTC")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		admin.Exec("DROP DATABASE IF EXISTS " + name)
-		admin.Close()
-	})
-	return database{url: u, db: db}
-}
+func newPostgres(t *testing.T) database { return dbtest.Postgres(t) }
+func newMariaDB(t *testing.T) database  { return dbtest.MariaDB(t) }
 
 // dbRow is a row of the events table, read back.
 type dbRow struct {

@@ -45,24 +45,24 @@ func TestSQLConformance(t *testing.T) {
 			agg.ingest(batch...)
 		}
 		agg.ingest(matchEvent("adx", "p1", "u1", 10), matchEvent("adx", "p2", "u2", 11))
-		if st := syncOnce(t, agg, db.url, Filters{}, 7); st.Events != 202 {
+		if st := syncOnce(t, agg, db.URL, Filters{}, 7); st.Events != 202 {
 			t.Fatalf("first sync wrote %d events, want 202", st.Events)
 		}
-		checkRows(t, db.db, agg.allEvents())
+		checkRows(t, db.DB, agg.allEvents())
 
 		// A rerun writes nothing; new events and a restart are picked up.
-		if st := syncOnce(t, agg, db.url, Filters{}, 7); st.Events != 0 {
+		if st := syncOnce(t, agg, db.URL, Filters{}, 7); st.Events != 0 {
 			t.Fatalf("a rerun wrote %d events, want 0", st.Events)
 		}
 		agg.ingest(testEvents(200, 30)...)
 		agg.restart()
 		agg.ingest(matchEvent("adx", "p1", "u9", 50), matchEvent("adx", "p2", "u7", 5)) // p1 moves on; p2's is older
-		if st := syncOnce(t, agg, db.url, Filters{}, 1000); st.Events != 32 {
+		if st := syncOnce(t, agg, db.URL, Filters{}, 1000); st.Events != 32 {
 			t.Fatalf("after a restart the sync wrote %d events, want 32", st.Events)
 		}
-		checkRows(t, db.db, agg.allEvents())
+		checkRows(t, db.DB, agg.allEvents())
 		got := map[string]string{}
-		rs, err := db.db.Query("SELECT partner_id, uid FROM cookie_sync_matches WHERE partner = 'adx'")
+		rs, err := db.DB.Query("SELECT partner_id, uid FROM cookie_sync_matches WHERE partner = 'adx'")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +76,7 @@ func TestSQLConformance(t *testing.T) {
 			t.Errorf("matches %v, want p1→u9 (the latest) and p2→u2 (the later one)", got)
 		}
 		var n int
-		if err := db.db.QueryRow("SELECT COUNT(*) FROM edgetrack_sync_state").Scan(&n); err != nil || n != 1 {
+		if err := db.DB.QueryRow("SELECT COUNT(*) FROM edgetrack_sync_state").Scan(&n); err != nil || n != 1 {
 			t.Errorf("state rows %d, %v; want 1", n, err)
 		}
 	})
@@ -108,13 +108,13 @@ func TestSQLFilters(t *testing.T) {
 			}
 			return out
 		}
-		syncOnce(t, agg, db.url, Filters{NamePrefixes: []string{"fc_", "qc_"}, Start: t0.Add(30 * time.Second)}, 5)
-		checkRows(t, db.db, want(func(e Event) bool {
+		syncOnce(t, agg, db.URL, Filters{NamePrefixes: []string{"fc_", "qc_"}, Start: t0.Add(30 * time.Second)}, 5)
+		checkRows(t, db.DB, want(func(e Event) bool {
 			ts, _ := time.Parse(time.RFC3339Nano, e.Timestamp)
 			return (strings.HasPrefix(e.Name, "fc_") || strings.HasPrefix(e.Name, "qc_")) && !ts.Before(t0.Add(30*time.Second))
 		}))
-		syncOnce(t, agg, db.url, Filters{Session: "s1"}, 5) // its own cursor: from the start
-		checkRows(t, db.db, want(func(e Event) bool {
+		syncOnce(t, agg, db.URL, Filters{Session: "s1"}, 5) // its own cursor: from the start
+		checkRows(t, db.DB, want(func(e Event) bool {
 			ts, _ := time.Parse(time.RFC3339Nano, e.Timestamp)
 			return e.SessionID == "s1" || (strings.HasPrefix(e.Name, "fc_") || strings.HasPrefix(e.Name, "qc_")) && !ts.Before(t0.Add(30*time.Second))
 		}))
@@ -128,12 +128,12 @@ func TestSQLTwoSyncsOfOneFeed(t *testing.T) {
 	agg := startAggregator(t, t.TempDir())
 	agg.ingest(testEvents(0, 10)...)
 	feed := FeedKey(agg.url, Filters{})
-	a, err := OpenSQL(context.Background(), db.url, feed)
+	a, err := OpenSQL(context.Background(), db.URL, feed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := OpenSQL(context.Background(), db.url, feed)
+	b, err := OpenSQL(context.Background(), db.URL, feed)
 	if err != nil {
 		t.Fatal(err)
 	}
