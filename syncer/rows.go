@@ -18,6 +18,18 @@ type row struct {
 	data                                []byte  // JSON; nil for none
 }
 
+// args are the row's values in the order of eventCols.
+func (r row) args() []any {
+	var data, user any
+	if r.data != nil {
+		data = string(r.data)
+	}
+	if r.userID != nil {
+		user = *r.userID
+	}
+	return []any{r.id, r.session, r.category, r.name, r.eventTime, r.receivedAt, r.source, r.edge, r.ip, user, data}
+}
+
 // match is a cookie-sync match: the cookiesync rule's events with ids
 // "cs:<partner>:<partner id>:<uid>".
 type match struct {

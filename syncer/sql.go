@@ -193,15 +193,7 @@ func (t *SQLTarget) Write(ctx context.Context, events []Event, next string) erro
 		n := min(len(rows), per)
 		args := make([]any, 0, n*len(eventCols))
 		for _, r := range rows[:n] {
-			var data any
-			if r.data != nil {
-				data = string(r.data)
-			}
-			var user any
-			if r.userID != nil {
-				user = *r.userID
-			}
-			args = append(args, r.id, r.session, r.category, r.name, r.eventTime, r.receivedAt, r.source, r.edge, r.ip, user, data)
+			args = append(args, r.args()...)
 		}
 		if _, err := tx.ExecContext(ctx, t.d.insertEvents(n), args...); err != nil {
 			return fmt.Errorf("inserting %d events: %w", n, err)

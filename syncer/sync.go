@@ -118,39 +118,63 @@ func Run(ctx context.Context, o Options, t Target) (Stats, error) {
 		o.Logger.Info(msg, attrs...)
 		lastLine, lastCount = now, st.Events
 	}
-	failures := 0
-	for ctx.Err() == nil {
+	// The next page is read while the current one is written.
+	type fetched struct {
+		page Page
+		err  error
+	}
+	pages := make(chan fetched, 1)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	go func() {
+		defer close(pages)
 		wait := o.Wait
 		if o.Once {
 			wait = 0
 		}
-		page, err := feed.Read(ctx, t.Cursor(), o.Batch, wait)
-		if err != nil {
-			if ctx.Err() != nil {
-				break // stopped: what was written stays written
+		after, failures := t.Cursor(), 0
+		for readCtx.Err() == nil {
+			page, err := feed.Read(readCtx, after, o.Batch, wait)
+			if err != nil {
+				if readCtx.Err() != nil {
+					return // stopped: what was written stays written
+				}
+				var fe *FeedError
+				failures++
+				m.errors.WithLabelValues("feed").Inc()
+				if errors.As(err, &fe) || (o.Once && failures >= o.MaxAttempts) {
+					if !errors.As(err, &fe) {
+						err = fmt.Errorf("after %d attempts: %w", failures, err)
+					}
+					pages <- fetched{err: err}
+					return
+				}
+				o.Logger.Warn("reading the feed failed; retrying", "attempt", failures, "err", err)
+				if !sleep(readCtx, backoff(500*time.Millisecond, 30*time.Second, failures)) {
+					return
+				}
+				continue
 			}
-			var fe *FeedError
-			if errors.As(err, &fe) {
-				return st, err
+			failures = 0
+			if len(page.Events) == 0 && page.Next == after {
+				if o.Once {
+					return
+				}
+				continue // a long-poll that ended without news
 			}
-			failures++
-			m.errors.WithLabelValues("feed").Inc()
-			if o.Once && failures >= o.MaxAttempts {
-				return st, fmt.Errorf("after %d attempts: %w", failures, err)
+			select {
+			case pages <- fetched{page: page}:
+			case <-readCtx.Done():
+				return
 			}
-			if !sleep(ctx, backoff(500*time.Millisecond, 30*time.Second, failures)) {
-				break
-			}
-			o.Logger.Warn("reading the feed failed; retrying", "attempt", failures, "err", err)
-			continue
+			after = page.Next
 		}
-		failures = 0
-		if len(page.Events) == 0 && page.Next == t.Cursor() {
-			if o.Once {
-				break
-			}
-			continue // a long-poll that ended without news
+	}()
+	for f := range pages {
+		if f.err != nil {
+			return st, f.err
 		}
+		page := f.page
 		for attempt := 1; ; attempt++ {
 			err := t.Write(ctx, page.Events, page.Next)
 			if err == nil {

@@ -65,7 +65,7 @@ when that is not writable, to $HOME/.edgetrack/logs/.`,
 	fl.StringVar(&f.category, "category", "", "only events of this category")
 	fl.StringVar(&f.name, "name", "", "only events of this name")
 	fl.StringVar(&f.prefixes, "name-prefix", "", "only events whose name starts with one of these comma-separated prefixes, e.g. 'fc_,qc_'")
-	fl.IntVar(&f.batch, "batch", 1000, "events per read, per transaction and per webhook request (1 = one event per request)")
+	fl.IntVar(&f.batch, "batch", 1000, "events per read, per transaction and per webhook request (1 = one event per request; at most the aggregator's aggregator.query.max_page_size, 1000 by default)")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 10, "attempts at one webhook batch before it becomes a dead letter")
 	fl.StringVar(&f.secret, "webhook-secret", "", "sign webhook requests with this Standard Webhooks secret (whsec_…)")
 	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "the webhook's cursor and dead letters")

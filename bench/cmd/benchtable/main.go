@@ -48,6 +48,9 @@ var ratios = []ratio{
 	{"events: edge (wasm rule) vs edge (native rule) (req/s)", "BenchmarkEvents/edge-wasm-rule", "BenchmarkEvents/edge-native-rule", "req/s"},
 	{"events: edge (wasm rule) vs edge (native rule) (server CPU per request)", "BenchmarkEvents/edge-wasm-rule", "BenchmarkEvents/edge-native-rule", "server-cpu-µs/req"},
 	{"events: edge (wasm rule), spool on disk vs on tmpfs (req/s)", "BenchmarkEvents/edge-wasm-rule-disk", "BenchmarkEvents/edge-wasm-rule", "req/s"},
+	{"sync into PostgreSQL vs COPY of the same rows (events/s)", "BenchmarkSync/postgres/sync", "BenchmarkSync/postgres/copyfrom-baseline", "events/s"},
+	{"sync into MariaDB vs multi-row INSERTs of the same rows (events/s)", "BenchmarkSync/mariadb/sync", "BenchmarkSync/mariadb/multirow-insert-baseline", "events/s"},
+	{"sync to a webhook: one event per request vs 1,000 (events/s)", "BenchmarkSync/webhook/batch=1", "BenchmarkSync/webhook/batch=1000", "events/s"},
 	{"cookie sync: rule vs bare fasthttp redirect (redirects/s)", "BenchmarkCookieSync/rule", "BenchmarkCookieSync/bare-redirect", "redirects/s"},
 	{"cookie sync: rule vs bare fasthttp redirect (server CPU per request)", "BenchmarkCookieSync/rule", "BenchmarkCookieSync/bare-redirect", "server-cpu-µs/req"},
 }
