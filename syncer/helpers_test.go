@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -166,4 +167,23 @@ func checkRows(t *testing.T, db *sql.DB, want map[string]Event) {
 			t.Errorf("event %s: user_id %v, want %v", id, r.userID, u)
 		}
 	}
+}
+
+// syncWith opens o's target and runs the sync, failing the test on error;
+// adjust, if given, may change the target before it runs.
+func syncWith(tb testing.TB, o Options, adjust func(Target)) Stats {
+	tb.Helper()
+	tg, err := Open(context.Background(), o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer tg.Close()
+	if adjust != nil {
+		adjust(tg)
+	}
+	st, err := Run(context.Background(), o, tg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
 }

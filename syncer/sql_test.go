@@ -19,17 +19,7 @@ func targets(t *testing.T, test func(t *testing.T, newDB func(*testing.T) databa
 
 func syncOnce(t *testing.T, agg *testAggregator, target string, f Filters, batch int) Stats {
 	t.Helper()
-	o := Options{From: agg.url, Token: queryToken, Target: target, Filters: f, Once: true, Batch: batch, Logger: quiet}
-	tg, err := Open(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	st, err := Run(context.Background(), o, tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return syncWith(t, Options{From: agg.url, Token: queryToken, Target: target, Filters: f, Once: true, Batch: batch, Logger: quiet}, nil)
 }
 
 // TestSQLConformance syncs into each database: rows equal GET /events,

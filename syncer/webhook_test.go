@@ -72,17 +72,13 @@ func newReceiver(t *testing.T, fail func(call int, w http.ResponseWriter) bool) 
 	return r, srv.URL + "/hook"
 }
 
-func webhookSync(t *testing.T, agg *testAggregator, url, state string, batch, attempts int) (Stats, error) {
+func webhookSync(t *testing.T, agg *testAggregator, url, state string, batch, attempts int) Stats {
 	t.Helper()
-	o := Options{From: agg.url, Token: queryToken, Target: url, WebhookSecret: testSecret, StateDir: state,
-		Once: true, Batch: batch, MaxAttempts: attempts, Logger: quiet}
-	tg, err := Open(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wt := tg.(*WebhookTarget)
-	wt.o.BackoffMin, wt.o.BackoffMax = time.Millisecond, 5*time.Millisecond
-	return Run(context.Background(), o, tg)
+	return syncWith(t, Options{From: agg.url, Token: queryToken, Target: url, WebhookSecret: testSecret, StateDir: state,
+		Once: true, Batch: batch, MaxAttempts: attempts, Logger: quiet}, func(tg Target) {
+		wt := tg.(*WebhookTarget)
+		wt.o.BackoffMin, wt.o.BackoffMax = time.Millisecond, 5*time.Millisecond
+	})
 }
 
 // TestWebhookRetries delivers through 500s, a timeout and a 429 with
@@ -105,9 +101,8 @@ func TestWebhookRetries(t *testing.T) {
 		return false
 	})
 	state := t.TempDir()
-	st, err := webhookSync(t, agg, url, state, 10, 10)
-	if err != nil || st.Events != 27 {
-		t.Fatalf("sync: %+v, %v; want 27 events", st, err)
+	if st := webhookSync(t, agg, url, state, 10, 10); st.Events != 27 {
+		t.Fatalf("sync: %+v; want 27 events", st)
 	}
 	if len(rcv.delivered) != 27 {
 		t.Errorf("%d events delivered, want 27", len(rcv.delivered))
@@ -125,8 +120,8 @@ func TestWebhookRetries(t *testing.T) {
 	}
 	// The cursor is in the state dir: a rerun sends nothing.
 	calls := rcv.calls
-	if st, err := webhookSync(t, agg, url, state, 10, 10); err != nil || st.Events != 0 || rcv.calls != calls {
-		t.Errorf("rerun: %+v, %v, %d more calls; want nothing sent", st, err, rcv.calls-calls)
+	if st := webhookSync(t, agg, url, state, 10, 10); st.Events != 0 || rcv.calls != calls {
+		t.Errorf("rerun: %+v, %d more calls; want nothing sent", st, rcv.calls-calls)
 	}
 }
 
@@ -143,9 +138,8 @@ func TestWebhookDeadLetters(t *testing.T) {
 		return false
 	})
 	state := t.TempDir()
-	st, err := webhookSync(t, agg, url, state, 3, 3)
-	if err != nil || st.Events != 6 {
-		t.Fatalf("sync: %+v, %v", st, err)
+	if st := webhookSync(t, agg, url, state, 3, 3); st.Events != 6 {
+		t.Fatalf("sync: %+v", st)
 	}
 	if len(rcv.delivered) != 3 {
 		t.Fatalf("%d events delivered, want the second batch's 3", len(rcv.delivered))

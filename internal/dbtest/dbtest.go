@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"testing"
 
@@ -33,62 +34,63 @@ func randomName() string {
 	return "edgetrack_sync_" + hex.EncodeToString(b)
 }
 
-// Postgres creates a database on 127.0.0.1:5432 (user postgres).
-func Postgres(t testing.TB) Database {
-	t.Helper()
-	admin, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
-	if err == nil {
-		err = admin.Ping()
-	}
-	if err != nil {
-		if required() {
-			t.Fatalf("PostgreSQL on 127.0.0.1:5432 is required in CI: %v", err)
-		}
-		t.Skipf("no PostgreSQL on 127.0.0.1:5432 (user postgres): %v", err)
-	}
-	name := randomName()
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	u := "postgres://postgres@127.0.0.1:5432/" + name + "?sslmode=disable"
-	db, err := sql.Open("pgx", u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-		admin.Close()
-	})
-	return Database{URL: u, DB: db}
+// server is how to reach one local database server.
+type server struct {
+	what, driver, adminDSN string
+	target, dsn            func(name string) string // the sync target URL and the driver DSN of a database
+	drop                   string                   // the DROP statement, with %s for the name
 }
 
+var (
+	postgres = server{
+		what: "PostgreSQL on 127.0.0.1:5432 (user postgres)", driver: "pgx",
+		adminDSN: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+		target:   func(n string) string { return "postgres://postgres@127.0.0.1:5432/" + n + "?sslmode=disable" },
+		drop:     "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+	}
+	mariadb = server{
+		what: "MariaDB/MySQL on 127.0.0.1:3306 (user root)", driver: "mysql",
+		adminDSN: "root@tcp(127.0.0.1:3306)/",
+		target:   func(n string) string { return "mysql://root@127.0.0.1:3306/" + n },
+		dsn:      func(n string) string { return "root@tcp(127.0.0.1:3306)/" + n + "?parseTime=true&loc=UTC" },
+		drop:     "DROP DATABASE IF EXISTS %s",
+	}
+)
+
+// Postgres creates a database on 127.0.0.1:5432 (user postgres).
+func Postgres(t testing.TB) Database { t.Helper(); return create(t, postgres) }
+
 // MariaDB creates a database on 127.0.0.1:3306 (user root).
-func MariaDB(t testing.TB) Database {
+func MariaDB(t testing.TB) Database { t.Helper(); return create(t, mariadb) }
+
+func create(t testing.TB, s server) Database {
 	t.Helper()
-	admin, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/")
+	admin, err := sql.Open(s.driver, s.adminDSN)
 	if err == nil {
 		err = admin.Ping()
 	}
 	if err != nil {
 		if required() {
-			t.Fatalf("MariaDB on 127.0.0.1:3306 is required in CI: %v", err)
+			t.Fatalf("%s is required in CI: %v", s.what, err)
 		}
-		t.Skipf("no MariaDB/MySQL on 127.0.0.1:3306 (user root): %v", err)
+		t.Skipf("no %s: %v", s.what, err)
 	}
 	name := randomName()
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
 		t.Fatal(err)
 	}
-	u := "mysql://root@127.0.0.1:3306/" + name
-	db, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/"+name+"?parseTime=true&loc=UTC")
+	dsn := s.target(name)
+	if s.dsn != nil {
+		dsn = s.dsn(name)
+	}
+	db, err := sql.Open(s.driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		db.Close()
-		admin.Exec("DROP DATABASE IF EXISTS " + name)
+		admin.Exec(fmt.Sprintf(s.drop, name))
 		admin.Close()
 	})
-	return Database{URL: u, DB: db}
+	return Database{URL: s.target(name), DB: db}
 }
