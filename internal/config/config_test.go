@@ -436,7 +436,8 @@ func TestExampleFile(t *testing.T) {
 }
 
 func TestCommandVariablesAreNotSettings(t *testing.T) {
-	if _, err := Load("", []string{"EDGETRACK_SEND_URL=http://x", "EDGETRACK_SEND_SECRET=s"}); err != nil {
-		t.Fatalf("send's variables were taken for settings: %v", err)
+	env := []string{"EDGETRACK_SEND_URL=http://x", "EDGETRACK_SEND_SECRET=s", "EDGETRACK_RULES_TOKEN=t", "EDGETRACK_TEST_REQUIRE_SERVERS=1"}
+	if _, err := Load("", env); err != nil {
+		t.Fatalf("command and test variables were taken for settings: %v", err)
 	}
 }

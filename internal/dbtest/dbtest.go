@@ -22,10 +22,10 @@ type Database struct {
 	DB  *sql.DB
 }
 
-// required: in CI (EDGETRACK_REQUIRE_SERVERS or CI set) a missing server fails
+// required: in CI (EDGETRACK_TEST_REQUIRE_SERVERS or CI set) a missing server fails
 // the test instead of skipping it.
 func required() bool {
-	return os.Getenv("CI") != "" || os.Getenv("EDGETRACK_REQUIRE_SERVERS") != ""
+	return os.Getenv("CI") != "" || os.Getenv("EDGETRACK_TEST_REQUIRE_SERVERS") != ""
 }
 
 func randomName() string {
