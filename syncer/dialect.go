@@ -14,8 +14,12 @@ type dialect struct {
 	// schemaVersion reads the version (no rows: 0); createSchemaTable makes
 	// the table holding it.
 	createSchemaTable string
-	// insertEvents inserts n rows of eventCols, leaving stored ones alone.
+	// insertEvents inserts n rows of eventCols, leaving stored ones alone
+	// (sqlTx; PostgreSQL COPYs them instead).
 	insertEvents func(n int) string
+	// copyEvents: batches are written in a pgx transaction that COPYs the
+	// events (pgxTx) instead of sending insertEvents.
+	copyEvents bool
 	// upsertMatches inserts or updates n rows of matchCols, keeping the
 	// latest match per partner and partner id.
 	upsertMatches func(n int) string
@@ -42,7 +46,7 @@ func prefixed(p string, c []string) string {
 }
 
 var postgres = &dialect{
-	name: "PostgreSQL", driver: "pgx", ph: dollar, maxParams: 65535,
+	name: "PostgreSQL", driver: "pgx", ph: dollar, maxParams: 65535, copyEvents: true,
 	createSchemaTable: `CREATE TABLE IF NOT EXISTS edgetrack_sync_schema (version INTEGER NOT NULL)`,
 	migrations: [][]string{{
 		`CREATE TABLE IF NOT EXISTS events (
@@ -72,10 +76,6 @@ var postgres = &dialect{
 			feed_cursor TEXT NOT NULL,
 			updated_at TIMESTAMPTZ NOT NULL)`,
 	}},
-	insertEvents: func(n int) string {
-		return "INSERT INTO events (" + cols(eventCols) + ") VALUES " + placeholderList(n, len(eventCols), dollar) +
-			" ON CONFLICT (event_id) DO NOTHING"
-	},
 	upsertMatches: func(n int) string {
 		return "INSERT INTO cookie_sync_matches (" + cols(matchCols) + ") VALUES " + placeholderList(n, len(matchCols), dollar) +
 			" ON CONFLICT (partner, partner_id) DO UPDATE SET uid = EXCLUDED.uid, matched_at = EXCLUDED.matched_at" +

@@ -2,11 +2,12 @@ package syncer
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/valyala/fastjson"
 )
 
 // row is an event as the SQL targets store it.
@@ -57,29 +58,29 @@ func toRow(e Event) (row, error) {
 	}
 	if d := bytes.TrimSpace(e.Data); len(d) > 0 && !bytes.Equal(d, []byte("null")) {
 		r.data = d
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(d, &obj) == nil {
-			if u, ok := obj["user_id"]; ok {
-				s := jsonScalar(u)
-				r.userID = &s
-			}
-		}
+		r.userID = userID(d)
 	}
 	return r, nil
 }
 
-// jsonScalar is a JSON value as text: a string's contents, a number's
-// digits, anything else its JSON.
-func jsonScalar(v json.RawMessage) string {
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		return s
+// userID is data's top-level user_id as text: a string's contents, a
+// number's digits, a boolean, object or array as its JSON; nil when there
+// is none or it is null. fastjson finds the key without decoding the rest,
+// which matters at tens of thousands of events a second.
+func userID(data []byte) *string {
+	v, err := fastjson.ParseBytes(data)
+	if err != nil {
+		return nil
 	}
-	var n json.Number
-	if json.Unmarshal(v, &n) == nil {
-		return n.String()
+	u := v.Get("user_id")
+	if u == nil || u.Type() == fastjson.TypeNull {
+		return nil
 	}
-	return string(v)
+	s := u.String()
+	if u.Type() == fastjson.TypeString {
+		s = string(u.GetStringBytes())
+	}
+	return &s
 }
 
 // toMatch reads a cookie-sync match out of an event, if it is one.

@@ -176,46 +176,41 @@ func (t *SQLTarget) Write(ctx context.Context, events []Event, next string) erro
 	}
 	matches = latestMatches(matches)
 
-	tx, err := t.db.BeginTx(ctx, nil)
+	write := func(tx batchTx) error {
+		stored, err := tx.cursor(ctx, t.d.lockCursor, t.feed)
+		if err != nil {
+			return fmt.Errorf("reading the cursor: %w", err)
+		}
+		if stored != t.cursor {
+			return ErrCursorMoved
+		}
+		if err := tx.insertEvents(ctx, t.d, rows); err != nil {
+			return err
+		}
+		per := t.d.maxParams / len(matchCols)
+		for ms := matches; len(ms) > 0; {
+			n := min(len(ms), per)
+			args := make([]any, 0, n*len(matchCols))
+			for _, m := range ms[:n] {
+				args = append(args, m.partner, m.partnerID, m.uid, m.at)
+			}
+			if err := tx.exec(ctx, t.d.upsertMatches(n), args...); err != nil {
+				return fmt.Errorf("upserting %d cookie-sync matches: %w", n, err)
+			}
+			ms = ms[n:]
+		}
+		if err := tx.exec(ctx, t.d.setCursor, t.feed, next, time.Now().UTC()); err != nil {
+			return fmt.Errorf("writing the cursor: %w", err)
+		}
+		return tx.commit(ctx)
+	}
+	var err error
+	if t.d.copyEvents {
+		err = withPgxTx(ctx, t.db, write)
+	} else {
+		err = withSQLTx(ctx, t.db, write)
+	}
 	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var stored string
-	if err := tx.QueryRowContext(ctx, t.d.lockCursor, t.feed).Scan(&stored); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("reading the cursor: %w", err)
-	}
-	if stored != t.cursor {
-		return ErrCursorMoved
-	}
-	per := t.d.maxParams / len(eventCols)
-	for len(rows) > 0 {
-		n := min(len(rows), per)
-		args := make([]any, 0, n*len(eventCols))
-		for _, r := range rows[:n] {
-			args = append(args, r.args()...)
-		}
-		if _, err := tx.ExecContext(ctx, t.d.insertEvents(n), args...); err != nil {
-			return fmt.Errorf("inserting %d events: %w", n, err)
-		}
-		rows = rows[n:]
-	}
-	per = t.d.maxParams / len(matchCols)
-	for len(matches) > 0 {
-		n := min(len(matches), per)
-		args := make([]any, 0, n*len(matchCols))
-		for _, m := range matches[:n] {
-			args = append(args, m.partner, m.partnerID, m.uid, m.at)
-		}
-		if _, err := tx.ExecContext(ctx, t.d.upsertMatches(n), args...); err != nil {
-			return fmt.Errorf("upserting %d cookie-sync matches: %w", n, err)
-		}
-		matches = matches[n:]
-	}
-	if _, err := tx.ExecContext(ctx, t.d.setCursor, t.feed, next, time.Now().UTC()); err != nil {
-		return fmt.Errorf("writing the cursor: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
 		return err
 	}
 	t.cursor = next
