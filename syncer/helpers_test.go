@@ -94,8 +94,9 @@ func matchEvent(partner, pi, uid string, sec int) *eventpb.Event {
 
 type database = dbtest.Database
 
-func newPostgres(t *testing.T) database { return dbtest.Postgres(t) }
-func newMariaDB(t *testing.T) database  { return dbtest.MariaDB(t) }
+func newPostgres(t *testing.T) database  { return dbtest.Postgres(t) }
+func newMariaDB(t *testing.T) database   { return dbtest.MariaDB(t) }
+func newSQLServer(t *testing.T) database { return dbtest.SQLServer(t) }
 
 // dbRow is a row of the events table, read back.
 type dbRow struct {

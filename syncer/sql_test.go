@@ -11,10 +11,12 @@ import (
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
-// targets runs a test against every SQL server on this machine.
+// targets runs a test against every SQL server on this machine, and SQL
+// Server when EDGETRACK_TEST_SQLSERVER names one.
 func targets(t *testing.T, test func(t *testing.T, newDB func(*testing.T) database)) {
 	t.Run("postgres", func(t *testing.T) { test(t, newPostgres) })
 	t.Run("mariadb", func(t *testing.T) { test(t, newMariaDB) })
+	t.Run("sqlserver", func(t *testing.T) { test(t, newSQLServer) })
 }
 
 func syncOnce(t *testing.T, agg *testAggregator, target string, f Filters, batch int) Stats {
