@@ -37,6 +37,9 @@ type Options struct {
 	StateDir      string // the webhook's cursor and dead letters
 	// ProgressEvery is how often a progress line is logged (default 10s).
 	ProgressEvery time.Duration
+	// OnProgress, if set, is called after every batch and once at the end
+	// (e.g. to draw a progress bar).
+	OnProgress func(Progress)
 	Client        *http.Client
 	Registerer    prometheus.Registerer // edgetrack_sync_* metrics; nil = none
 	Logger        *slog.Logger
@@ -91,6 +94,18 @@ type Stats struct {
 	Last    time.Time // received_at of the last event written
 }
 
+// Progress is where a sync stands.
+type Progress struct {
+	Events    int           // written so far
+	PerSecond float64       // since the run began
+	Lag       time.Duration // age (by received_at) of the last event written; 0 before any
+	// Done is how far the run has come through the events stored before it
+	// began, by received_at: 0 at the first event it wrote, 1 at the run's
+	// start time (with Once, the end).
+	Done  float64
+	Final bool // the run has ended
+}
+
 // Run follows the feed into t until ctx ends (nil error) or, with o.Once,
 // until the feed has nothing more (nil error). Feed and target failures
 // that may pass are retried with backoff; a refused token or cursor, and a
@@ -101,8 +116,24 @@ func Run(ctx context.Context, o Options, t Target) (Stats, error) {
 	m := newMetrics(o.Registerer)
 	var st Stats
 	began, lastLine, lastCount := time.Now(), time.Now(), 0
+	var first time.Time // received_at of the first event written
 	progress := func(final bool) {
 		now := time.Now()
+		if o.OnProgress != nil {
+			p := Progress{Events: st.Events, PerSecond: float64(st.Events) / now.Sub(began).Seconds(), Final: final}
+			if !st.Last.IsZero() {
+				p.Lag = now.Sub(st.Last)
+				if span := began.Sub(first); span > 0 {
+					p.Done = min(1, max(0, float64(st.Last.Sub(first))/float64(span)))
+				} else {
+					p.Done = 1
+				}
+			}
+			if final && o.Once {
+				p.Done = 1 // everything there was is written
+			}
+			o.OnProgress(p)
+		}
 		if !final && now.Sub(lastLine) < o.ProgressEvery {
 			return
 		}
@@ -197,6 +228,9 @@ func Run(ctx context.Context, o Options, t Target) (Stats, error) {
 		m.events.Add(float64(len(page.Events)))
 		m.batches.Inc()
 		if n := len(page.Events); n > 0 {
+			if first.IsZero() {
+				first, _ = parseTime("received_at", page.Events[0].ReceivedAt)
+			}
 			if r, err := parseTime("received_at", page.Events[n-1].ReceivedAt); err == nil {
 				st.Last = r
 				m.lag.Set(time.Since(r).Seconds())

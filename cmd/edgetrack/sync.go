@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
@@ -83,9 +86,9 @@ func defaultStateDir() string {
 	return ".edgetrack-sync"
 }
 
-// syncLogger logs warnings and errors to the console and everything to a
+// syncLogger logs to the console from consoleLevel up and everything to a
 // file of this run, in the first directory that can be written.
-func syncLogger(console io.Writer, dir string) (*slog.Logger, func(), string) {
+func syncLogger(console io.Writer, consoleLevel slog.Level, dir string) (*slog.Logger, func(), string) {
 	dirs := []string{dir}
 	if dir == "" {
 		dirs = []string{"/var/log/edgetrack"}
@@ -93,7 +96,7 @@ func syncLogger(console io.Writer, dir string) (*slog.Logger, func(), string) {
 			dirs = append(dirs, filepath.Join(home, ".edgetrack", "logs"))
 		}
 	}
-	consoleH := slog.NewTextHandler(console, &slog.HandlerOptions{Level: slog.LevelWarn})
+	consoleH := slog.NewTextHandler(console, &slog.HandlerOptions{Level: consoleLevel})
 	name := "sync-" + time.Now().UTC().Format("20060102T150405Z") + fmt.Sprintf("-%d.log", os.Getpid())
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -172,11 +175,28 @@ func (f syncFlags) options(log *slog.Logger) (syncer.Options, error) {
 }
 
 func runSync(cmd *cobra.Command, f syncFlags) error {
-	log, closeLog, logFile := syncLogger(cmd.ErrOrStderr(), f.logDir)
+	// With --once on a terminal a progress bar shows how far it is and the
+	// console gets only warnings and errors; otherwise the periodic
+	// progress lines go to the console too.
+	stderr := cmd.ErrOrStderr()
+	tty := false
+	if file, ok := stderr.(*os.File); ok {
+		tty = term.IsTerminal(int(file.Fd()))
+	}
+	level := slog.LevelInfo
+	if f.once && tty {
+		level = slog.LevelWarn
+	}
+	log, closeLog, logFile := syncLogger(stderr, level, f.logDir)
 	defer closeLog()
 	o, err := f.options(log)
 	if err != nil {
 		return err
+	}
+	if f.once && tty {
+		bar := progressBar(stderr)
+		o.OnProgress = bar
+		defer bar(syncer.Progress{Final: true}) // an error: Run's own final call did not come
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -213,7 +233,7 @@ func newSyncReplayCmd() *cobra.Command {
 		Short: "Send the webhook batches kept as dead letters again",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, closeLog, _ := syncLogger(cmd.ErrOrStderr(), "")
+			log, closeLog, _ := syncLogger(cmd.ErrOrStderr(), slog.LevelInfo, "")
 			defer closeLog()
 			t, err := syncer.OpenWebhook(syncer.WebhookOptions{URL: target, Secret: secret, StateDir: stateDir, MaxAttempts: maxAttempts, Logger: log}, "replay")
 			if err != nil {
@@ -234,6 +254,33 @@ func newSyncReplayCmd() *cobra.Command {
 	cmd.Flags().StringVar(&stateDir, "state-dir", defaultStateDir(), "where the dead letters are")
 	cmd.Flags().IntVar(&maxAttempts, "max-attempts", 10, "attempts per dead letter")
 	return cmd
+}
+
+// progressBar draws a sync's progress on a terminal: how far through the
+// events stored when it began (by received_at), events, rate and lag.
+func progressBar(w io.Writer) func(syncer.Progress) {
+	const steps = 1000
+	bar := progressbar.NewOptions(steps, progressbar.OptionSetWriter(w), progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(false), progressbar.OptionShowDescriptionAtLineEnd())
+	finished := false
+	return func(p syncer.Progress) {
+		if finished {
+			return
+		}
+		if p.Final {
+			finished = true
+			if p.Done == 1 {
+				bar.Finish()
+			} else {
+				bar.Exit() // stopped short: leave the bar where it was
+			}
+			fmt.Fprintln(w)
+			return
+		}
+		bar.Describe(fmt.Sprintf("%d events, %.0f/s, lag %s", p.Events, p.PerSecond, p.Lag.Round(time.Second)))
+		bar.Set(int(p.Done * steps))
+	}
 }
 
 func redactURL(s string) string { return syncer.Redact(s) }
