@@ -40,9 +40,9 @@ type Options struct {
 	// OnProgress, if set, is called after every batch and once at the end
 	// (e.g. to draw a progress bar).
 	OnProgress func(Progress)
-	Client        *http.Client
-	Registerer    prometheus.Registerer // edgetrack_sync_* metrics; nil = none
-	Logger        *slog.Logger
+	Client     *http.Client
+	Registerer prometheus.Registerer // edgetrack_sync_* metrics; nil = none
+	Logger     *slog.Logger
 }
 
 func (o *Options) defaults() {
