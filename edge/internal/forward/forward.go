@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -415,10 +414,7 @@ func (f *Forwarder) woke() {
 // left the queue (acked or dead-lettered), or ctx ends. It needs a Run going
 // on to make progress, and is meant for shutdown and tests.
 func (f *Forwarder) Flush(ctx context.Context) error {
-	target, err := lastEntry(f.sp)
-	if err != nil {
-		return fmt.Errorf("forward: flush: %w", err)
-	}
+	target := f.sp.Tail()
 	for {
 		f.mu.Lock()
 		ch := f.progress
@@ -436,31 +432,4 @@ func (f *Forwarder) Flush(ctx context.Context) error {
 			return fmt.Errorf("forward: flush: %d entries left: %w", f.sp.Stats().Depth, ctx.Err())
 		}
 	}
-}
-
-// lastEntry returns a position at or after the last entry in the queue, and
-// before every entry appended later. The spool does not expose its tail, so
-// this binary-searches the current epoch with Read (about 64 seeks); only
-// the current epoch can grow.
-func lastEntry(s *spool.Spool) (spool.Position, error) {
-	epoch := s.Epoch()
-	// exists reports whether an entry of the current epoch follows seq.
-	exists := func(seq uint64) (bool, error) {
-		es, err := s.Read(spool.Position{Epoch: epoch, Seq: seq}, 1, 1)
-		return len(es) > 0, err
-	}
-	lo, hi := uint64(0), uint64(math.MaxUint64)
-	for lo < hi { // find the smallest seq with nothing after it
-		mid := lo + (hi-lo)/2
-		ok, err := exists(mid)
-		if err != nil {
-			return spool.Position{}, err
-		}
-		if ok {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return spool.Position{Epoch: epoch, Seq: lo}, nil
 }

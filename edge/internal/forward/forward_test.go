@@ -543,30 +543,6 @@ func TestFlush(t *testing.T) {
 	}
 }
 
-func TestLastEntry(t *testing.T) {
-	dir := t.TempDir()
-	sp := openSpool(t, dir)
-	appendEvents(t, sp, "a", "b")
-	if err := sp.Close(); err != nil {
-		t.Fatal(err)
-	}
-	sp = openSpool(t, dir)
-	check := func(want spool.Position) {
-		t.Helper()
-		got, err := lastEntry(sp)
-		if err != nil || got != want {
-			t.Errorf("lastEntry = %v, %v; want %v", got, err, want)
-		}
-	}
-	check(spool.Position{Epoch: sp.Epoch()}) // only an older epoch
-	appendEvents(t, sp, ids("l", 37)...)
-	check(spool.Position{Epoch: sp.Epoch(), Seq: 37})
-	if err := sp.Ack(spool.Position{Epoch: sp.Epoch(), Seq: 37}); err != nil {
-		t.Fatal(err)
-	}
-	check(spool.Position{Epoch: sp.Epoch()})
-}
-
 func TestNewValidates(t *testing.T) {
 	sp := openSpool(t, "")
 	_, err := New(Options{URL: "ftp://x", BatchMaxEvents: -1, BackoffMin: time.Minute, BackoffMax: time.Second})

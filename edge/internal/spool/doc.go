@@ -4,7 +4,8 @@
 // An HTTP handler calls [Spool.Append] with the events of one request and may
 // answer the client 2xx only after Append returned nil. A forwarder calls
 // [Spool.Read] (and [Spool.Wait] when idle), ships the entries, and calls
-// [Spool.Ack] once the aggregator has durably stored them. Entries the
+// [Spool.Ack] once the aggregator has durably stored them; [Spool.Tail] tells
+// it where the queue ends, to wait for what is there now. Entries the
 // aggregator will never accept are moved aside with [Spool.DeadLetter], listed
 // with [Spool.DeadLetters], and either sent again with [Spool.Replay] or dropped
 // with [Spool.Purge].

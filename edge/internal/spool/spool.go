@@ -276,7 +276,16 @@ func (s *Spool) scan(prefix byte, lower, upper []byte, size func([]byte) int64) 
 // Append hands out.
 func (s *Spool) Epoch() uint64 { return s.epoch }
 
-func (s *Spool) tail() Position { return Position{Epoch: s.epoch, Seq: s.lastSeq.Load()} }
+// Tail returns the last position this epoch has handed out (to Append or
+// Replay), or {Epoch(), 0} before the first. The entry there may have been
+// acked or dead-lettered since, or never stored (a failed write spends its
+// positions too). Under concurrency the tail separates what came before from
+// what comes after: every entry whose Append or Replay returned before Tail
+// was called is at or before it, entries of older epochs included, and every
+// entry whose Append starts after Tail returned is after it. An Append
+// running at the same time may fall on either side. Tail reads one counter;
+// it never touches Pebble and never fails.
+func (s *Spool) Tail() Position { return Position{Epoch: s.epoch, Seq: s.lastSeq.Load()} }
 
 // Append stores values as consecutive entries and returns the position of the
 // first. On nil error every value is in a synced WAL (the client may be told
@@ -463,7 +472,7 @@ func (s *Spool) hasAfter(after Position) (bool, error) {
 	if s.closed {
 		return false, ErrClosed
 	}
-	if !after.Less(s.tail()) {
+	if !after.Less(s.Tail()) {
 		return false, nil // every entry is at or before the tail
 	}
 	_, upper := prefixBounds(prefixQueue)
@@ -490,7 +499,7 @@ func (s *Spool) Ack(through Position) error {
 
 	// Everything at or before the tail is published, so the count below
 	// sees every entry the DeleteRange removes (invariant 5).
-	if t := s.tail(); t.Less(through) {
+	if t := s.Tail(); t.Less(through) {
 		through = t
 	}
 	if through.Less(s.head) {

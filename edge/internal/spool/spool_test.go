@@ -312,6 +312,52 @@ func TestPositionsNeverRepeatAcrossReopen(t *testing.T) {
 	}
 }
 
+// TestTail: the tail is at or after every entry already appended, before
+// every entry appended later, and in the current epoch even when only older
+// epochs have entries.
+func TestTail(t *testing.T) {
+	fs := vfs.NewMem()
+	s := openSpool(t, Options{FS: fs})
+	mustAppend(t, s, "a", "b")
+	s = reopen(t, s, Options{FS: fs})
+	e := s.Epoch()
+	if got := s.Tail(); got != (Position{e, 0}) {
+		t.Fatalf("tail with only an older epoch = %s, want %s", got, Position{e, 0})
+	}
+	if got := readAll(t, s, s.Tail()); len(got) != 0 {
+		t.Fatalf("entries after the tail: %v", got)
+	}
+	first := mustAppend(t, s, "c", "d", "e")
+	if got := s.Tail(); got != (Position{e, first.Seq + 2}) {
+		t.Fatalf("tail after appending at %s = %s, want %s", first, got, Position{e, first.Seq + 2})
+	}
+	tail := s.Tail()
+	next := mustAppend(t, s, "f")
+	if !tail.Less(next) {
+		t.Fatalf("entry appended after the tail %s is at %s", tail, next)
+	}
+	// Acking everything leaves the tail where it was: positions are not reused.
+	if err := s.Ack(s.Tail()); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Tail(); got != next {
+		t.Fatalf("tail after ack = %s, want %s", got, next)
+	}
+	// A replayed dead letter gets a new position, which moves the tail.
+	mustAppend(t, s, "g")
+	dead := readAll(t, s, next)
+	if err := s.DeadLetter(dead, []string{"test"}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Tail()
+	if n, err := s.Replay(); err != nil || n != 1 {
+		t.Fatalf("replay = %d, %v", n, err)
+	}
+	if got := s.Tail(); got != before.next() {
+		t.Fatalf("tail after replay = %s, want %s", got, before.next())
+	}
+}
+
 func TestWait(t *testing.T) {
 	s := openSpool(t, Options{})
 	ctx := context.Background()
@@ -326,7 +372,7 @@ func TestWait(t *testing.T) {
 		}
 	})
 	t.Run("wakes on append", func(t *testing.T) {
-		tail := Position{s.Epoch(), s.lastSeq.Load()}
+		tail := s.Tail()
 		done := make(chan error, 1)
 		go func() { done <- s.Wait(ctx, tail) }()
 		mustAppend(t, s, "y")
@@ -337,7 +383,7 @@ func TestWait(t *testing.T) {
 	t.Run("acked entries do not count", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(ctx)
 		cancel()
-		tail := Position{s.Epoch(), s.lastSeq.Load()}
+		tail := s.Tail()
 		if err := s.Ack(tail); err != nil {
 			t.Fatal(err)
 		}
@@ -348,7 +394,7 @@ func TestWait(t *testing.T) {
 	t.Run("ctx cancel", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- s.Wait(ctx, Position{s.Epoch(), s.lastSeq.Load()}) }()
+		go func() { done <- s.Wait(ctx, s.Tail()) }()
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("got %v, want context.Canceled", err)
@@ -356,7 +402,7 @@ func TestWait(t *testing.T) {
 	})
 	t.Run("close", func(t *testing.T) {
 		done := make(chan error, 1)
-		go func() { done <- s.Wait(ctx, Position{s.Epoch(), s.lastSeq.Load()}) }()
+		go func() { done <- s.Wait(ctx, s.Tail()) }()
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
