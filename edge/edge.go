@@ -21,6 +21,7 @@ import (
 
 	"github.com/edgetrack/edgetrack/edge/internal/forward"
 	"github.com/edgetrack/edgetrack/edge/internal/rollout"
+	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
 	"github.com/edgetrack/edgetrack/edge/internal/server"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/internal/config"
@@ -53,7 +54,7 @@ type Edge struct {
 	reg   *prometheus.Registry
 	spool *spool.Spool
 	rt    *host.Runtime
-	slots map[string]*server.RuleSlot
+	slots map[string]*ruleslot.Slot
 	srv   *server.Server
 	fwd   *forward.Forwarder
 	roll  *rollout.Rollout
@@ -141,7 +142,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	if err := (&config.Config{Log: config.Default().Log, Edge: cfg}).ValidateEdge(); err != nil {
 		return nil, err
 	}
-	e := &Edge{cfg: cfg, log: opts.Logger, reg: opts.Registry, slots: map[string]*server.RuleSlot{}}
+	e := &Edge{cfg: cfg, log: opts.Logger, reg: opts.Registry, slots: map[string]*ruleslot.Slot{}}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -204,7 +205,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 			}
 		}
 		ruleCfg := &abi.Config{Rule: r.name, Settings: r.settings(&cfg)}
-		var m server.Rule
+		var m ruleslot.Rule
 		if opts.Native {
 			m, err = native.New(r.name, ruleCfg)
 		} else {
@@ -213,7 +214,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("edge: rule %s: %w", r.name, err)
 		}
-		slot := &server.RuleSlot{}
+		slot := &ruleslot.Slot{}
 		slot.Swap(m)
 		e.slots[r.name] = slot
 		rules[r.name] = rollout.Rule{Slot: slot, Config: ruleCfg}

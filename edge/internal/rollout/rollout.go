@@ -4,7 +4,7 @@
 // A new version is built off the request path: it must compile and pass the
 // same checks as an upload (wasm/host validation, the built-in vectors of the
 // route), then it is loaded with the edge's own configuration and published
-// with one atomic swap of the route's RuleSlot. Requests in flight finish on
+// with one atomic swap of the route's ruleslot.Slot. Requests in flight finish on
 // the version they started with; the old version drains in the background
 // and closes. A version that cannot be built is reported and the old one
 // keeps serving.
@@ -28,7 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/edgetrack/edgetrack/edge/internal/server"
+	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/host"
@@ -37,7 +37,7 @@ import (
 
 // Rule is one route's rule as the edge runs it.
 type Rule struct {
-	Slot   *server.RuleSlot
+	Slot   *ruleslot.Slot
 	Config *abi.Config // the edge's settings for the rule
 }
 
@@ -168,7 +168,7 @@ func (r *Rollout) install(ctx context.Context, name string, wasm []byte) error {
 }
 
 // build validates wasm as the route's rule and loads it with cfg.
-func (r *Rollout) build(ctx context.Context, name string, wasm []byte, cfg *abi.Config) (server.Rule, error) {
+func (r *Rollout) build(ctx context.Context, name string, wasm []byte, cfg *abi.Config) (ruleslot.Rule, error) {
 	if err := vectors.Run(ctx, r.opts.Runtime, name, wasm, dist.Vectors(name)...); err != nil {
 		return nil, err
 	}

@@ -19,57 +19,19 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/internal/storable"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/host"
 )
 
-// Rule is one version of a route's rule: a wasm module (*host.Module) or,
-// for benchmarks, the same logic compiled natively (wasm/native).
-type Rule interface {
-	// Call decides on a request. A version being retired answers
-	// host.ErrClosed; the caller loads the slot again.
-	Call(ctx context.Context, req *abi.Request) (abi.Verdict, error)
-	Name() string
-	Hash() string
-	Close(ctx context.Context) error
-}
-
-var _ Rule = (*host.Module)(nil)
-
-// RuleSlot holds the active version of one route's rule. Swapping it is
-// atomic: a request keeps the version it loaded, and a version being closed
-// answers host.ErrClosed, on which the request loads the slot again.
-type RuleSlot struct {
-	p atomic.Pointer[slotEntry]
-}
-
-type slotEntry struct{ r Rule }
-
-// Load returns the active version, or nil.
-func (s *RuleSlot) Load() Rule {
-	if e := s.p.Load(); e != nil {
-		return e.r
-	}
-	return nil
-}
-
-// Swap publishes r and returns the previous version (which the caller
-// closes), or nil.
-func (s *RuleSlot) Swap(r Rule) Rule {
-	if e := s.p.Swap(&slotEntry{r}); e != nil {
-		return e.r
-	}
-	return nil
-}
-
 // Route is one endpoint whose decision is a rule.
 type Route struct {
 	Name    string   // metric label and the rule's name
 	Path    string   // exact path
 	Methods []string // allowed methods; others get 405
-	Rule    *RuleSlot
+	Rule    *ruleslot.Slot
 	// MaxBodyBytes below the server's limit tightens it for this route.
 	MaxBodyBytes int
 	// CORS, when set, answers preflights and lets allowed origins read
@@ -329,7 +291,7 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 
 // call runs the route's active rule, moving to its successor if the version
 // it loaded is being retired.
-func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, Rule, error) {
+func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, ruleslot.Rule, error) {
 	for attempt := 0; ; attempt++ {
 		m := r.Rule.Load()
 		v, err := m.Call(context.Background(), req)
@@ -355,7 +317,7 @@ func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, Rule, error) {
 // reject it — so acknowledging it would lose it. A rule that emits one is
 // buggy: the request gets a 500 naming the problem and nothing is spooled,
 // so the client keeps its data and retries.
-func (s *Server) spool(r *Route, m Rule, v *abi.Verdict, rr *ruleRequest, now time.Time) error {
+func (s *Server) spool(r *Route, m ruleslot.Rule, v *abi.Verdict, rr *ruleRequest, now time.Time) error {
 	ruleVersion := m.Name() + "@" + m.Hash()[:12]
 	rr.values = rr.values[:0]
 	rr.buf = rr.buf[:0]

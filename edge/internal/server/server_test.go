@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 	"github.com/edgetrack/edgetrack/wasm/abi"
@@ -29,7 +30,7 @@ type fixture struct {
 	srv   *Server
 	sp    *spool.Spool
 	url   string
-	slot  *RuleSlot
+	slot  *ruleslot.Slot
 	rt    *host.Runtime
 	panic bool
 	mu    sync.Mutex
@@ -62,7 +63,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{sp: sp, slot: &RuleSlot{}, rt: rt}
+	f := &fixture{sp: sp, slot: &ruleslot.Slot{}, rt: rt}
 	f.slot.Swap(m)
 	f.srv, err = New(Options{
 		EdgeID: "edge-test", MaxBodyBytes: o.maxBody, MaxHeaderBytes: o.maxHeader, TrustedProxies: o.trusted,
@@ -296,7 +297,7 @@ func TestTrappingRuleBecomes500(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close(context.Background())
-	f.srv.routes["/panic"] = &Route{Name: "misbehave", Path: "/panic", Methods: []string{"POST"}, Rule: &RuleSlot{}}
+	f.srv.routes["/panic"] = &Route{Name: "misbehave", Path: "/panic", Methods: []string{"POST"}, Rule: &ruleslot.Slot{}}
 	f.srv.routes["/panic"].Rule.Swap(m)
 	code, msg, _ = post(t, f.url+"/panic", nil, nil)
 	if code != 500 || !strings.Contains(msg, "rule failed") {
@@ -323,7 +324,7 @@ func TestUnstorableEventsAre500(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close(context.Background())
-	f.srv.routes["/unstorable"] = &Route{Name: "misbehave", Path: "/unstorable", Methods: []string{"POST"}, Rule: &RuleSlot{}}
+	f.srv.routes["/unstorable"] = &Route{Name: "misbehave", Path: "/unstorable", Methods: []string{"POST"}, Rule: &ruleslot.Slot{}}
 	f.srv.routes["/unstorable"].Rule.Swap(m)
 
 	for query, reason := range map[string]string{
