@@ -30,6 +30,20 @@ func retryLater(msg string, seconds int, cause error) error {
 	return &httpError{status: 503, msg: msg, retryAfter: seconds, cause: cause}
 }
 
+// spoolRetryAfter is the Retry-After, in seconds, of every answer that
+// refuses events because the spool cannot take them: over its quota, its
+// disk low on space, or a write that failed. It is one value whichever check
+// trips first, since they all report the same state. A spool fills only when
+// the forwarder has not got batches through for a long while, and it frees
+// room only as the forwarder delivers again, which after an outage happens
+// within its backoff (forward.backoff_max, 30s by default). A client that
+// retries sooner mostly uploads its body again to be refused again; one that
+// waits 30s finds room as soon as the forwarder does.
+const spoolRetryAfter = 30
+
+// spoolRefused returns the 503 for events the spool cannot take.
+func spoolRefused(msg string, cause error) error { return retryLater(msg, spoolRetryAfter, cause) }
+
 // internal returns a 500 that logs cause and tells the client little.
 func internal(msg string, cause error) error { return &httpError{status: 500, msg: msg, cause: cause} }
 

@@ -167,7 +167,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case "/readyz":
 		route = "readyz"
 		if err := s.ready(); err != nil {
-			s.writeError(ctx, route, retryLater(err.Error(), 1, nil))
+			s.writeError(ctx, route, err)
 			return
 		}
 		ctx.SetContentType("text/plain; charset=utf-8")
@@ -200,16 +200,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// ready reports why the edge cannot take events, or nil.
+// ready returns the 503 that says why the edge cannot take events, or nil.
 func (s *Server) ready() error {
 	if s.draining.Load() {
-		return errors.New("edge is shutting down")
+		return retryLater("edge is shutting down", 1, nil)
 	}
 	if err := s.opts.Spool.ReadyFor(readyRoom); err != nil {
-		return fmt.Errorf("spool not ready: %w", err)
+		return spoolRefused("spool not ready: "+err.Error(), nil)
 	}
 	if s.opts.NotReady != nil {
-		return s.opts.NotReady()
+		if err := s.opts.NotReady(); err != nil {
+			return retryLater(err.Error(), 1, nil)
+		}
 	}
 	return nil
 }
@@ -249,7 +251,7 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 		return statusError(413, fmt.Sprintf("request body of %d bytes exceeds %d", len(body), r.MaxBodyBytes))
 	}
 	if err := s.opts.Spool.Ready(); err != nil {
-		return retryLater("edge cannot take events now; retry later", 5, err)
+		return spoolRefused("edge cannot take events now; retry later", err)
 	}
 
 	rr := requests.Get().(*ruleRequest)
@@ -339,9 +341,9 @@ func (s *Server) spool(r *Route, m ruleslot.Rule, v *abi.Verdict, rr *ruleReques
 	// still point into the old arrays, which stay valid.
 	if _, err := s.opts.Spool.Append(rr.values...); err != nil {
 		if errors.Is(err, spool.ErrFull) {
-			return retryLater("edge spool is full; retry later", 30, err)
+			return spoolRefused("edge spool is full; retry later", err)
 		}
-		return retryLater("edge could not store events; retry", 5, err)
+		return spoolRefused("edge could not store events; retry", err)
 	}
 	s.metrics.events.WithLabelValues(r.Name).Add(float64(len(v.Events)))
 	return nil

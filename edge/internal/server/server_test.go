@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -38,6 +39,7 @@ type fixture struct {
 
 type fixtureOpts struct {
 	quota     int64
+	minFree   int64 // 0 = the disk check is off
 	maxBody   int
 	maxHeader int
 	trusted   []netip.Prefix
@@ -47,7 +49,11 @@ type fixtureOpts struct {
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	sp, err := spool.Open(spool.Options{Dir: t.TempDir(), QuotaBytes: o.quota, MinFreeBytes: -1})
+	minFree := o.minFree
+	if minFree == 0 {
+		minFree = -1
+	}
+	sp, err := spool.Open(spool.Options{Dir: t.TempDir(), QuotaBytes: o.quota, MinFreeBytes: minFree})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +236,47 @@ func TestQuotaAnswers503(t *testing.T) {
 			t.Fatalf("got %d %q (Retry-After %q), want 503 with Retry-After", code, msg, hdr.Get("Retry-After"))
 		}
 		break
+	}
+}
+
+// TestSpoolRefusalsShareRetryAfter: whichever check finds that the spool
+// cannot take events — the one before the rule runs, the append after it,
+// the quota or the disk's free space, or /readyz — the answer is a 503 with
+// the same Retry-After.
+func TestSpoolRefusalsShareRetryAfter(t *testing.T) {
+	const quota = 4096
+	fill := func(bytes int) func(*testing.T, *spool.Spool) {
+		return func(t *testing.T, sp *spool.Spool) {
+			if _, err := sp.Append(make([]byte, bytes)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name    string
+		opts    fixtureOpts
+		fill    func(*testing.T, *spool.Spool)
+		path    string
+		message string // tells which check answered
+	}{
+		{"quota reached, refused before the rule", fixtureOpts{quota: quota}, fill(quota), "/api/v1/track", "edge cannot take events now"},
+		{"request larger than the room left, refused by the append", fixtureOpts{quota: quota}, fill(quota - 10), "/api/v1/track", "edge spool is full"},
+		{"disk low on space", fixtureOpts{minFree: math.MaxInt64}, nil, "/api/v1/track", "edge cannot take events now"},
+		{"readyz at quota", fixtureOpts{quota: quota}, fill(quota), "/readyz", "spool not ready"},
+		{"readyz with the disk low on space", fixtureOpts{minFree: math.MaxInt64}, nil, "/readyz", "spool not ready"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, c.opts)
+			if c.fill != nil {
+				c.fill(t, f.sp)
+			}
+			body, h := signed(t, 3)
+			code, msg, hdr := post(t, f.url+c.path, body, h)
+			if code != 503 || !strings.Contains(msg, c.message) || hdr.Get("Retry-After") != strconv.Itoa(spoolRetryAfter) {
+				t.Fatalf("got %d %q with Retry-After %q, want 503 %q with Retry-After %d",
+					code, msg, hdr.Get("Retry-After"), c.message, spoolRetryAfter)
+			}
+		})
 	}
 }
 
