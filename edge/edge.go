@@ -58,7 +58,7 @@ type Edge struct {
 	srv   *server.Server
 	fwd   *forward.Forwarder
 	roll  *rollout.Rollout
-	admin *adminServer
+	admin *server.Admin
 	certs tlsconf.Set // the listeners' certificates, for ReloadTLS
 
 	ln, adminLn net.Listener
@@ -316,7 +316,13 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	// fasthttp speaks HTTP/1.1 only; the admin listener's net/http also h2.
 	e.ln = publicCert.Listener(e.ln, "http/1.1")
 	e.adminLn = adminCert.Listener(e.adminLn, "h2", "http/1.1")
-	e.admin = newAdminServer(e)
+	e.admin = server.NewAdmin(server.AdminOptions{
+		Tokens:   cfg.AdminTokens,
+		Spool:    e.spool,
+		Rollout:  e.roll,
+		Gatherer: e.reg,
+		Logger:   e.log.With("component", "admin"),
+	})
 	return e, nil
 }
 
@@ -363,7 +369,7 @@ func (e *Edge) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		if err := e.admin.serve(e.adminLn); err != nil {
+		if err := e.admin.Serve(e.adminLn); err != nil {
 			errc <- fmt.Errorf("edge: admin: %w", err)
 		}
 	}()
@@ -392,7 +398,7 @@ func (e *Edge) Run(ctx context.Context) error {
 		e.log.Warn("public listener did not drain in time", "err", err)
 	}
 	e.log.Info("stopping: admin listener")
-	e.admin.shutdown(shutdown)
+	_ = e.admin.Shutdown(shutdown)
 	e.log.Info("stopping: forwarder and rule rollout")
 	stopFwd()
 	wg.Wait()

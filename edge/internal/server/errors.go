@@ -5,12 +5,17 @@ import (
 	"fmt"
 )
 
-// httpError is an error with the status it should be answered with.
+// httpError is an error with the status it should be answered with: the
+// edge's one error type that carries a status, for both listeners. Code
+// attaches the status where the error is born (statusError, retryLater,
+// spoolRefused, internal) and returns it; each listener has one place that
+// turns errors into responses (Server.writeError, Admin.writeAdminError),
+// where any other error is a 500.
 type httpError struct {
 	status     int
-	msg        string
-	retryAfter int // seconds; 0 = no Retry-After header
-	cause      error
+	msg        string // for the client
+	retryAfter int    // seconds; 0 = no Retry-After header
+	cause      error  // for the log; may be nil
 }
 
 func (e *httpError) Error() string {
