@@ -180,8 +180,9 @@ func (a *Admin) listDead(r *http.Request) (any, error) {
 // operator is shown the spool's error.
 func spoolFailed(err error) error { return internal(err.Error(), err) }
 
-// positions reads {"positions": ["epoch/seq", …], "all": bool} from the body.
-func positions(r *http.Request) ([]spool.Position, bool, error) {
+// positions reads {"positions": ["epoch/seq", …], "all": bool} from the
+// body; no positions means all.
+func positions(r *http.Request) ([]spool.Position, error) {
 	var body struct {
 		Positions []spool.Position `json:"positions"`
 		All       bool             `json:"all"`
@@ -190,42 +191,39 @@ func positions(r *http.Request) ([]spool.Position, bool, error) {
 		dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&body); err != nil {
-			return nil, false, statusError(http.StatusBadRequest, "body: "+err.Error())
+			return nil, statusError(http.StatusBadRequest, "body: "+err.Error())
 		}
 	}
 	if body.All && len(body.Positions) > 0 {
-		return nil, false, statusError(http.StatusBadRequest, `give either "positions" or "all", not both`)
+		return nil, statusError(http.StatusBadRequest, `give either "positions" or "all", not both`)
 	}
 	if !body.All && len(body.Positions) == 0 {
-		return nil, false, statusError(http.StatusBadRequest, `give "positions": [...] or "all": true`)
+		return nil, statusError(http.StatusBadRequest, `give "positions": [...] or "all": true`)
 	}
-	return body.Positions, body.All, nil
+	return body.Positions, nil
 }
 
 func (a *Admin) replayDead(r *http.Request) (any, error) {
-	ps, _, err := positions(r)
-	if err != nil {
-		return nil, err
-	}
-	n, err := a.opts.Spool.Replay(ps...)
-	if err != nil {
-		return nil, spoolFailed(err)
-	}
-	a.log.Info("dead letters replayed", "count", n)
-	return map[string]int{"replayed": n}, nil
+	return a.onDead(r, "replayed", a.opts.Spool.Replay)
 }
 
 func (a *Admin) purgeDead(r *http.Request) (any, error) {
-	ps, _, err := positions(r)
+	return a.onDead(r, "purged", a.opts.Spool.Purge)
+}
+
+// onDead runs op (the spool's Replay or Purge) on the dead letters the body
+// names and answers {done: count}.
+func (a *Admin) onDead(r *http.Request, done string, op func(...spool.Position) (int, error)) (any, error) {
+	ps, err := positions(r)
 	if err != nil {
 		return nil, err
 	}
-	n, err := a.opts.Spool.Purge(ps...)
+	n, err := op(ps...)
 	if err != nil {
 		return nil, spoolFailed(err)
 	}
-	a.log.Info("dead letters purged", "count", n)
-	return map[string]int{"purged": n}, nil
+	a.log.Info("dead letters "+done, "count", n)
+	return map[string]int{done: n}, nil
 }
 
 // maxRuleBytes bounds a module uploaded to the edge directly.
