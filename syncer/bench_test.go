@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -44,8 +43,6 @@ func newBenchData(b *testing.B, events int) *benchData {
 		}
 	}
 	f := &Feed{From: a.URL, Token: queryToken}
-	t0 := time.Now()
-	defer func() { b.Logf("feed read of %d: %v", len(d.rows), time.Since(t0)) }()
 	for after := ""; ; {
 		p, err := f.Read(context.Background(), after, 1000, 0)
 		if err != nil {
