@@ -98,7 +98,7 @@ func New(opts Options) (_ *Aggregator, err error) {
 		}
 	}()
 
-	st, err := store.Open(store.Options{Dir: cfg.DataDir, Registerer: reg, Logger: base.With("component", "store")})
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, CacheSize: int64(cfg.Store.CacheSize), Registerer: reg, Logger: base.With("component", "store")})
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}

@@ -27,6 +27,7 @@ suites=(
   "./bench;BenchmarkCookieSync;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkActivation;20x;;"
   "./bench;BenchmarkEdgeMemory;1x;;"
+  "./aggregator/internal/store;BenchmarkExport;1x;1;-export.events=1000000 -timeout 30m"
   "./syncer;BenchmarkSync;1x;1;-sync.events=1000000 -timeout 30m"
 )
 if [ -n "${BENCH_RAW:-}" ]; then

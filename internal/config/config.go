@@ -196,6 +196,13 @@ type Aggregator struct {
 	// MaxBatchBytes is the decompressed size limit of one ingest batch.
 	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
 	Query         Query    `yaml:"query"`
+	Store         Store    `yaml:"store"`
+}
+
+// Store configures the event store.
+type Store struct {
+	// CacheSize is the embedded store's block cache.
+	CacheSize ByteSize `yaml:"cache_size"`
 }
 
 // Tokens are the bearer tokens the aggregator accepts, by kind. A token has
@@ -286,6 +293,7 @@ func Default() *Config {
 			},
 			MaxBatchBytes: 64 * MiB,
 			Query:         Query{MaxPageSize: 1000},
+			Store:         Store{CacheSize: 256 * MiB},
 		},
 	}
 }

@@ -109,7 +109,7 @@ func BenchmarkIngest(b *testing.B) {
 // BenchmarkIngest / this is the cost of the store's work, not of tuning.
 func BenchmarkIngestBaseline(b *testing.B) {
 	batches := benchBatches(b.N)
-	db, err := pebble.Open(b.TempDir(), pebbleOptions(nil, quiet))
+	db, err := pebble.Open(b.TempDir(), pebbleOptions(nil, quiet, DefaultCacheSize))
 	if err != nil {
 		b.Fatal(err)
 	}
