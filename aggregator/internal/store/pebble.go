@@ -45,8 +45,9 @@ type Options struct {
 // one. Reads of events by id (GET /events pages, the export feed) land all
 // over the id key space; once the store is larger than the cache they evict
 // the filter and index blocks every lookup needs, and each read goes to the
-// disk for them: reading the feed of a 1M-event store ran 2.3 times as fast
-// with 256 MiB as with 64 MiB (BenchmarkExport, bench/results).
+// disk for them: with 64 MiB, reading the feed of a 1M-event store as
+// ingest left it ran at 0.66× the rate it had with 256 MiB
+// (BenchmarkExport, bench/results/2026-12-06-ecc9fe4.md).
 const DefaultCacheSize = 256 << 20
 
 // Pebble is a Store on an embedded Pebble database; see the package doc for
