@@ -4,7 +4,9 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/edgetrack
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/edgetrack/edgetrack/internal/version.Version=$(VERSION)
+COMMIT ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD || c=$$c-dirty; echo $$c; })
+LDFLAGS := -X github.com/edgetrack/edgetrack/internal/version.Version=$(VERSION) \
+  -X github.com/edgetrack/edgetrack/internal/version.commit=$(COMMIT)
 TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/edgetrack/tools
 TINYGO ?= $(TOOLS_DIR)/bin/tinygo
 TINYGO_FLAGS := -target=wasip1 -buildmode=c-shared -scheduler=none -no-debug -opt=2
@@ -23,7 +25,15 @@ FUZZ_TARGETS := ./wasm/instrument:FuzzInstrument ./wasm/host:FuzzLoad \
   ./aggregator/internal/ingest:FuzzHamustroEventsReachTheStore ./aggregator/internal/ingest:FuzzEyeEventsReachTheStore
 FUZZTIME ?= 60s
 
-.PHONY: all build run test race fuzz check proto wasm tools bench clean
+# make install: where. DESTDIR stages the tree (packaging, tests).
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+SYSTEMD_DIR ?= /lib/systemd/system
+UNITS := packaging/systemd/edgetrack-edge.service packaging/systemd/edgetrack-aggregator.service
+# make release: static binaries for these, with SHA256SUMS, in dist/.
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+.PHONY: all build run test race fuzz check proto wasm tools bench clean install release
 
 all: build
 
@@ -81,5 +91,28 @@ proto-check: proto
 bench:
 	./scripts/bench.sh
 
+# The binary, the example config (also as the config when there is none),
+# and systemd units for the edge and the aggregator, verified with
+# systemd-analyze when it is there.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/edgetrack
+	install -D -m 0644 edgetrack.example.yaml $(DESTDIR)$(PREFIX)/share/edgetrack/edgetrack.example.yaml
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/edgetrack/README.md
+	test -e $(DESTDIR)$(SYSCONFDIR)/edgetrack/edgetrack.yaml || \
+	  install -D -m 0644 edgetrack.example.yaml $(DESTDIR)$(SYSCONFDIR)/edgetrack/edgetrack.yaml
+	for u in $(UNITS); do \
+	  sed -e 's#/usr/local/#$(PREFIX)/#g' -e 's#/etc/edgetrack/#$(SYSCONFDIR)/edgetrack/#g' $$u >$$u.tmp && \
+	  install -D -m 0644 $$u.tmp $(DESTDIR)$(SYSTEMD_DIR)/$$(basename $$u) && rm $$u.tmp || exit 1; \
+	done
+	./scripts/verify-units.sh $(DESTDIR)$(PREFIX)/bin/edgetrack $(addprefix $(DESTDIR)$(SYSTEMD_DIR)/,$(notdir $(UNITS)))
+
+release:
+	rm -rf dist && mkdir -p dist
+	for p in $(PLATFORMS); do \
+	  CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags "$(LDFLAGS) -s -w" \
+	    -o dist/edgetrack-$(VERSION)-$${p%/*}-$${p#*/} ./cmd/edgetrack || exit 1; \
+	done
+	cd dist && sha256sum edgetrack-* >SHA256SUMS && cat SHA256SUMS
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
