@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgetrack/edgetrack/internal/freeport"
 )
 
 // The paths `make install`, the systemd units and the Dockerfile agree on.
@@ -76,10 +77,10 @@ func TestInstall(t *testing.T) {
 
 	// The installed config, as the aggregator's unit runs it; listeners and
 	// data in the test's own places.
-	port := freePort(t)
+	addr := freeport.Addr(t)
 	agg := exec.Command(filepath.Join(dest, binPath), "aggregator", "--config", filepath.Join(dest, configPath))
 	agg.Env = append(os.Environ(),
-		"EDGETRACK_AGGREGATOR_LISTEN=127.0.0.1:"+port, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=127.0.0.1:"+freePort(t),
+		"EDGETRACK_AGGREGATOR_LISTEN="+addr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN="+freeport.Addr(t),
 		"EDGETRACK_AGGREGATOR_DATA_DIR="+t.TempDir(),
 		"EDGETRACK_AGGREGATOR_TOKENS_QUERY=q-token-for-the-test", "EDGETRACK_AGGREGATOR_TOKENS_EDGE=e-token-for-the-test")
 	var log strings.Builder
@@ -91,7 +92,7 @@ func TestInstall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for {
-		resp, err := http.Get("http://127.0.0.1:" + port + "/readyz")
+		resp, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -129,15 +130,4 @@ func TestDockerfileUsesTheInstalledPaths(t *testing.T) {
 			t.Errorf("Dockerfile has no line %q", strings.TrimSpace(want))
 		}
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }

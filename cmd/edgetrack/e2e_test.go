@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgetrack/edgetrack/internal/freeport"
 	"github.com/edgetrack/edgetrack/proto/hamustropb"
 	"github.com/edgetrack/edgetrack/wasm/rules/hamustro/hamustrotest"
 )
@@ -70,16 +70,6 @@ func (o *output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.buf.String()
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func start(t *testing.T, dir string, env []string, args ...string) *proc {
@@ -250,7 +240,7 @@ func TestEndToEndCrashAndOutage(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	dir := t.TempDir()
-	aggAddr, aggAdmin, edgeAddr, edgeAdmin := freePort(t), freePort(t), freePort(t), freePort(t)
+	aggAddr, aggAdmin, edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	aggURL, edgeURL := "http://"+aggAddr, "http://"+edgeAddr
 	aggEnv := []string{
 		"EDGETRACK_AGGREGATOR_LISTEN=" + aggAddr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + aggAdmin,

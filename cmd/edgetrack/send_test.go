@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgetrack/edgetrack/client"
+	"github.com/edgetrack/edgetrack/internal/freeport"
 )
 
 // TestSendCommand runs `edgetrack send` as an operator would, against an
@@ -20,7 +21,7 @@ func TestSendCommand(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	dir := t.TempDir()
-	aggAddr, aggAdmin, edgeAddr, edgeAdmin := freePort(t), freePort(t), freePort(t), freePort(t)
+	aggAddr, aggAdmin, edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	agg := start(t, dir, []string{
 		"EDGETRACK_AGGREGATOR_LISTEN=" + aggAddr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + aggAdmin,
 		"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, "agg"),

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgetrack/edgetrack/internal/freeport"
 	"github.com/edgetrack/edgetrack/internal/tlsconf/tlsconftest"
 )
 
@@ -27,7 +28,7 @@ func TestSIGHUPReloadsCertificates(t *testing.T) {
 	ca := tlsconftest.NewCA(t)
 	certDir := t.TempDir()
 	first := ca.Issue(certDir)
-	aggAddr, aggAdmin, edgeAddr, edgeAdmin := freePort(t), freePort(t), freePort(t), freePort(t)
+	aggAddr, aggAdmin, edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	agg := start(t, dir, []string{
 		"EDGETRACK_LOG_LEVEL=info",
 		"EDGETRACK_AGGREGATOR_LISTEN=" + aggAddr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + aggAdmin,
