@@ -17,6 +17,11 @@
 //   - An instance whose call traps, times out, or returns bytes that do not
 //     decode is closed and never reused; the caller gets ErrTrap or
 //     ErrTimeout and the process carries on.
+//   - A module Load refuses for its form gets a *ModuleError (errors.Is
+//     ErrInvalidModule) whose Problem says what is wrong: it does not
+//     compile, imports or exports what ABI v1 does not allow, needs more
+//     memory than the cap, or fails to initialise. Callers classify by it,
+//     never by the message.
 //   - Guests get no filesystem, network, environment or arguments; WASI's
 //     clock and random are real so that rules can make ids.
 package host

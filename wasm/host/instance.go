@@ -32,28 +32,28 @@ type instance struct {
 // rule its configuration.
 func (i *instance) init(ctx context.Context, config []byte, reserve int) error {
 	if _, err := i.mod.ExportedFunction(abi.ExportInit).Call(ctx); err != nil {
-		return fmt.Errorf("%w: %s: %v%s", ErrInvalidModule, abi.ExportInit, classify(ctx, err), i.outputSuffix())
+		return invalid(ProblemInit, "%s: %v%s", abi.ExportInit, classify(ctx, err), i.outputSuffix())
 	}
 	res, err := i.mod.ExportedFunction(abi.ExportVersion).Call(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrInvalidModule, abi.ExportVersion, classify(ctx, err))
+		return invalid(ProblemInit, "%s: %v", abi.ExportVersion, classify(ctx, err))
 	}
 	if v := uint32(res[0]); v != abi.Version {
-		return fmt.Errorf("%w: speaks ABI version %d, this host speaks %d", ErrInvalidModule, v, abi.Version)
+		return invalid(ProblemInit, "speaks ABI version %d, this host speaks %d", v, abi.Version)
 	}
 	if err := i.grow(ctx, max(reserve, len(config))); err != nil {
 		return err
 	}
 	if !i.mem.Write(i.inPtr, config) {
-		return fmt.Errorf("%w: input buffer out of bounds", ErrInvalidModule)
+		return invalid(ProblemInit, "input buffer out of bounds")
 	}
 	i.stack[0] = uint64(len(config))
 	if err := i.configure.CallWithStack(ctx, i.stack[:]); err != nil {
-		return fmt.Errorf("%w: %s: %v%s", ErrInvalidModule, abi.ExportConfigure, classify(ctx, err), i.outputSuffix())
+		return invalid(ProblemInit, "%s: %v%s", abi.ExportConfigure, classify(ctx, err), i.outputSuffix())
 	}
 	var v abi.Verdict
 	if err := i.verdict(&v); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrInvalidModule, abi.ExportConfigure, err)
+		return invalid(ProblemInit, "%s: %v", abi.ExportConfigure, err)
 	}
 	if v.Status != 0 {
 		return fmt.Errorf("%w: %s", ErrConfig, v.Message)

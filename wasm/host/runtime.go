@@ -20,17 +20,6 @@ import (
 	"github.com/edgetrack/edgetrack/wasm/instrument"
 )
 
-// Errors of rule calls. ErrTrap and ErrTimeout mean the instance was
-// discarded; the request gets a 5xx.
-var (
-	ErrTrap          = errors.New("host: rule trapped")
-	ErrTimeout       = errors.New("host: rule exceeded its call deadline")
-	ErrBusy          = errors.New("host: no rule instance free")
-	ErrClosed        = errors.New("host: module closed")
-	ErrInvalidModule = errors.New("host: invalid module")
-	ErrConfig        = errors.New("host: rule refused its configuration")
-)
-
 // Options configure a Runtime.
 type Options struct {
 	// CacheDir holds wazero's compilation cache; "" keeps it in memory only.
@@ -151,10 +140,6 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 // Options returns the runtime's options with defaults filled in.
 func (r *Runtime) Options() Options { return r.opts }
 
-// ErrCompileTimeout means a module took longer than Options.CompileTimeout
-// to compile; it is not loaded.
-var ErrCompileTimeout = errors.New("host: module took too long to compile")
-
 // Close closes every module and the runtime. It waits for compiles in
 // progress, which Limits keep short, and makes later ones fail.
 func (r *Runtime) Close(ctx context.Context) error {
@@ -196,7 +181,7 @@ func (r *Runtime) compile(ctx context.Context, hash string, wasm []byte) (*compi
 	}
 	instrumented, err := instrument.Instrument(wasm, r.opts.Limits)
 	if err != nil {
-		return nil, fmt.Errorf("%w: does not compile: %w", ErrInvalidModule, err)
+		return nil, invalid(ProblemCompile, "does not compile: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.CompileTimeout)
 	defer cancel()
@@ -226,7 +211,7 @@ func (r *Runtime) compile(ctx context.Context, hash string, wasm []byte) (*compi
 				cm = nil
 			}
 		} else {
-			err = fmt.Errorf("%w: does not compile: %v", ErrInvalidModule, err)
+			err = compileError(instrumented, r.opts.MemoryLimit, err)
 		}
 		done <- result{cm, err}
 	}()
@@ -245,6 +230,23 @@ func (r *Runtime) compile(ctx context.Context, hash string, wasm []byte) (*compi
 		return nil, r.compileGaveUp(ctx, "compiling")
 	}
 }
+
+// compileError is the ModuleError of a module wazero refused to compile.
+// wazero refuses a memory over its limit (WithMemoryLimitPages, set from
+// Options.MemoryLimit) while it decodes the module; such a module is
+// ProblemMemory, recognised by the memory it declares: a minimum over the
+// limit, or a maximum over the 4 GiB WebAssembly allows, which wazero
+// reports as over the limit too.
+func compileError(wasm []byte, memoryLimit uint64, err error) *ModuleError {
+	p := ProblemCompile
+	if mem, ok := instrument.DeclaredMemory(wasm); ok && (uint64(mem.Min) > memoryLimit/65536 || mem.HasMax && mem.Max > maxPages) {
+		p = ProblemMemory
+	}
+	return invalid(p, "does not compile: %v", err)
+}
+
+// maxPages is the most 64 KiB pages a WebAssembly memory may have.
+const maxPages = 1 << 16
 
 // compileGaveUp says why compile returned before the module compiled.
 func (r *Runtime) compileGaveUp(ctx context.Context, doing string) error {
@@ -538,7 +540,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	defer cancel()
 	mod, err := m.rt.rt.InstantiateModule(ictx, m.cm, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: instantiate: %v", ErrInvalidModule, err)
+		return nil, invalid(ProblemInit, "instantiate: %v", err)
 	}
 	inst := &instance{
 		mod:       mod,

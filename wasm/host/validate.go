@@ -32,9 +32,10 @@ var requiredExports = []struct {
 // the host module's functions (with their signatures) and WASI, which the
 // runtime provides with no filesystem, environment or arguments; it imports no
 // memory, table or global; it exports the required functions and its memory;
-// and its memory's minimum fits the cap.
+// and its memory's minimum fits the cap. It returns a *ModuleError listing
+// every problem, classified by the first.
 func validate(cm wazero.CompiledModule, memoryLimit uint64) error {
-	var problems []string
+	var found problems
 	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
 		switch mod {
@@ -42,40 +43,37 @@ func validate(cm wazero.CompiledModule, memoryLimit uint64) error {
 		case abi.HostModule:
 			i := slices.IndexFunc(hostFuncs, func(h hostFunc) bool { return h.name == name })
 			if i < 0 {
-				problems = append(problems, fmt.Sprintf("imports %s.%s, which ABI v%d does not have", mod, name, abi.Version))
+				found.add(ProblemImports, fmt.Sprintf("imports %s.%s, which ABI v%d does not have", mod, name, abi.Version))
 			} else if !slices.Equal(f.ParamTypes(), hostFuncs[i].params) || !slices.Equal(f.ResultTypes(), hostFuncs[i].results) {
-				problems = append(problems, fmt.Sprintf("imports %s.%s with signature %s, want %s", mod, name,
+				found.add(ProblemImports, fmt.Sprintf("imports %s.%s with signature %s, want %s", mod, name,
 					sig(f.ParamTypes(), f.ResultTypes()), sig(hostFuncs[i].params, hostFuncs[i].results)))
 			}
 		default:
-			problems = append(problems, fmt.Sprintf("imports %s.%s from module %q, which is not provided", mod, name, mod))
+			found.add(ProblemImports, fmt.Sprintf("imports %s.%s from module %q, which is not provided", mod, name, mod))
 		}
 	}
 	for _, m := range cm.ImportedMemories() {
 		mod, name, _ := m.Import()
-		problems = append(problems, fmt.Sprintf("imports memory %s.%s; a rule must define its own", mod, name))
+		found.add(ProblemImports, fmt.Sprintf("imports memory %s.%s; a rule must define its own", mod, name))
 	}
 	exports := cm.ExportedFunctions()
 	for _, want := range requiredExports {
 		f, ok := exports[want.name]
 		switch {
 		case !ok:
-			problems = append(problems, fmt.Sprintf("does not export %s", want.name))
+			found.add(ProblemExports, fmt.Sprintf("does not export %s", want.name))
 		case !slices.Equal(f.ParamTypes(), want.params) || !slices.Equal(f.ResultTypes(), want.results):
-			problems = append(problems, fmt.Sprintf("exports %s with signature %s, want %s", want.name,
+			found.add(ProblemExports, fmt.Sprintf("exports %s with signature %s, want %s", want.name,
 				sig(f.ParamTypes(), f.ResultTypes()), sig(want.params, want.results)))
 		}
 	}
 	mem, ok := cm.ExportedMemories()[abi.ExportMemory]
 	if !ok {
-		problems = append(problems, "does not export its memory as \"memory\"")
+		found.add(ProblemExports, "does not export its memory as \"memory\"")
 	} else if minBytes := uint64(mem.Min()) * 65536; minBytes > memoryLimit {
-		problems = append(problems, fmt.Sprintf("needs %d bytes of memory at start, over the %d-byte cap", minBytes, memoryLimit))
+		found.add(ProblemMemory, fmt.Sprintf("needs %d bytes of memory at start, over the %d-byte cap", minBytes, memoryLimit))
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalidModule, strings.Join(problems, "; "))
-	}
-	return nil
+	return found.err()
 }
 
 func sig(params, results []api.ValueType) string {

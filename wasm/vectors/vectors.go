@@ -5,7 +5,9 @@
 // serves.
 //
 // Uploaded vectors are JSON (see File); built-in ones are Go (see
-// wasm/dist.Vectors). Both become Suites.
+// wasm/dist.Vectors). Both become Suites. Run's error is a *FailedError,
+// which carries the failing cases (or why the module did not load) for
+// callers to report without parsing its message.
 package vectors
 
 import (
@@ -37,11 +39,48 @@ type Case struct {
 	Check   func(abi.Verdict) string
 }
 
-// ErrFailed wraps every failure of Run.
+// ErrFailed matches every error of Run (errors.Is); errors.As finds the
+// *FailedError with the details.
 var ErrFailed = errors.New("vectors: failed")
 
+// FailedError is the error of Run: either the module did not load under a
+// suite's configuration (Suite and Load are set; errors.Is and errors.As
+// reach Load, such as a *host.ModuleError or host.ErrConfig), or cases
+// failed (Cases).
+type FailedError struct {
+	Suite string // the suite whose configuration the module refused
+	Load  error  // why the module did not load
+	// Cases are the failing cases, one line each: "suite/case: what is
+	// wrong", in the order they ran.
+	Cases []string
+}
+
+// Summary is the message's first part: "suite <name>: <load error>" or
+// "<n> case(s)".
+func (e *FailedError) Summary() string {
+	if e.Load != nil {
+		return fmt.Sprintf("suite %s: %v", e.Suite, e.Load)
+	}
+	return fmt.Sprintf("%d case(s)", len(e.Cases))
+}
+
+// Error is "vectors: failed: " and the summary, then the failing cases,
+// one indented line each.
+func (e *FailedError) Error() string {
+	if e.Load != nil {
+		return ErrFailed.Error() + ": " + e.Summary()
+	}
+	return ErrFailed.Error() + ": " + e.Summary() + ":\n  " + strings.Join(e.Cases, "\n  ")
+}
+
+// Is makes errors.Is(err, ErrFailed) hold.
+func (e *FailedError) Is(target error) bool { return target == ErrFailed }
+
+func (e *FailedError) Unwrap() error { return e.Load }
+
 // Run loads wasm once per suite (with the suite's configuration) in rt,
-// runs every case, and closes the modules. It reports every failing case.
+// runs every case, and closes the modules. It reports every failing case,
+// as a *FailedError.
 func Run(ctx context.Context, rt *host.Runtime, rule string, wasm []byte, suites ...Suite) error {
 	var problems []string
 	for _, s := range suites {
@@ -51,7 +90,7 @@ func Run(ctx context.Context, rt *host.Runtime, rule string, wasm []byte, suites
 		}
 		m, err := rt.Load(ctx, rule, wasm, cfg)
 		if err != nil {
-			return fmt.Errorf("%w: suite %s: %w", ErrFailed, s.Name, err)
+			return &FailedError{Suite: s.Name, Load: err}
 		}
 		for _, c := range s.Cases {
 			v, err := m.Call(ctx, c.Request)
@@ -66,7 +105,7 @@ func Run(ctx context.Context, rt *host.Runtime, rule string, wasm []byte, suites
 		_ = m.Close(context.WithoutCancel(ctx))
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w: %d case(s):\n  %s", ErrFailed, len(problems), strings.Join(problems, "\n  "))
+		return &FailedError{Cases: problems}
 	}
 	return nil
 }

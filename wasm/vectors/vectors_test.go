@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/host"
 	"github.com/edgetrack/edgetrack/wasm/vectors"
@@ -75,5 +76,35 @@ func TestBuiltinVectorsPassOnEveryBuiltinRule(t *testing.T) {
 		if err := vectors.Run(context.Background(), runtime(t), name, wasm, suites...); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestFailedError checks the details Run's error carries: the failing cases
+// when cases fail, the suite and the load error when the module does not
+// load under a suite's configuration.
+func TestFailedError(t *testing.T) {
+	f, err := vectors.Parse([]byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm, _ := dist.Rule("hamustro")
+	rt := runtime(t)
+	err = vectors.Run(context.Background(), rt, "hamustro", wasm, f.Suite("uploaded", "hamustro"))
+	fe, ok := errors.AsType[*vectors.FailedError](err)
+	if !ok || fe.Load != nil || len(fe.Cases) != 1 || !strings.HasPrefix(fe.Cases[0], "uploaded/wrong expectation: ") {
+		t.Fatalf("err = %#v, want one failing case, uploaded/wrong expectation", err)
+	}
+	if fe.Summary() != "1 case(s)" || err.Error() != "vectors: failed: 1 case(s):\n  "+fe.Cases[0] {
+		t.Errorf("summary %q, message %q", fe.Summary(), err.Error())
+	}
+
+	noSecrets := vectors.Suite{Name: "bare", Config: &abi.Config{Rule: "hamustro"}}
+	err = vectors.Run(context.Background(), rt, "hamustro", wasm, noSecrets)
+	fe, ok = errors.AsType[*vectors.FailedError](err)
+	if !ok || fe.Suite != "bare" || !errors.Is(err, host.ErrConfig) || !errors.Is(err, vectors.ErrFailed) || len(fe.Cases) != 0 {
+		t.Fatalf("err = %#v, want the bare suite's configuration refused", err)
+	}
+	if want := "suite bare: " + fe.Load.Error(); fe.Summary() != want || err.Error() != "vectors: failed: "+want {
+		t.Errorf("summary %q, message %q; want %q", fe.Summary(), err.Error(), want)
 	}
 }

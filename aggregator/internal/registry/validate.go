@@ -164,48 +164,48 @@ func (v *Validator) check(ctx context.Context, rule string, wasm []byte, uploade
 	return nil
 }
 
-// classify names the reason of a host.Runtime.Load error, from the texts
-// of wasm/host (and of wazero, which checks the memory limit itself while
-// compiling). A module with several problems is classified by the first.
+// classify names the reason of a host.Runtime.Load error: a module over
+// one of the limits of wasm/instrument, else what the *host.ModuleError
+// says is wrong; any other error is a trap or timeout in edgetrack_reserve
+// while the module starts.
 func classify(err error) string {
-	msg := err.Error()
-	switch {
-	case errors.Is(err, instrument.ErrLimit):
+	if errors.Is(err, instrument.ErrLimit) {
 		return ReasonLimit
-	case strings.Contains(msg, "does not compile") && strings.Contains(msg, "section memory") && strings.Contains(msg, "over limit"):
-		return ReasonMemory
-	case strings.Contains(msg, "does not compile"):
-		return ReasonNotWasm
-	case !errors.Is(err, host.ErrInvalidModule):
-		return ReasonInit // a trap or timeout in edgetrack_reserve while starting
-	case strings.Contains(msg, "instantiate:"), strings.Contains(msg, abi.ExportInit+":"),
-		strings.Contains(msg, abi.ExportVersion+":"), strings.Contains(msg, "speaks ABI version"),
-		strings.Contains(msg, abi.ExportConfigure+":"), strings.Contains(msg, "input buffer"):
+	}
+	me, ok := errors.AsType[*host.ModuleError](err)
+	if !ok {
 		return ReasonInit
 	}
-	// The problems wasm/host's validate found, joined by "; ".
-	_, first, _ := strings.Cut(msg, host.ErrInvalidModule.Error()+": ")
-	switch {
-	case strings.HasPrefix(first, "imports"):
+	switch me.Problem {
+	case host.ProblemCompile:
+		return ReasonNotWasm
+	case host.ProblemImports:
 		return ReasonImports
-	case strings.Contains(first, "memory at start"):
+	case host.ProblemExports:
+		return ReasonExports
+	case host.ProblemMemory:
 		return ReasonMemory
 	default:
-		return ReasonExports
+		return ReasonInit
 	}
 }
 
-// vectorRejection turns an error of vectors.Run, whose text is a summary
-// line followed by one indented line per failing case, into a Rejection.
+// vectorRejection turns an error of vectors.Run into a Rejection: the
+// summary goes in the detail, and each line of the failing cases (and of a
+// load error that runs over several lines, as a guest's output may) is one
+// failure, without the spaces around it.
 func vectorRejection(reason, detail string, err error) *Rejection {
-	lines := strings.Split(err.Error(), "\n")
-	r := &Rejection{Reason: reason, Detail: detail + ": " + strings.TrimPrefix(lines[0], vectors.ErrFailed.Error()+": ")}
-	for _, l := range lines[1:] {
+	fe, ok := errors.AsType[*vectors.FailedError](err)
+	if !ok {
+		return &Rejection{Reason: reason, Detail: detail + ": " + err.Error()}
+	}
+	summary, more, _ := strings.Cut(fe.Summary(), "\n")
+	r := &Rejection{Reason: reason, Detail: strings.TrimSuffix(detail+": "+summary, ":")}
+	for _, l := range strings.Split(strings.Join(append([]string{more}, fe.Cases...), "\n"), "\n") {
 		if l = strings.TrimSpace(l); l != "" {
 			r.Failures = append(r.Failures, l)
 		}
 	}
-	r.Detail = strings.TrimSuffix(r.Detail, ":")
 	return r
 }
 
