@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgetrack/edgetrack/aggregator"
+	"github.com/edgetrack/edgetrack/internal/ruleapi"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/host"
 	"github.com/edgetrack/edgetrack/wasm/vectors"
@@ -346,11 +347,7 @@ the version stored before.`,
 			part.Write(vecs)
 		}
 		mw.Close()
-		var u struct {
-			Hash   string `json:"hash"`
-			Size   int    `json:"size"`
-			Active bool   `json:"active"`
-		}
+		var u ruleapi.Uploaded
 		status, err := c.do(cmd.Context(), http.MethodPut, "/rules/"+url.PathEscape(rule), mw.FormDataContentType(), &body, &u)
 		if err != nil {
 			return err
@@ -370,30 +367,6 @@ the version stored before.`,
 	cmd.Flags().StringVar(&vectorsPath, "vectors", "", "a vectors file (JSON) to upload with the module")
 	_ = cmd.MarkFlagRequired("rule")
 	return cmd
-}
-
-// ruleListing is GET /rules.
-type ruleListing struct {
-	Version int64 `json:"version"`
-	Rules   map[string]struct {
-		Active   string `json:"active"`
-		Builtin  string `json:"builtin"`
-		Versions []struct {
-			Hash        string    `json:"hash"`
-			Size        int       `json:"size"`
-			UploadedAt  time.Time `json:"uploaded_at"`
-			UploadedBy  string    `json:"uploaded_by"`
-			VectorCases int       `json:"vector_cases"`
-			Active      bool      `json:"active"`
-		} `json:"versions"`
-		Edges []struct {
-			Edge     string    `json:"edge"`
-			Active   string    `json:"active"`
-			Failed   string    `json:"failed"`
-			Error    string    `json:"error"`
-			LastSeen time.Time `json:"last_seen"`
-		} `json:"edges"`
-	} `json:"rules"`
 }
 
 func newRulesListCmd() *cobra.Command {
@@ -419,7 +392,7 @@ func newRulesListCmd() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), b.String())
 			return nil
 		}
-		var l ruleListing
+		var l ruleapi.Listing
 		if _, err := c.do(cmd.Context(), http.MethodGet, "/rules", "", nil, &l); err != nil {
 			return err
 		}
@@ -430,7 +403,7 @@ func newRulesListCmd() *cobra.Command {
 	return cmd
 }
 
-func printRuleListing(w io.Writer, l *ruleListing, only []string) {
+func printRuleListing(w io.Writer, l *ruleapi.Listing, only []string) {
 	fmt.Fprintf(w, "manifest version %d\n", l.Version)
 	names := slices.Sorted(func(yield func(string) bool) {
 		for n := range l.Rules {
@@ -445,7 +418,7 @@ func printRuleListing(w io.Writer, l *ruleListing, only []string) {
 		}
 		r := l.Rules[name]
 		active := r.Active
-		if active == "builtin" {
+		if active == ruleapi.Builtin {
 			active = "builtin (" + shortHash(r.Builtin) + ")"
 			if r.Builtin == "" {
 				active = "none (no built-in module, nothing activated)"
@@ -486,15 +459,6 @@ func shortHash(h string) string {
 	return h
 }
 
-// ruleActivation is the answer of activate and rollback.
-type ruleActivation struct {
-	Name     string `json:"name"`
-	Active   string `json:"active"`
-	Previous string `json:"previous"`
-	Version  int64  `json:"version"`
-	Changed  bool   `json:"changed"`
-}
-
 func newRulesActivateCmd() *cobra.Command {
 	var wait time.Duration
 	cmd := &cobra.Command{
@@ -526,8 +490,8 @@ the version, and fails when one refuses it or the time is up.`,
 			}
 			target = host.Hash(b)
 		}
-		body, _ := json.Marshal(map[string]string{"hash": target})
-		var a ruleActivation
+		body, _ := json.Marshal(ruleapi.ActivateRequest{Hash: target})
+		var a ruleapi.Activation
 		if _, err := c.do(cmd.Context(), http.MethodPost, "/rules/"+url.PathEscape(args[0])+"/activate", "application/json", bytes.NewReader(body), &a); err != nil {
 			return err
 		}
@@ -553,7 +517,7 @@ further back. It fails when there is no earlier version.`,
 		if err != nil {
 			return err
 		}
-		var a ruleActivation
+		var a ruleapi.Activation
 		if _, err := c.do(cmd.Context(), http.MethodPost, "/rules/"+url.PathEscape(args[0])+"/rollback", "", nil, &a); err != nil {
 			return err
 		}
@@ -563,7 +527,7 @@ further back. It fails when there is no earlier version.`,
 	return cmd
 }
 
-func reportRuleActivation(cmd *cobra.Command, c *rulesClient, a ruleActivation, wait time.Duration) error {
+func reportRuleActivation(cmd *cobra.Command, c *rulesClient, a ruleapi.Activation, wait time.Duration) error {
 	out := cmd.OutOrStdout()
 	if a.Changed {
 		fmt.Fprintf(out, "rule %s: active %s (was %s), manifest version %d\n", a.Name, a.Active, a.Previous, a.Version)
@@ -582,13 +546,13 @@ func waitForRuleEdges(ctx context.Context, out io.Writer, c *rulesClient, rule, 
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
-		var l ruleListing
+		var l ruleapi.Listing
 		if _, err := c.do(ctx, http.MethodGet, "/rules", "", nil, &l); err != nil {
 			return err
 		}
 		r := l.Rules[rule]
 		hash := target
-		if target == "builtin" {
+		if target == ruleapi.Builtin {
 			hash = r.Builtin
 		}
 		var behind []string

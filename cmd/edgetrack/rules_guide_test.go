@@ -20,6 +20,7 @@ import (
 	"github.com/edgetrack/edgetrack/aggregator"
 	"github.com/edgetrack/edgetrack/edge"
 	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/ruleapi"
 )
 
 // The guide docs/RULES.md marks what a reader does with HTML comments, and
@@ -192,7 +193,7 @@ func guideServices(t *testing.T) (adminURL, adminToken, edgeURL string) {
 	for {
 		req, _ := http.NewRequest(http.MethodGet, adminURL+"/rules", nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)
-		var l ruleListing
+		var l ruleapi.Listing
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			_ = json.NewDecoder(resp.Body).Decode(&l)
 			resp.Body.Close()

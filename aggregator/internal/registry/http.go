@@ -15,6 +15,7 @@ import (
 	"github.com/edgetrack/edgetrack/internal/auth"
 
 	"github.com/edgetrack/edgetrack/internal/httpjson"
+	"github.com/edgetrack/edgetrack/internal/ruleapi"
 )
 
 // Error is an error with the HTTP status it is answered with. The
@@ -88,12 +89,12 @@ func (reg *Registry) HandleUpload(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	u, err := reg.Upload(r.Context(), name, wasm, vecs, who)
+	u, created, err := reg.Upload(r.Context(), name, wasm, vecs, who)
 	if err != nil {
 		return statusOf(err)
 	}
 	status := http.StatusOK
-	if u.Created {
+	if created {
 		status = http.StatusCreated
 	}
 	return writeJSON(w, status, u)
@@ -174,9 +175,7 @@ func (reg *Registry) HandleList(w http.ResponseWriter, r *http.Request) error {
 // HandleActivate is POST /rules/{name}/activate (admin) with the body
 // {"hash": "<sha256, a unique prefix of 8+ hex digits, or builtin>"}.
 func (reg *Registry) HandleActivate(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Hash string `json:"hash"`
-	}
+	var req ruleapi.ActivateRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -226,7 +225,7 @@ func (reg *Registry) HandleManifest(w http.ResponseWriter, r *http.Request) erro
 		reg.Seen(edge)
 	}
 	var (
-		m       Manifest
+		m       ruleapi.Manifest
 		changed = true
 	)
 	if since < 0 {
@@ -265,10 +264,7 @@ const maxEdgeID = 128
 // HandleStatus is POST /v1/rules/status (edge) with the body
 // {"edge": "<id>", "rules": {"<name>": {"active", "failed", "error"}}}: 204.
 func (reg *Registry) HandleStatus(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Edge  string                `json:"edge"`
-		Rules map[string]EdgeStatus `json:"rules"`
-	}
+	var req ruleapi.StatusReport
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
 		return &Error{Status: http.StatusBadRequest, Msg: "status report: " + err.Error(), Err: err}
 	}

@@ -18,19 +18,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgetrack/edgetrack/internal/ruleapi"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/host"
 	"github.com/edgetrack/edgetrack/wasm/vectors"
-)
-
-// Builtin names a rule's built-in module where a version hash is expected:
-// in activations, the manifest's source, the audit log.
-const Builtin = "builtin"
-
-// Sources of a manifest entry.
-const (
-	SourceBuiltin  = "builtin"
-	SourceRegistry = "registry"
 )
 
 // Defaults and limits.
@@ -79,18 +70,6 @@ type Options struct {
 	Now        func() time.Time      // nil means time.Now
 }
 
-// Version is one uploaded module of a rule.
-type Version struct {
-	Hash       string    `json:"hash"`
-	Size       int       `json:"size"`
-	UploadedAt time.Time `json:"uploaded_at"`
-	UploadedBy string    `json:"uploaded_by"` // fingerprint of the admin token
-	// Vectors is the hash of the vectors file uploaded with the module
-	// (vectors/<hash>.json), "" when none; VectorCases counts its cases.
-	Vectors     string `json:"vectors,omitempty"`
-	VectorCases int    `json:"vector_cases"`
-}
-
 // index is index.json.
 type index struct {
 	// Version is the manifest version.
@@ -99,32 +78,25 @@ type index struct {
 }
 
 type ruleIndex struct {
-	// Active is the active version's hash, or Builtin.
-	Active   string    `json:"active"`
-	Versions []Version `json:"versions"`
+	// Active is the active version's hash, or ruleapi.Builtin.
+	Active   string            `json:"active"`
+	Versions []ruleapi.Version `json:"versions"`
 }
 
-func (ri *ruleIndex) find(hash string) (Version, bool) {
+func (ri *ruleIndex) find(hash string) (ruleapi.Version, bool) {
 	for _, v := range ri.Versions {
 		if v.Hash == hash {
 			return v, true
 		}
 	}
-	return Version{}, false
-}
-
-// EdgeStatus is what an edge last reported about one rule.
-type EdgeStatus struct {
-	Active string `json:"active"`
-	Failed string `json:"failed,omitempty"`
-	Error  string `json:"error,omitempty"`
+	return ruleapi.Version{}, false
 }
 
 // edgeReport is an edge's last report, as kept in edges.json.
 type edgeReport struct {
-	Rules    map[string]EdgeStatus `json:"rules"`
-	Reported time.Time             `json:"reported_at"`
-	LastSeen time.Time             `json:"last_seen"` // last report or manifest poll
+	Rules    map[string]ruleapi.RuleStatus `json:"rules"`
+	Reported time.Time                     `json:"reported_at"`
+	LastSeen time.Time                     `json:"last_seen"` // last report or manifest poll
 }
 
 type builtinModule struct {
@@ -268,17 +240,17 @@ func (r *Registry) load() error {
 		ri := r.rule(name)
 		want, ok := active[name]
 		if !ok {
-			want = Builtin
+			want = ruleapi.Builtin
 		}
 		if ri.Active == "" {
-			ri.Active = Builtin
+			ri.Active = ruleapi.Builtin
 		}
 		if ri.Active != want {
 			r.log.Warn("index.json disagrees with the audit log about the active version; the log wins",
 				"rule", name, "index", short(ri.Active), "audit", short(want))
 			ri.Active, dirty = want, true
 		}
-		if want == Builtin {
+		if want == ruleapi.Builtin {
 			continue
 		}
 		if _, ok := ri.find(want); !ok {
@@ -289,7 +261,7 @@ func (r *Registry) load() error {
 			if err != nil {
 				return fmt.Errorf("registry: rule %s: the active version %s is not on disk: %w", name, short(want), err)
 			}
-			ri.Versions = append(ri.Versions, Version{Hash: want, Size: int(fi.Size()), UploadedAt: fi.ModTime().UTC(), UploadedBy: "unknown"})
+			ri.Versions = append(ri.Versions, ruleapi.Version{Hash: want, Size: int(fi.Size()), UploadedAt: fi.ModTime().UTC(), UploadedBy: "unknown"})
 			dirty = true
 		}
 	}
@@ -304,7 +276,7 @@ func (r *Registry) load() error {
 func (r *Registry) rule(name string) *ruleIndex {
 	ri := r.idx.Rules[name]
 	if ri == nil {
-		ri = &ruleIndex{Active: Builtin}
+		ri = &ruleIndex{Active: ruleapi.Builtin}
 		r.idx.Rules[name] = ri
 	}
 	return ri
@@ -356,38 +328,28 @@ func Fingerprint(token string) string {
 	return hex.EncodeToString(sum[:4])
 }
 
-// Uploaded is the outcome of an accepted upload.
-type Uploaded struct {
-	Name       string    `json:"name"`
-	Hash       string    `json:"hash"`
-	Size       int       `json:"size"`
-	UploadedAt time.Time `json:"uploaded_at"`
-	Active     bool      `json:"active"`
-	// Created is false when the same bytes had been uploaded for the rule
-	// before: the existing version is returned and nothing is checked or
-	// stored again (vectors sent along are ignored).
-	Created bool `json:"-"`
-}
-
 // Upload validates wasm as a new version of rule name, with the uploaded
 // vectors file vectorsJSON (nil: none), and stores it; it does not activate
-// it. It returns ErrUnknownRule, a *Rejection (and records it in the audit
-// log), or an I/O error; nothing changes then.
-func (r *Registry) Upload(ctx context.Context, name string, wasm, vectorsJSON []byte, actor string) (Uploaded, error) {
+// it. created is false when the same bytes had been uploaded for the rule
+// before: the existing version is returned and nothing is checked or stored
+// again (vectors sent along are ignored). It returns ErrUnknownRule, a
+// *Rejection (and records it in the audit log), or an I/O error; nothing
+// changes then.
+func (r *Registry) Upload(ctx context.Context, name string, wasm, vectorsJSON []byte, actor string) (_ ruleapi.Uploaded, created bool, _ error) {
 	if !r.Known(name) {
-		return Uploaded{}, fmt.Errorf("%w %q; the registry serves %s", ErrUnknownRule, name, strings.Join(r.names, ", "))
+		return ruleapi.Uploaded{}, false, fmt.Errorf("%w %q; the registry serves %s", ErrUnknownRule, name, strings.Join(r.names, ", "))
 	}
 	hash := host.Hash(wasm)
 	if u, ok := r.existing(name, hash); ok {
 		r.metrics.uploads.WithLabelValues("existing", "").Inc()
-		return u, nil
+		return u, false, nil
 	}
 
 	var file *vectors.File
 	if len(vectorsJSON) > 0 {
 		f, err := vectors.Parse(vectorsJSON)
 		if err != nil {
-			return Uploaded{}, r.reject(name, hash, actor, &Rejection{Reason: ReasonVectorsFile, Detail: "uploaded vectors: " + err.Error()})
+			return ruleapi.Uploaded{}, false, r.reject(name, hash, actor, &Rejection{Reason: ReasonVectorsFile, Detail: "uploaded vectors: " + err.Error()})
 		}
 		file = f
 	}
@@ -408,40 +370,40 @@ func (r *Registry) Upload(ctx context.Context, name string, wasm, vectorsJSON []
 	err := r.validator.Check(vctx, name, wasm, file)
 	r.metrics.validating.Dec()
 	if err != nil && vctx.Err() != nil && ctx.Err() == nil {
-		return Uploaded{}, fmt.Errorf("%w: the aggregator is shutting down; upload again", ErrClosed)
+		return ruleapi.Uploaded{}, false, fmt.Errorf("%w: the aggregator is shutting down; upload again", ErrClosed)
 	}
 	if err != nil {
 		if rej, ok := errors.AsType[*Rejection](err); ok {
-			return Uploaded{}, r.reject(name, hash, actor, rej)
+			return ruleapi.Uploaded{}, false, r.reject(name, hash, actor, rej)
 		}
-		return Uploaded{}, err
+		return ruleapi.Uploaded{}, false, err
 	}
 
-	v := Version{Hash: hash, Size: len(wasm), UploadedAt: r.now().UTC().Truncate(time.Millisecond), UploadedBy: actor}
+	v := ruleapi.Version{Hash: hash, Size: len(wasm), UploadedAt: r.now().UTC().Truncate(time.Millisecond), UploadedBy: actor}
 	if file != nil {
 		v.Vectors, v.VectorCases = host.Hash(vectorsJSON), len(file.Vectors)
 		if err := r.writeOnce(filepath.Join(r.dir, "vectors"), v.Vectors+".json", vectorsJSON); err != nil {
-			return Uploaded{}, err
+			return ruleapi.Uploaded{}, false, err
 		}
 	}
 	if err := r.writeOnce(filepath.Join(r.dir, "modules"), hash+".wasm", wasm); err != nil {
-		return Uploaded{}, err
+		return ruleapi.Uploaded{}, false, err
 	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return Uploaded{}, ErrClosed
+		return ruleapi.Uploaded{}, false, ErrClosed
 	}
 	ri := r.rule(name)
 	if old, ok := ri.find(hash); ok { // a concurrent upload of the same bytes won
 		r.metrics.uploads.WithLabelValues("existing", "").Inc()
-		return Uploaded{Name: name, Hash: hash, Size: old.Size, UploadedAt: old.UploadedAt, Active: ri.Active == hash}, nil
+		return ruleapi.Uploaded{Name: name, Hash: hash, Size: old.Size, UploadedAt: old.UploadedAt, Active: ri.Active == hash}, false, nil
 	}
 	ri.Versions = append(ri.Versions, v)
 	if err := r.writeIndex(); err != nil {
 		ri.Versions = ri.Versions[:len(ri.Versions)-1]
-		return Uploaded{}, err
+		return ruleapi.Uploaded{}, false, err
 	}
 	if err := r.audit.Append(AuditEntry{Time: v.UploadedAt, Actor: actor, Action: ActionUpload, Rule: name, Hash: hash}); err != nil {
 		// The version is stored; only its record is missing.
@@ -449,18 +411,18 @@ func (r *Registry) Upload(ctx context.Context, name string, wasm, vectorsJSON []
 	}
 	r.metrics.uploads.WithLabelValues("accepted", "").Inc()
 	r.log.Info("rule version uploaded", "rule", name, "version", short(hash), "bytes", len(wasm), "actor", actor)
-	return Uploaded{Name: name, Hash: hash, Size: len(wasm), UploadedAt: v.UploadedAt, Active: false, Created: true}, nil
+	return ruleapi.Uploaded{Name: name, Hash: hash, Size: len(wasm), UploadedAt: v.UploadedAt, Active: false}, true, nil
 }
 
-func (r *Registry) existing(name, hash string) (Uploaded, bool) {
+func (r *Registry) existing(name, hash string) (ruleapi.Uploaded, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ri := r.rule(name)
 	v, ok := ri.find(hash)
 	if !ok {
-		return Uploaded{}, false
+		return ruleapi.Uploaded{}, false
 	}
-	return Uploaded{Name: name, Hash: hash, Size: v.Size, UploadedAt: v.UploadedAt, Active: ri.Active == hash}, true
+	return ruleapi.Uploaded{Name: name, Hash: hash, Size: v.Size, UploadedAt: v.UploadedAt, Active: ri.Active == hash}, true
 }
 
 // writeOnce publishes a content-addressed file unless it exists with that
@@ -497,28 +459,17 @@ func (r *Registry) RejectTooLarge(name, actor string) error {
 		Detail: fmt.Sprintf("upload is larger than %d bytes", r.maxModule)})
 }
 
-// Activation is the outcome of Activate or Rollback.
-type Activation struct {
-	Name     string `json:"name"`
-	Active   string `json:"active"`   // hash or "builtin"
-	Previous string `json:"previous"` // hash or "builtin"
-	Version  int64  `json:"version"`  // manifest version after it
-	// Changed is false when the version was already active: then nothing
-	// was logged and the manifest version did not move.
-	Changed bool `json:"changed"`
-}
-
 // Activate makes version target (a hash, a unique prefix of at least 8 hex
-// digits, or Builtin) the active version of rule name.
-func (r *Registry) Activate(name, target, actor string) (Activation, error) {
+// digits, or ruleapi.Builtin) the active version of rule name.
+func (r *Registry) Activate(name, target, actor string) (ruleapi.Activation, error) {
 	if !r.Known(name) {
-		return Activation{}, fmt.Errorf("%w %q", ErrUnknownRule, name)
+		return ruleapi.Activation{}, fmt.Errorf("%w %q", ErrUnknownRule, name)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	hash, err := r.resolve(name, target)
 	if err != nil {
-		return Activation{}, err
+		return ruleapi.Activation{}, err
 	}
 	return r.switchTo(name, hash, actor, ActionActivate)
 }
@@ -526,35 +477,35 @@ func (r *Registry) Activate(name, target, actor string) (Activation, error) {
 // Rollback activates the version that was active before the current one
 // became active, as the audit log records it; rolling back again goes one
 // further back. It returns ErrNoPrevious when there is none.
-func (r *Registry) Rollback(name, actor string) (Activation, error) {
+func (r *Registry) Rollback(name, actor string) (ruleapi.Activation, error) {
 	if !r.Known(name) {
-		return Activation{}, fmt.Errorf("%w %q", ErrUnknownRule, name)
+		return ruleapi.Activation{}, fmt.Errorf("%w %q", ErrUnknownRule, name)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.history[name]
 	if len(h) == 0 {
-		return Activation{}, fmt.Errorf("%w: rule %s has no earlier version to roll back to (each rollback goes one activation further back; activate a version by hash instead)", ErrNoPrevious, name)
+		return ruleapi.Activation{}, fmt.Errorf("%w: rule %s has no earlier version to roll back to (each rollback goes one activation further back; activate a version by hash instead)", ErrNoPrevious, name)
 	}
 	target := h[len(h)-1]
-	if _, ok := r.builtin[name]; target == Builtin && !ok {
-		return Activation{}, fmt.Errorf("%w: before the current version rule %s had no module", ErrNoPrevious, name)
+	if _, ok := r.builtin[name]; target == ruleapi.Builtin && !ok {
+		return ruleapi.Activation{}, fmt.Errorf("%w: before the current version rule %s had no module", ErrNoPrevious, name)
 	}
 	return r.switchTo(name, target, actor, ActionRollback)
 }
 
-// resolve turns target into a hash the rule has, or Builtin. Callers hold
+// resolve turns target into a hash the rule has, or ruleapi.Builtin. Callers hold
 // mu.
 func (r *Registry) resolve(name, target string) (string, error) {
-	if target == Builtin {
+	if target == ruleapi.Builtin {
 		if _, ok := r.builtin[name]; !ok {
 			return "", fmt.Errorf("%w: rule %s has no built-in module", ErrUnknownVersion, name)
 		}
-		return Builtin, nil
+		return ruleapi.Builtin, nil
 	}
 	target = strings.ToLower(target)
 	if len(target) < 8 || !isHex(target) {
-		return "", fmt.Errorf("%w %q: give a version's hash (or at least its first 8 hex digits) or %q", ErrUnknownVersion, target, Builtin)
+		return "", fmt.Errorf("%w %q: give a version's hash (or at least its first 8 hex digits) or %q", ErrUnknownVersion, target, ruleapi.Builtin)
 	}
 	var found []string
 	for _, v := range r.rule(name).Versions {
@@ -573,17 +524,17 @@ func (r *Registry) resolve(name, target string) (string, error) {
 
 // switchTo makes hash active: audit entry first, then memory, index and
 // waiters. Callers hold mu.
-func (r *Registry) switchTo(name, hash, actor, action string) (Activation, error) {
+func (r *Registry) switchTo(name, hash, actor, action string) (ruleapi.Activation, error) {
 	if r.closed {
-		return Activation{}, ErrClosed
+		return ruleapi.Activation{}, ErrClosed
 	}
 	ri := r.rule(name)
 	prev := ri.Active
 	if prev == hash {
-		return Activation{Name: name, Active: hash, Previous: prev, Version: r.idx.Version}, nil
+		return ruleapi.Activation{Name: name, Active: hash, Previous: prev, Version: r.idx.Version}, nil
 	}
 	if err := r.audit.Append(AuditEntry{Time: r.now().UTC(), Actor: actor, Action: action, Rule: name, Hash: hash, Previous: prev}); err != nil {
-		return Activation{}, err
+		return ruleapi.Activation{}, err
 	}
 	if action == ActionRollback {
 		r.history[name] = r.history[name][:len(r.history[name])-1]
@@ -601,42 +552,28 @@ func (r *Registry) switchTo(name, hash, actor, action string) (Activation, error
 	r.metrics.activations.WithLabelValues(name, action).Inc()
 	r.metrics.version.Set(float64(r.idx.Version))
 	r.log.Info("rule version activated", "rule", name, "action", action, "version", short(hash), "previous", short(prev), "actor", actor)
-	return Activation{Name: name, Active: hash, Previous: prev, Version: r.idx.Version, Changed: true}, nil
-}
-
-// Manifest is what edges follow.
-type Manifest struct {
-	Version int64                   `json:"version"`
-	Rules   map[string]ManifestRule `json:"rules"`
-}
-
-// ManifestRule is the module a rule runs. Rules with neither an activated
-// upload nor a built-in module are not listed.
-type ManifestRule struct {
-	Hash   string `json:"hash"`
-	Source string `json:"source"` // SourceBuiltin or SourceRegistry
-	Size   int    `json:"size"`
+	return ruleapi.Activation{Name: name, Active: hash, Previous: prev, Version: r.idx.Version, Changed: true}, nil
 }
 
 // Manifest returns the current manifest.
-func (r *Registry) Manifest() Manifest {
+func (r *Registry) Manifest() ruleapi.Manifest {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.manifest()
 }
 
-func (r *Registry) manifest() Manifest {
-	m := Manifest{Version: r.idx.Version, Rules: map[string]ManifestRule{}}
+func (r *Registry) manifest() ruleapi.Manifest {
+	m := ruleapi.Manifest{Version: r.idx.Version, Rules: map[string]ruleapi.ManifestRule{}}
 	for _, name := range r.names {
 		ri := r.rule(name)
-		if ri.Active == Builtin {
+		if ri.Active == ruleapi.Builtin {
 			if b, ok := r.builtin[name]; ok {
-				m.Rules[name] = ManifestRule{Hash: b.hash, Source: SourceBuiltin, Size: len(b.wasm)}
+				m.Rules[name] = ruleapi.ManifestRule{Hash: b.hash, Source: ruleapi.SourceBuiltin, Size: len(b.wasm)}
 			}
 			continue
 		}
 		v, _ := ri.find(ri.Active)
-		m.Rules[name] = ManifestRule{Hash: v.Hash, Source: SourceRegistry, Size: v.Size}
+		m.Rules[name] = ruleapi.ManifestRule{Hash: v.Hash, Source: ruleapi.SourceRegistry, Size: v.Size}
 	}
 	return m
 }
@@ -644,7 +581,7 @@ func (r *Registry) manifest() Manifest {
 // Wait returns the manifest as soon as its version differs from since, or
 // when wait has passed, ctx is done or the registry drains; changed reports
 // whether the version differs.
-func (r *Registry) Wait(ctx context.Context, since int64, wait time.Duration) (m Manifest, changed bool) {
+func (r *Registry) Wait(ctx context.Context, since int64, wait time.Duration) (m ruleapi.Manifest, changed bool) {
 	r.mu.Lock()
 	if r.idx.Version != since || wait <= 0 || r.drained {
 		defer r.mu.Unlock()
@@ -701,7 +638,7 @@ func (r *Registry) Module(hash string) ([]byte, error) {
 }
 
 // Report records an edge's status report.
-func (r *Registry) Report(edge string, rules map[string]EdgeStatus) error {
+func (r *Registry) Report(edge string, rules map[string]ruleapi.RuleStatus) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -716,7 +653,7 @@ func (r *Registry) Report(edge string, rules map[string]EdgeStatus) error {
 		r.edges[edge] = rep
 	}
 	now := r.now().UTC()
-	rep.Rules, rep.Reported, rep.LastSeen = map[string]EdgeStatus{}, now, now
+	rep.Rules, rep.Reported, rep.LastSeen = map[string]ruleapi.RuleStatus{}, now, now
 	for name, st := range rules {
 		if r.Known(name) {
 			rep.Rules[name] = st
@@ -735,50 +672,22 @@ func (r *Registry) Seen(edge string) {
 	}
 }
 
-// Listing is the registry's state, for operators.
-type Listing struct {
-	Version int64                  `json:"version"` // manifest version
-	Rules   map[string]RuleListing `json:"rules"`
-}
-
-// RuleListing is one rule in a Listing.
-type RuleListing struct {
-	Active   string           `json:"active"`  // hash or "builtin"
-	Builtin  string           `json:"builtin"` // the built-in module's hash; "" when there is none
-	Versions []VersionListing `json:"versions"`
-	Edges    []EdgeListing    `json:"edges"`
-}
-
-// VersionListing is one version in a RuleListing.
-type VersionListing struct {
-	Version
-	Active bool `json:"active"`
-}
-
-// EdgeListing is what one edge runs of a rule.
-type EdgeListing struct {
-	Edge string `json:"edge"`
-	EdgeStatus
-	ReportedAt time.Time `json:"reported_at"`
-	LastSeen   time.Time `json:"last_seen"`
-}
-
 // List returns every rule with its versions, oldest first, and the edges'
 // reports, by edge id.
-func (r *Registry) List() Listing {
+func (r *Registry) List() ruleapi.Listing {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	l := Listing{Version: r.idx.Version, Rules: map[string]RuleListing{}}
+	l := ruleapi.Listing{Version: r.idx.Version, Rules: map[string]ruleapi.RuleListing{}}
 	for _, name := range r.names {
 		ri := r.rule(name)
-		rl := RuleListing{Active: ri.Active, Builtin: r.builtin[name].hash, Versions: []VersionListing{}, Edges: []EdgeListing{}}
+		rl := ruleapi.RuleListing{Active: ri.Active, Builtin: r.builtin[name].hash, Versions: []ruleapi.VersionListing{}, Edges: []ruleapi.EdgeListing{}}
 		for _, v := range ri.Versions {
-			rl.Versions = append(rl.Versions, VersionListing{Version: v, Active: v.Hash == ri.Active})
+			rl.Versions = append(rl.Versions, ruleapi.VersionListing{Version: v, Active: v.Hash == ri.Active})
 		}
 		for _, id := range slices.Sorted(maps.Keys(r.edges)) {
 			rep := r.edges[id]
 			if st, ok := rep.Rules[name]; ok {
-				rl.Edges = append(rl.Edges, EdgeListing{Edge: id, EdgeStatus: st, ReportedAt: rep.Reported, LastSeen: rep.LastSeen})
+				rl.Edges = append(rl.Edges, ruleapi.EdgeListing{Edge: id, RuleStatus: st, ReportedAt: rep.Reported, LastSeen: rep.LastSeen})
 			}
 		}
 		l.Rules[name] = rl

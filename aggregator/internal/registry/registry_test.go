@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgetrack/edgetrack/internal/ruleapi"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/host"
 )
@@ -33,7 +34,7 @@ func open(tb testing.TB, dir string) *Registry {
 func seed(tb testing.TB, dir string, n int) []string {
 	tb.Helper()
 	b, _ := dist.Rule("hamustro")
-	idx := index{Version: 1, Rules: map[string]*ruleIndex{"hamustro": {Active: Builtin}}}
+	idx := index{Version: 1, Rules: map[string]*ruleIndex{"hamustro": {Active: ruleapi.Builtin}}}
 	var hashes []string
 	for i := range n {
 		// A custom section (id 0) makes another hash of the same module.
@@ -45,7 +46,7 @@ func seed(tb testing.TB, dir string, n int) []string {
 		if err := os.WriteFile(filepath.Join(dir, "modules", h+".wasm"), wasm, 0o644); err != nil {
 			tb.Fatal(err)
 		}
-		idx.Rules["hamustro"].Versions = append(idx.Rules["hamustro"].Versions, Version{Hash: h, Size: len(wasm), UploadedBy: "seed"})
+		idx.Rules["hamustro"].Versions = append(idx.Rules["hamustro"].Versions, ruleapi.Version{Hash: h, Size: len(wasm), UploadedBy: "seed"})
 		hashes = append(hashes, h)
 	}
 	if err := writeJSONFile(dir, "index.json", &idx); err != nil {
@@ -74,7 +75,7 @@ func TestOpenCutsATornAuditLine(t *testing.T) {
 	dir := t.TempDir()
 	h := seed(t, dir, 1)[0]
 	writeAudit(t, dir,
-		auditLine(t, AuditEntry{Action: ActionActivate, Rule: "hamustro", Hash: h, Previous: Builtin}),
+		auditLine(t, AuditEntry{Action: ActionActivate, Rule: "hamustro", Hash: h, Previous: ruleapi.Builtin}),
 		`{"action":"rollback","rule":"hamus`) // a crash in the middle of an append
 	r := open(t, dir)
 	if m := r.Manifest(); m.Version != 2 || m.Rules["hamustro"].Hash != h {
@@ -94,7 +95,7 @@ func TestOpenCutsATornAuditLine(t *testing.T) {
 		t.Fatalf("audit log after the torn line and a rollback:\n%s", b)
 	}
 	r = open(t, dir)
-	if m := r.Manifest(); m.Version != 3 || m.Rules["hamustro"].Source != SourceBuiltin {
+	if m := r.Manifest(); m.Version != 3 || m.Rules["hamustro"].Source != ruleapi.SourceBuiltin {
 		t.Fatalf("manifest after reopening: %+v", m)
 	}
 }
@@ -122,7 +123,7 @@ func TestAuditLogWinsOverTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeAudit(t, dir,
-		auditLine(t, AuditEntry{Action: ActionActivate, Rule: "hamustro", Hash: hs[0], Previous: Builtin}),
+		auditLine(t, AuditEntry{Action: ActionActivate, Rule: "hamustro", Hash: hs[0], Previous: ruleapi.Builtin}),
 		auditLine(t, AuditEntry{Action: ActionActivate, Rule: "hamustro", Hash: hs[1], Previous: hs[0]}))
 	r := open(t, dir)
 	if m := r.Manifest(); m.Version != 3 || m.Rules["hamustro"].Hash != hs[1] {
@@ -136,7 +137,7 @@ func TestAuditLogWinsOverTheIndex(t *testing.T) {
 		t.Errorf("index.json was not rewritten: %+v", after.Rules["hamustro"])
 	}
 	// The history was replayed too: back to hs[0], then the built-in.
-	for _, want := range []string{hs[0], Builtin} {
+	for _, want := range []string{hs[0], ruleapi.Builtin} {
 		a, err := r.Rollback("hamustro", "test")
 		if err != nil || a.Active != want {
 			t.Fatalf("Rollback = %+v, %v; want %s", a, err, want)
@@ -150,7 +151,7 @@ func TestAuditLogWinsOverTheIndex(t *testing.T) {
 func TestOpenFailsWhenTheActiveModuleIsGone(t *testing.T) {
 	dir := t.TempDir()
 	h := seed(t, dir, 1)[0]
-	writeAudit(t, dir, auditLine(t, AuditEntry{Action: ActionActivate, Rule: "hamustro", Hash: h, Previous: Builtin}))
+	writeAudit(t, dir, auditLine(t, AuditEntry{Action: ActionActivate, Rule: "hamustro", Hash: h, Previous: ruleapi.Builtin}))
 	if err := os.Remove(filepath.Join(dir, "index.json")); err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
+	"github.com/edgetrack/edgetrack/internal/ruleapi"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/host"
@@ -67,16 +68,9 @@ type Rollout struct {
 	metrics *metrics
 
 	mu       sync.Mutex // serialises installs
-	status   map[string]Status
+	status   map[string]ruleapi.RuleStatus
 	previous map[string][]byte // the version before the active one, per rule
 	active   map[string][]byte
-}
-
-// Status is what the edge reports about one rule.
-type Status struct {
-	Active string `json:"active"`
-	Failed string `json:"failed,omitempty"`
-	Error  string `json:"error,omitempty"`
 }
 
 // New creates a Rollout. The rules' slots must already hold their first
@@ -102,13 +96,13 @@ func New(opts Options, initial map[string][]byte) (*Rollout, error) {
 		opts.Logger = slog.Default()
 	}
 	r := &Rollout{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer),
-		status: map[string]Status{}, previous: map[string][]byte{}, active: map[string][]byte{}}
+		status: map[string]ruleapi.RuleStatus{}, previous: map[string][]byte{}, active: map[string][]byte{}}
 	for name, rule := range opts.Rules {
 		m := rule.Slot.Load()
 		if m == nil {
 			return nil, fmt.Errorf("rollout: rule %s has no active version", name)
 		}
-		r.status[name] = Status{Active: m.Hash()}
+		r.status[name] = ruleapi.RuleStatus{Active: m.Hash()}
 		r.active[name] = initial[name]
 		r.metrics.active(name, m.Hash())
 	}
@@ -149,7 +143,7 @@ func (r *Rollout) install(ctx context.Context, name string, wasm []byte) error {
 	}
 	old := rule.Slot.Swap(m)
 	r.previous[name], r.active[name] = r.active[name], wasm
-	r.status[name] = Status{Active: hash}
+	r.status[name] = ruleapi.RuleStatus{Active: hash}
 	r.metrics.swaps.WithLabelValues(name, "ok").Inc()
 	r.metrics.active(name, hash)
 	r.metrics.buildSeconds.Observe(time.Since(start).Seconds())
@@ -186,11 +180,11 @@ func (r *Rollout) Rollback(ctx context.Context, name string) error {
 	return r.install(ctx, name, prev)
 }
 
-// Statuses returns the status of every rule.
-func (r *Rollout) Statuses() map[string]Status {
+// Statuses returns the status of every rule, as the edge reports it.
+func (r *Rollout) Statuses() map[string]ruleapi.RuleStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]Status, len(r.status))
+	out := make(map[string]ruleapi.RuleStatus, len(r.status))
 	for k, v := range r.status {
 		out[k] = v
 	}
@@ -202,15 +196,6 @@ func short(h string) string {
 		return h[:12]
 	}
 	return h
-}
-
-// manifest is the aggregator's answer at /v1/rules/manifest.
-type manifest struct {
-	Version int64 `json:"version"`
-	Rules   map[string]struct {
-		Hash   string `json:"hash"`
-		Source string `json:"source"`
-	} `json:"rules"`
 }
 
 // Run follows the aggregator's manifest until ctx ends: it long-polls for a
@@ -251,7 +236,7 @@ func (r *Rollout) Run(ctx context.Context) error {
 	return nil
 }
 
-func (r *Rollout) poll(ctx context.Context, since int64) (*manifest, bool, error) {
+func (r *Rollout) poll(ctx context.Context, since int64) (*ruleapi.Manifest, bool, error) {
 	q := url.Values{}
 	if since >= 0 {
 		q.Set("since", strconv.FormatInt(since, 10))
@@ -269,7 +254,7 @@ func (r *Rollout) poll(ctx context.Context, since int64) (*manifest, bool, error
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, false, fmt.Errorf("manifest: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	var m manifest
+	var m ruleapi.Manifest
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&m); err != nil {
 		return nil, false, fmt.Errorf("manifest: %w", err)
 	}
@@ -277,7 +262,7 @@ func (r *Rollout) poll(ctx context.Context, since int64) (*manifest, bool, error
 }
 
 // apply installs every rule whose hash differs from the active one.
-func (r *Rollout) apply(ctx context.Context, m *manifest) {
+func (r *Rollout) apply(ctx context.Context, m *ruleapi.Manifest) {
 	for name, want := range m.Rules {
 		rule, ok := r.opts.Rules[name]
 		if !ok || want.Hash == "" {
@@ -337,10 +322,7 @@ func (r *Rollout) get(ctx context.Context, path string) (*http.Response, error) 
 
 // report tells the aggregator which versions the edge runs.
 func (r *Rollout) report(ctx context.Context) {
-	body, _ := json.Marshal(struct {
-		Edge  string            `json:"edge"`
-		Rules map[string]Status `json:"rules"`
-	}{r.opts.EdgeID, r.Statuses()})
+	body, _ := json.Marshal(ruleapi.StatusReport{Edge: r.opts.EdgeID, Rules: r.Statuses()})
 	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(r.opts.URL, "/")+"/v1/rules/status", bytes.NewReader(body))
 	if err != nil {
 		return
