@@ -34,15 +34,15 @@ const (
 	maxEdges = 10000
 )
 
-// Errors of the registry's operations. The HTTP layer answers them with
-// the status in the comment.
+// Errors of the registry's operations, for errors.Is: they come wrapped
+// with what was asked for. A refused upload is a *Rejection instead.
 var (
-	ErrUnknownRule    = errors.New("registry: unknown rule")          // 404
-	ErrUnknownVersion = errors.New("registry: unknown version")       // 404
-	ErrNoPrevious     = errors.New("registry: no previous version")   // 409
-	ErrAmbiguous      = errors.New("registry: ambiguous hash prefix") // 409
-	ErrTooManyEdges   = errors.New("registry: too many edges")        // 409
-	ErrClosed         = errors.New("registry: closed")                // 503
+	ErrUnknownRule    = errors.New("registry: unknown rule")
+	ErrUnknownVersion = errors.New("registry: unknown version")
+	ErrNoPrevious     = errors.New("registry: no previous version")
+	ErrAmbiguous      = errors.New("registry: ambiguous hash prefix")
+	ErrTooManyEdges   = errors.New("registry: too many edges")
+	ErrClosed         = errors.New("registry: closed")
 )
 
 // KnownRules returns the names of the rules edges serve: the built-in ones
@@ -318,6 +318,15 @@ func (r *Registry) Known(name string) bool {
 	return ok
 }
 
+// KnownRule returns nil when name is a rule the registry serves, else
+// ErrUnknownRule naming the rules it serves.
+func (r *Registry) KnownRule(name string) error {
+	if !r.Known(name) {
+		return fmt.Errorf("%w %q; the registry serves %s", ErrUnknownRule, name, strings.Join(r.names, ", "))
+	}
+	return nil
+}
+
 // MaxModuleBytes is the largest upload body accepted.
 func (r *Registry) MaxModuleBytes() int64 { return r.maxModule }
 
@@ -336,8 +345,8 @@ func Fingerprint(token string) string {
 // *Rejection (and records it in the audit log), or an I/O error; nothing
 // changes then.
 func (r *Registry) Upload(ctx context.Context, name string, wasm, vectorsJSON []byte, actor string) (_ ruleapi.Uploaded, created bool, _ error) {
-	if !r.Known(name) {
-		return ruleapi.Uploaded{}, false, fmt.Errorf("%w %q; the registry serves %s", ErrUnknownRule, name, strings.Join(r.names, ", "))
+	if err := r.KnownRule(name); err != nil {
+		return ruleapi.Uploaded{}, false, err
 	}
 	hash := host.Hash(wasm)
 	if u, ok := r.existing(name, hash); ok {
