@@ -17,7 +17,45 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/spf13/cobra"
 )
+
+// newRulesNewCmd is `edgetrack rules new`: a rule package from a template
+// (see newScaffold).
+func newRulesNewCmd() *cobra.Command {
+	var kind string
+	cmd := &cobra.Command{
+		Use:   "new <dir>",
+		Short: "Scaffold a rule package: main.go, rule.go, rule_test.go, vectors.json, README.md",
+		Long: `new writes a rule package into <dir>, which must be inside this repository
+(e.g. ./myrules/scroll): the package has no go.mod of its own and builds with the
+repository's, so the guest SDK it uses is the one the edges and the registry speak.
+
+--kind eye, hamustro or cookiesync start rule.go from a copy of that built-in
+rule (wasm/rules/<kind>) and make rule_test.go run the route's built-in vectors;
+blank is a small rule to start from scratch.`,
+		Example: `  edgetrack rules new ./myrules/scroll --kind eye
+  go test ./myrules/scroll`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			files, notes, err := newScaffold(args[0], kind)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, n := range notes {
+				fmt.Fprintln(out, "note:", n)
+			}
+			for _, f := range files {
+				fmt.Fprintln(out, "created", f)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&kind, "kind", "blank", "template: "+strings.Join(ruleKinds, ", "))
+	return cmd
+}
 
 // edgetrackModule is the module a rule scaffold must live in: it builds with the
 // repository's go.mod, so the SDK and the host are at the same version.

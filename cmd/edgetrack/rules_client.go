@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// rulesClient talks to the registry on the aggregator's admin listener.
+type rulesClient struct {
+	url, token string
+	http       *http.Client
+}
+
+// rulesClientFlags adds --admin-url and --token to cmd and returns a function
+// that makes the client from them (or the environment).
+func rulesClientFlags(cmd *cobra.Command) func() (*rulesClient, error) {
+	var u, token string
+	cmd.Flags().StringVar(&u, "admin-url", "", "the aggregator's admin listener (default $"+envRulesURL+" or "+defaultAdminURL+")")
+	cmd.Flags().StringVar(&token, "token", "", "an admin token (aggregator.tokens.admin; default $"+envRulesToken+")")
+	return func() (*rulesClient, error) {
+		if u == "" {
+			u = os.Getenv(envRulesURL)
+		}
+		if u == "" {
+			u = defaultAdminURL
+		}
+		if token == "" {
+			token = os.Getenv(envRulesToken)
+		}
+		if token == "" {
+			return nil, fmt.Errorf("no admin token: pass --token or set %s", envRulesToken)
+		}
+		if _, err := url.ParseRequestURI(u); err != nil {
+			return nil, fmt.Errorf("--admin-url %q: %w", u, err)
+		}
+		// Uploads are validated before the answer: allow for it.
+		return &rulesClient{url: strings.TrimRight(u, "/"), token: token, http: &http.Client{Timeout: 3 * time.Minute}}, nil
+	}
+}
+
+// do sends a request and decodes a 2xx JSON answer into out (when not
+// nil). Other answers become an error with the server's message.
+func (c *rulesClient) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.url+path, body)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return resp.StatusCode, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
