@@ -1,11 +1,30 @@
 // Package registry is the aggregator's rule registry. Operators upload rule
-// versions (WebAssembly modules, see docs/ABI.md) on the admin listener and
-// activate one version per rule; edges follow the active versions through a
-// long-polled manifest on the public listener, download modules by content
-// hash and report which version they run.
+// versions (WebAssembly modules, see docs/ABI.md) and activate one version
+// per rule; edges follow the active versions through a long-polled
+// manifest, download modules by content hash and report which version they
+// run.
 //
 // A rule with no activated upload is served by its built-in module
 // (wasm/dist); the manifest lists it with source "builtin".
+//
+// The registry knows no HTTP. aggregator/internal/server serves it (the
+// admin and public endpoints, in its rules.go) and gives its errors their
+// status: the sentinel errors (ErrUnknownRule, ErrNoPrevious, ...) and a
+// *Rejection for a refused upload. The values it returns and takes are the
+// wire format of package internal/ruleapi.
+//
+// # Files
+//
+//	registry.go  Open, Close, Drain, the rules it serves, its errors
+//	index.go     index.json, and replaying the audit log into it at Open
+//	upload.go    Upload: validate, store by content hash, audit
+//	validate.go  the checks of an upload (Validator) and why it is rejected
+//	activate.go  Activate and Rollback
+//	manifest.go  the manifest, its long-poll (Wait), module bytes
+//	edges.go     edges' status reports, and the listing for operators
+//	audit.go     audit.log, append-only
+//	files.go     atomic writes of whole files
+//	metrics.go   its Prometheus collectors
 //
 // # Storage
 //
@@ -13,8 +32,8 @@
 //
 //	modules/<sha256>.wasm   uploaded modules, named by the hex SHA-256 of their bytes
 //	vectors/<sha256>.json   test vectors uploaded with a version, by their own hash
-//	index.json              versions per rule, the active version per rule, the
-//	                        manifest version
+//	index.json              versions per rule (as ruleapi.Version), the active
+//	                        version per rule, the manifest version
 //	edges.json              the last status report of every edge
 //	audit.log               JSON lines: upload, activate, rollback, reject
 //

@@ -2,8 +2,11 @@
 // the one place per listener where errors become responses.
 //
 // Handlers are handlerFuncs: they return an error carrying its status
-// (httpError) and never write error responses themselves; handle writes them
-// as JSON {"error": "..."}, turns panics into 500 and counts every request.
+// (httpError, the package's one error type with a status) and never write
+// error responses themselves; handle writes them as JSON {"error": "..."},
+// turns panics into 500 and counts every request. The errors of the domain
+// packages are given their status where a handler receives them: storeError
+// for the store, ruleError for the rule registry.
 //
 // Public listener (edges and analysts):
 //
@@ -18,7 +21,8 @@
 //	GET  /readyz          –             200 when the store can serve, else 503
 //	GET  /metrics         –             Prometheus metrics
 //
-// Rule registry (rules.go, handlers in package registry), when configured:
+// Rule registry (handlers in rules.go, bodies of package internal/ruleapi),
+// when configured:
 //
 //	GET  /v1/rules/manifest        edge token    active module per rule; long-poll with since, wait
 //	GET  /v1/rules/modules/{hash}  edge token    a module's bytes

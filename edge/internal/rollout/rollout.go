@@ -7,7 +7,8 @@
 // with one atomic swap of the route's ruleslot.Slot. Requests in flight finish on
 // the version they started with; the old version drains in the background
 // and closes. A version that cannot be built is reported and the old one
-// keeps serving.
+// keeps serving. The manifest it follows and the status it reports are the
+// registry API's types (internal/ruleapi).
 package rollout
 
 import (
