@@ -35,12 +35,7 @@ the version, and fails when one refuses it or the time is up.`,
   edgetrack rules activate eye builtin`,
 		Args: cobra.ExactArgs(2),
 	}
-	client := rulesClientFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := client()
-		if err != nil {
-			return err
-		}
+	withRulesClient(cmd, func(cmd *cobra.Command, c *rulesClient, args []string) error {
 		target := args[1]
 		if strings.HasSuffix(target, ".wasm") {
 			b, err := os.ReadFile(target)
@@ -55,7 +50,7 @@ the version, and fails when one refuses it or the time is up.`,
 			return err
 		}
 		return reportRuleActivation(cmd, c, a, wait)
-	}
+	})
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait this long for the edges to run the version (0: do not wait)")
 	return cmd
 }
@@ -70,18 +65,13 @@ active, as the registry's audit log records it; rolling back again goes one step
 further back. It fails when there is no earlier version.`,
 		Args: cobra.ExactArgs(1),
 	}
-	client := rulesClientFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := client()
-		if err != nil {
-			return err
-		}
+	withRulesClient(cmd, func(cmd *cobra.Command, c *rulesClient, args []string) error {
 		var a ruleapi.Activation
 		if _, err := c.do(cmd.Context(), http.MethodPost, "/rules/"+url.PathEscape(args[0])+"/rollback", "", nil, &a); err != nil {
 			return err
 		}
 		return reportRuleActivation(cmd, c, a, wait)
-	}
+	})
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait this long for the edges to run the version (0: do not wait)")
 	return cmd
 }

@@ -47,6 +47,19 @@ func rulesClientFlags(cmd *cobra.Command) func() (*rulesClient, error) {
 	}
 }
 
+// withRulesClient adds --admin-url and --token to cmd (see rulesClientFlags)
+// and makes its RunE run, with the client they make.
+func withRulesClient(cmd *cobra.Command, run func(cmd *cobra.Command, c *rulesClient, args []string) error) {
+	client := rulesClientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		return run(cmd, c, args)
+	}
+}
+
 // do sends a request and decodes a 2xx JSON answer into out (when not
 // nil). Other answers become an error with the server's message.
 func (c *rulesClient) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) (int, error) {

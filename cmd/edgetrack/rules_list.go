@@ -22,12 +22,7 @@ func newRulesListCmd() *cobra.Command {
 		Short: "Show each rule's versions, the active one, and what each edge runs",
 		Args:  cobra.MaximumNArgs(1),
 	}
-	client := rulesClientFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := client()
-		if err != nil {
-			return err
-		}
+	withRulesClient(cmd, func(cmd *cobra.Command, c *rulesClient, args []string) error {
 		if asJSON {
 			var raw json.RawMessage
 			if _, err := c.do(cmd.Context(), http.MethodGet, "/rules", "", nil, &raw); err != nil {
@@ -44,7 +39,7 @@ func newRulesListCmd() *cobra.Command {
 		}
 		printRuleListing(cmd.OutOrStdout(), &l, args)
 		return nil
-	}
+	})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the registry's JSON answer")
 	return cmd
 }

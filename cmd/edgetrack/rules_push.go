@@ -27,12 +27,7 @@ the version stored before.`,
 		Example: `  edgetrack rules push scroll.wasm --rule eye --vectors myrules/scroll/vectors.json`,
 		Args:    cobra.ExactArgs(1),
 	}
-	client := rulesClientFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := client()
-		if err != nil {
-			return err
-		}
+	withRulesClient(cmd, func(cmd *cobra.Command, c *rulesClient, args []string) error {
 		wasm, vecs, err := readRuleModule(args[0], vectorsPath)
 		if err != nil {
 			return err
@@ -61,7 +56,7 @@ the version stored before.`,
 			fmt.Fprintf(out, "activate it with: edgetrack rules activate %s %s\n", rule, u.Hash)
 		}
 		return nil
-	}
+	})
 	cmd.Flags().StringVar(&rule, "rule", "", "the rule (route) the module is for: "+strings.Join(aggregator.RuleNames(), ", "))
 	cmd.Flags().StringVar(&vectorsPath, "vectors", "", "a vectors file (JSON) to upload with the module")
 	_ = cmd.MarkFlagRequired("rule")
