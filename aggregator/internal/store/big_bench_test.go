@@ -188,7 +188,7 @@ func fullScan(b *testing.B, s *Pebble, fn func(*eventpb.Event)) {
 func newestPage(b *testing.B, s *Pebble, q Query, offset, limit int) []*eventpb.Event {
 	var match []*eventpb.Event
 	fullScan(b, s, func(ev *eventpb.Event) {
-		if q.matches(ev) {
+		if q.Matches(ev) {
 			match = append(match, ev)
 		}
 	})
@@ -362,7 +362,7 @@ func BenchmarkBig(b *testing.B) {
 			lo, hi := start.UnixNano(), end.UnixNano()
 			fullScan(b, s, func(ev *eventpb.Event) {
 				if t := EventTime(ev); t >= lo && t < hi {
-					counts[cell{floorDiv(t, Hour.ns()), ev.GetCategory(), ev.GetName()}]++
+					counts[cell{Hour.Index(t), ev.GetCategory(), ev.GetName()}]++
 				}
 			})
 			series, err := s.Stats(ctx, q)
@@ -373,7 +373,7 @@ func BenchmarkBig(b *testing.B) {
 			for _, se := range series {
 				for _, p := range se.Points {
 					points++
-					if c := counts[cell{floorDiv(p.Start.UnixNano(), Hour.ns()), se.Category, se.Name}]; c != p.Count {
+					if c := counts[cell{Hour.Index(p.Start.UnixNano()), se.Category, se.Name}]; c != p.Count {
 						b.Fatalf("%s/%s at %v: rollups say %d, the full scan %d", se.Category, se.Name, p.Start, p.Count, c)
 					}
 				}

@@ -48,10 +48,10 @@ const (
 func querySpan(q Query) (span, bool) {
 	s := span{negInf, posInf}
 	if !q.Start.IsZero() {
-		s.lo = unixNano(q.Start) // the smallest time bounds nothing: negInf
+		s.lo = UnixNano(q.Start) // the smallest time bounds nothing: negInf
 	}
 	if !q.End.IsZero() {
-		if s.hi = unixNano(q.End); s.hi == posInf {
+		if s.hi = UnixNano(q.End); s.hi == posInf {
 			return s, false
 		}
 	}
@@ -69,24 +69,24 @@ func mulSat(q, n int64) int64 {
 	return q * n
 }
 
-// floorTo and ceilTo round t down and up to a multiple of n, saturating;
-// sentinels stay what they are.
-func floorTo(t, n int64) int64 {
+// floorTo and ceilTo round t down and up to a start of a bucket of b,
+// saturating; sentinels stay what they are.
+func floorTo(t int64, b Bucket) int64 {
 	if t == negInf || t == posInf {
 		return t
 	}
-	return mulSat(floorDiv(t, n), n)
+	return mulSat(b.Index(t), width(b))
 }
 
-func ceilTo(t, n int64) int64 {
+func ceilTo(t int64, b Bucket) int64 {
 	if t == negInf || t == posInf {
 		return t
 	}
-	q := floorDiv(t, n)
-	if m := mulSat(q, n); m == t {
+	q := b.Index(t)
+	if m := mulSat(q, width(b)); m == t {
 		return m
 	}
-	return mulSat(q+1, n)
+	return mulSat(q+1, width(b))
 }
 
 // segment is a part of a time range counted one way: level 0 by index keys,
@@ -106,7 +106,7 @@ func decompose(s span) []segment {
 	lo, hi := s.lo, s.hi
 	level := 0
 	for k, b := range buckets {
-		a, z := ceilTo(lo, b.ns()), floorTo(hi, b.ns())
+		a, z := ceilTo(lo, b), floorTo(hi, b)
 		if a >= z {
 			break // no whole bucket of this width
 		}
@@ -260,7 +260,7 @@ func (c counter) locate(seg segment, n int) ([]byte, int, error) {
 		}
 		// Inside this bucket: one segment of the next finer width (or of
 		// index keys) covers it exactly.
-		inner := segment{seg.level - 1, span{mulSat(idx, b.ns()), mulSat(idx+1, b.ns())}}
+		inner := segment{seg.level - 1, span{mulSat(idx, width(b)), mulSat(idx+1, width(b))}}
 		key, _, err := c.locate(inner, n)
 		if err == nil && key == nil {
 			err = fmt.Errorf("%w: %s bucket %d counts %d events, fewer are under it", errDisagree, b, idx, count)
@@ -276,12 +276,12 @@ func (c counter) locate(seg segment, n int) ([]byte, int, error) {
 // returns false.
 func (c counter) buckets(seg segment, newest bool, fn func(idx, n int64) (bool, error)) error {
 	b := buckets[seg.level-1]
-	lower, upper := rollupPrefix(nil, b), []byte{ksRollup, b.kind() + 1}
+	lower, upper := rollupPrefix(nil, b), []byte{ksRollup, kind(b) + 1}
 	if seg.lo != negInf {
-		lower = rollupBound(nil, b, floorDiv(seg.lo, b.ns()))
+		lower = rollupBound(nil, b, b.Index(seg.lo))
 	}
 	if seg.hi != posInf {
-		upper = rollupBound(nil, b, floorDiv(seg.hi, b.ns()))
+		upper = rollupBound(nil, b, b.Index(seg.hi))
 	}
 	it, err := c.r.NewIterWithContext(c.ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {

@@ -85,7 +85,7 @@ func spreadRanges(events []*eventpb.Event, n int, seed uint64) [][2]time.Time {
 			return ns(t + 1)
 		case 3: // a bucket boundary
 			b := buckets[r.IntN(len(buckets))]
-			return ns(floorTo(t, b.ns()))
+			return ns(floorTo(t, b))
 		default:
 			return ns(t + r.Int64N(int64(3*time.Hour)) - int64(90*time.Minute))
 		}
@@ -200,7 +200,7 @@ func TestDecompose(t *testing.T) {
 	for range 20000 {
 		s := span{points[r.IntN(len(points))], points[r.IntN(len(points))]}
 		if r.IntN(2) == 0 {
-			s.lo = floorTo(s.lo, buckets[r.IntN(3)].ns())
+			s.lo = floorTo(s.lo, buckets[r.IntN(3)])
 		}
 		segs := decompose(s)
 		if s.lo >= s.hi {
@@ -222,7 +222,7 @@ func TestDecompose(t *testing.T) {
 				t.Fatalf("%v: segments %d and %d not adjacent in %v", s, i-1, i, segs)
 			}
 			if seg.level > 0 {
-				n := buckets[seg.level-1].ns()
+				n := buckets[seg.level-1]
 				for _, b := range []int64{seg.lo, seg.hi} {
 					if b != negInf && b != posInf && floorTo(b, n) != b {
 						t.Fatalf("%v: segment %v not aligned to %v", s, seg, buckets[seg.level-1])

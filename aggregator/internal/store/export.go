@@ -9,67 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
-
-// ExportQuery reads the change feed: events in the order they were stored.
-// Filters combine with AND, as in Query.
-type ExportQuery struct {
-	// After continues from a previous ExportResult.Next; "" starts at the
-	// first event ever stored.
-	After string
-	// Limit is the most events returned; <= 0 means DefaultLimit, capped
-	// at MaxLimit.
-	Limit int
-
-	Session, Category, Name string // optional exact-match filters ("" = any)
-	// NamePrefixes, when not empty, keeps the events whose name starts
-	// with one of them.
-	NamePrefixes []string
-	// Event-time range [Start, End); a zero time leaves that side unbounded.
-	Start, End time.Time
-
-	// Wait, when positive, is how long to wait for an event to be stored
-	// when none matches after After: the call returns as soon as one does
-	// (a long-poll), or with no events once Wait has passed.
-	Wait time.Duration
-}
-
-// ExportResult is one read of the feed.
-type ExportResult struct {
-	Events []*eventpb.Event
-	// Next is where the following read starts: after the last event
-	// returned, or further when events that did not match the filters were
-	// passed over. It is set on every result, also without events, and
-	// stays valid across restarts of the store.
-	Next string
-}
 
 // maxExportScan bounds the stored events one Export passes over looking for
 // matches, so that a filtered read of a large feed answers in bounded time;
 // Next then points past what it scanned.
 const maxExportScan = 100_000
-
-// matches reports whether ev passes the query's filters and time range.
-func (q ExportQuery) matches(ev *eventpb.Event) bool {
-	if !(Query{Session: q.Session, Category: q.Category, Name: q.Name, Start: q.Start, End: q.End}).matches(ev) {
-		return false
-	}
-	if len(q.NamePrefixes) == 0 {
-		return true
-	}
-	for _, p := range q.NamePrefixes {
-		if strings.HasPrefix(ev.GetName(), p) {
-			return true
-		}
-	}
-	return false
-}
 
 // The feed's position is a sequence number given to each stored event at
 // ingest, in the order of the batches' commits and, within a batch, in the
@@ -158,9 +106,9 @@ func (p *Pebble) export(ctx context.Context, q ExportQuery) (ExportResult, error
 	if err != nil {
 		return ExportResult{}, err
 	}
-	limit := Query{Limit: q.Limit}.limit()
+	limit := q.PageSize()
 	res := ExportResult{Next: feedCursor{store: p.storeID, seq: after}.encode()}
-	if !validFilter(q.Session) || !validFilter(q.Category) || !validFilter(q.Name) {
+	if !ValidFilter(q.Session) || !ValidFilter(q.Category) || !ValidFilter(q.Name) {
 		// Nothing can match; pass over the feed as it is now.
 		res.Next = feedCursor{store: p.storeID, seq: max(after, p.lastSeq.Load())}.encode()
 		return res, nil
@@ -196,7 +144,7 @@ func (p *Pebble) export(ctx context.Context, q ExportQuery) (ExportResult, error
 			return ExportResult{}, fmt.Errorf("store: export: %w", err)
 		}
 		last = binary.BigEndian.Uint64(k[1:])
-		if q.matches(ev) {
+		if q.Matches(ev) {
 			res.Events = append(res.Events, ev)
 		}
 	}

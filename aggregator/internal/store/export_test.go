@@ -96,7 +96,7 @@ func TestExportFilters(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", q), func(t *testing.T) {
 			var want []string
 			for _, ev := range events {
-				if q.matches(ev) {
+				if q.Matches(ev) {
 					want = append(want, ev.GetId())
 				}
 			}

@@ -87,7 +87,7 @@ func reference(events []*eventpb.Event, q Query) []string {
 	var ids []string
 	var match []*eventpb.Event
 	for _, ev := range events {
-		if q.matches(ev) {
+		if q.Matches(ev) {
 			match = append(match, ev)
 		}
 	}
@@ -117,10 +117,10 @@ func queryAll(tb testing.TB, s Store, q Query) []string {
 		if len(res.Events) == 0 && page > 0 {
 			tb.Fatalf("query %+v: page %d is empty after a cursor", q, page)
 		}
-		if len(res.Events) > q.limit() {
-			tb.Fatalf("query %+v: page %d has %d events, limit %d", q, page, len(res.Events), q.limit())
+		if len(res.Events) > q.PageSize() {
+			tb.Fatalf("query %+v: page %d has %d events, limit %d", q, page, len(res.Events), q.PageSize())
 		}
-		if res.Next != "" && len(res.Events) != q.limit() {
+		if res.Next != "" && len(res.Events) != q.PageSize() {
 			tb.Fatalf("query %+v: short page %d (%d) with a cursor", q, page, len(res.Events))
 		}
 		for _, ev := range res.Events {

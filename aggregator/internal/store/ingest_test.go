@@ -158,7 +158,7 @@ func TestIngestRejections(t *testing.T) {
 		ev     *eventpb.Event
 		reason string // "" = stored
 	}{
-		{"nil event", nil, reasonNilEvent},
+		{"nil event", nil, ReasonNilEvent},
 		{"empty id", with(func(e *eventpb.Event) { e.Id = "" }), storable.ReasonEmptyID},
 		{"id of 256 bytes", with(func(e *eventpb.Event) { e.Id = full }), ""},
 		{"id of 257 bytes", with(func(e *eventpb.Event) { e.Id = long }), storable.ReasonIDTooLong},

@@ -237,12 +237,12 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 	ok := make([]accepted, 0, len(events))
 	size := 0
 	for i, ev := range events {
-		reason := validate(ev)
+		reason := Problem(ev)
 		var val []byte
 		if reason == "" {
 			var err error
 			if val, err = marshal.Marshal(ev); err != nil {
-				reason = reasonUnencodable + err.Error()
+				reason = ReasonUnencodable + err.Error()
 			}
 		}
 		if reason != "" {
@@ -394,7 +394,7 @@ func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
 	case q.Offset > 0 && q.Cursor != "":
 		return Result{}, errors.New("store: query: offset and cursor are exclusive")
 	}
-	limit := q.limit()
+	limit := q.PageSize()
 	pl := planQuery(q)
 	var start []byte
 	if q.Cursor != "" {

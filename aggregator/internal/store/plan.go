@@ -54,7 +54,7 @@ func planQuery(q Query) plan {
 		p.ks = ksTime
 		p.prefix = indexPrefix(nil, ksTime)
 	}
-	if !validFilter(q.Session) || !validFilter(q.Category) || !validFilter(q.Name) {
+	if !ValidFilter(q.Session) || !ValidFilter(q.Category) || !ValidFilter(q.Name) {
 		// A value with NUL could also run past its terminator into the
 		// next key component; no stored event can have such a value.
 		p.empty = true
@@ -64,7 +64,7 @@ func planQuery(q Query) plan {
 	// Keys newer than End come first: start after T(End), i.e. at T(End)+1.
 	p.lower = p.prefix
 	if !q.End.IsZero() {
-		inv := invTime(unixNano(q.End))
+		inv := invTime(UnixNano(q.End))
 		if inv == 1<<64-1 { // End is the oldest time there is
 			p.empty = true
 			return p
@@ -74,7 +74,7 @@ func planQuery(q Query) plan {
 	// Keys older than Start come last: stop before T(Start)+1.
 	p.upper = prefixEnd(p.prefix)
 	if !q.Start.IsZero() {
-		if inv := invTime(unixNano(q.Start)); inv != 1<<64-1 {
+		if inv := invTime(UnixNano(q.Start)); inv != 1<<64-1 {
 			p.upper = binary.BigEndian.AppendUint64(clone(p.prefix), inv+1)
 		}
 	}
@@ -98,7 +98,7 @@ func fingerprint(q Query) uint64 {
 	for _, t := range [...]struct {
 		set bool
 		ns  int64
-	}{{!q.Start.IsZero(), unixNano(q.Start)}, {!q.End.IsZero(), unixNano(q.End)}} {
+	}{{!q.Start.IsZero(), UnixNano(q.Start)}, {!q.End.IsZero(), UnixNano(q.End)}} {
 		if t.set {
 			buf = append(buf, 1)
 			buf = binary.BigEndian.AppendUint64(buf, uint64(t.ns))

@@ -249,7 +249,7 @@ func FuzzQueryCursor(f *testing.F) {
 			return
 		}
 		for _, ev := range res.Events {
-			if !q.matches(ev) {
+			if !q.Matches(ev) {
 				t.Fatalf("event %q does not match %+v", ev.GetId(), q)
 			}
 		}

@@ -18,72 +18,14 @@ import (
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
-// Bucket is the width of a rollup bucket. Buckets are aligned to the unix
-// epoch, so hours and days start at whole UTC hours and midnights.
-type Bucket uint8
-
-// Bucket widths, finest first.
-const (
-	Minute Bucket = iota + 1
-	Hour
-	Day
-)
-
 // buckets lists every width, finest first; each divides the next.
 var buckets = [...]Bucket{Minute, Hour, Day}
 
-// Duration is the width of b.
-func (b Bucket) Duration() time.Duration {
-	switch b {
-	case Minute:
-		return time.Minute
-	case Hour:
-		return time.Hour
-	case Day:
-		return 24 * time.Hour
-	}
-	return 0
-}
-
-func (b Bucket) String() string {
-	switch b {
-	case Minute:
-		return "minute"
-	case Hour:
-		return "hour"
-	case Day:
-		return "day"
-	}
-	return fmt.Sprintf("Bucket(%d)", uint8(b))
-}
-
-func (b Bucket) valid() bool { return b >= Minute && b <= Day }
-
-// ns is the width in nanoseconds.
-func (b Bucket) ns() int64 { return int64(b.Duration()) }
+// width is b's width in nanoseconds.
+func width(b Bucket) int64 { return int64(b.Duration()) }
 
 // kind is the byte after ksRollup in b's keys.
-func (b Bucket) kind() byte { return "?mhd"[b] }
-
-// Floor returns the start of the bucket holding t, in UTC.
-func (b Bucket) Floor(t time.Time) time.Time {
-	return b.start(floorDiv(unixNano(t), b.ns()))
-}
-
-// start returns the start of the bucket with index idx, in UTC. The seconds
-// of a bucket start always fit in int64, also where its nanoseconds do not.
-func (b Bucket) start(idx int64) time.Time {
-	return time.Unix(idx*int64(b.Duration()/time.Second), 0).UTC()
-}
-
-// floorDiv is ⌊t/n⌋ for n > 0.
-func floorDiv(t, n int64) int64 {
-	q := t / n
-	if t%n != 0 && t < 0 {
-		q--
-	}
-	return q
-}
+func kind(b Bucket) byte { return "?mhd"[b] }
 
 // Rollup keys: ksRollup, the bucket kind, the bucket index (t floor-divided
 // by the width) as 8 bytes big-endian with the sign bit flipped, so that keys
@@ -92,7 +34,7 @@ func floorDiv(t, n int64) int64 {
 // big-endian.
 const rollupHeader = 2 + 8
 
-func rollupPrefix(dst []byte, b Bucket) []byte { return append(dst, ksRollup, b.kind()) }
+func rollupPrefix(dst []byte, b Bucket) []byte { return append(dst, ksRollup, kind(b)) }
 
 // rollupBound appends the first key of bucket idx of width b.
 func rollupBound(dst []byte, b Bucket, idx int64) []byte {
@@ -142,7 +84,7 @@ type rollupCell struct {
 func (d rollupDeltas) add(ev *eventpb.Event) {
 	t := EventTime(ev)
 	for _, b := range buckets {
-		d[rollupCell{b, floorDiv(t, b.ns()), ev.GetCategory(), ev.GetName()}]++
+		d[rollupCell{b, b.Index(t), ev.GetCategory(), ev.GetName()}]++
 	}
 }
 
@@ -159,7 +101,7 @@ func (d rollupDeltas) apply(r pebble.Reader, batch *pebble.Batch) error {
 		cells = append(cells, c)
 	}
 	slices.SortFunc(cells, func(x, y rollupCell) int {
-		return cmp.Or(cmp.Compare(x.bucket.kind(), y.bucket.kind()), cmp.Compare(x.idx, y.idx),
+		return cmp.Or(cmp.Compare(kind(x.bucket), kind(y.bucket)), cmp.Compare(x.idx, y.idx),
 			strings.Compare(x.category, y.category), strings.Compare(x.name, y.name))
 	})
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{ksRollup}, UpperBound: []byte{ksRollup + 1}})
@@ -250,34 +192,6 @@ func migrateRollups(db *pebble.DB, log *slog.Logger) error {
 	return nil
 }
 
-// StatsQuery asks for event counts per bucket of time.
-type StatsQuery struct {
-	Bucket Bucket
-	// Start and End select the buckets that overlap [Start, End); a zero
-	// time leaves that side unbounded. Counts are of whole buckets: see
-	// Bucket.Floor to align a range.
-	Start, End time.Time
-	// Category and Name are exact-match filters ("" = any).
-	Category, Name string
-	// ByCategory and ByName choose the series: one per category, per name,
-	// per category and name, or (both false) one in total.
-	ByCategory, ByName bool
-}
-
-// Series is the counts of one group, oldest bucket first, without empty
-// buckets.
-type Series struct {
-	Category string // "" when not grouped by category
-	Name     string // "" when not grouped by name
-	Points   []Point
-}
-
-// Point is the number of events in one bucket.
-type Point struct {
-	Start time.Time // UTC
-	Count int64
-}
-
 // Stats implements Store: it reads the rollups of q's bucket width in the
 // range, one key per bucket, category and name that has events; it never
 // reads events.
@@ -289,23 +203,22 @@ func (p *Pebble) Stats(ctx context.Context, q StatsQuery) ([]Series, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !q.Bucket.valid() {
+	if !q.Bucket.Valid() {
 		return nil, fmt.Errorf("store: stats: unknown bucket %d", q.Bucket)
 	}
-	if !validFilter(q.Category) || !validFilter(q.Name) {
+	if !ValidFilter(q.Category) || !ValidFilter(q.Name) {
 		return []Series{}, nil
 	}
-	n := q.Bucket.ns()
-	lower, upper := rollupPrefix(nil, q.Bucket), []byte{ksRollup, q.Bucket.kind() + 1}
+	lower, upper := rollupPrefix(nil, q.Bucket), []byte{ksRollup, kind(q.Bucket) + 1}
 	if !q.Start.IsZero() {
-		lower = rollupBound(nil, q.Bucket, floorDiv(unixNano(q.Start), n))
+		lower = rollupBound(nil, q.Bucket, q.Bucket.Index(UnixNano(q.Start)))
 	}
 	if !q.End.IsZero() {
-		end := unixNano(q.End)
+		end := UnixNano(q.End)
 		if end == math.MinInt64 {
 			return []Series{}, nil
 		}
-		upper = rollupBound(nil, q.Bucket, floorDiv(end-1, n)+1)
+		upper = rollupBound(nil, q.Bucket, q.Bucket.Index(end-1)+1)
 	}
 	if bytes.Compare(lower, upper) >= 0 {
 		return []Series{}, nil
@@ -352,7 +265,7 @@ func (p *Pebble) Stats(ctx context.Context, q StatsQuery) ([]Series, error) {
 		}
 		// Keys come in bucket order, so a bucket's cells are adjacent to
 		// each other for every series.
-		start := q.Bucket.start(idx)
+		start := q.Bucket.Start(idx)
 		if k := len(s.Points); k > 0 && s.Points[k-1].Start.Equal(start) {
 			s.Points[k-1].Count += c
 		} else {

@@ -19,18 +19,17 @@ import (
 // referenceStats answers q over events the slow way: every event in a bucket
 // that overlaps the range, grouped and counted.
 func referenceStats(events []*eventpb.Event, q StatsQuery) []Series {
-	n := q.Bucket.ns()
 	type group struct{ category, name string }
 	counts := map[group]map[int64]int64{}
 	for _, ev := range events {
 		if q.Category != "" && ev.GetCategory() != q.Category || q.Name != "" && ev.GetName() != q.Name {
 			continue
 		}
-		idx := floorDiv(EventTime(ev), n)
-		if !q.Start.IsZero() && idx < floorDiv(unixNano(q.Start), n) {
+		idx := q.Bucket.Index(EventTime(ev))
+		if !q.Start.IsZero() && idx < q.Bucket.Index(UnixNano(q.Start)) {
 			continue
 		}
-		if !q.End.IsZero() && (unixNano(q.End) == math.MinInt64 || idx > floorDiv(unixNano(q.End)-1, n)) {
+		if !q.End.IsZero() && (UnixNano(q.End) == math.MinInt64 || idx > q.Bucket.Index(UnixNano(q.End)-1)) {
 			continue
 		}
 		var g group
@@ -49,7 +48,7 @@ func referenceStats(events []*eventpb.Event, q StatsQuery) []Series {
 	for g, m := range counts {
 		s := Series{Category: g.category, Name: g.name}
 		for idx, c := range m {
-			s.Points = append(s.Points, Point{Start: q.Bucket.start(idx), Count: c})
+			s.Points = append(s.Points, Point{Start: q.Bucket.Start(idx), Count: c})
 		}
 		slices.SortFunc(s.Points, func(a, b Point) int { return a.Start.Compare(b.Start) })
 		out = append(out, s)

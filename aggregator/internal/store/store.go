@@ -117,16 +117,18 @@ var (
 
 // Rejection reasons besides those of storable.Problem.
 const (
-	reasonNilEvent    = "nil event"
-	reasonUnencodable = "cannot be encoded: " // + the encoder's error
+	ReasonNilEvent    = "nil event"
+	ReasonUnencodable = "cannot be encoded: " // + the encoder's error
 )
 
-// validate returns why ev can never be stored, or "" when it can: the rules
-// of storable.Problem, which the edge applies before it acknowledges an
-// event, so that an event an edge accepted is not rejected here.
-func validate(ev *eventpb.Event) string {
+// Problem returns why ev can never be stored, or "" when it can: a nil event,
+// or one of the rules of storable.Problem, which the edge applies before it
+// acknowledges an event, so that an event an edge accepted is not rejected
+// here. A backend rejects an event that does not encode as well, with
+// ReasonUnencodable.
+func Problem(ev *eventpb.Event) string {
 	if ev == nil {
-		return reasonNilEvent
+		return ReasonNilEvent
 	}
 	return storable.Problem(&storable.Fields{
 		ID: ev.GetId(), Session: ev.GetSession(), Category: ev.GetCategory(), Name: ev.GetName(),
@@ -134,9 +136,9 @@ func validate(ev *eventpb.Event) string {
 	})
 }
 
-// validFilter reports whether some storable event could have v as its
+// ValidFilter reports whether some storable event could have v as its
 // session, category or name. Filters that cannot match select nothing.
-func validFilter(v string) bool {
+func ValidFilter(v string) bool {
 	return len(v) <= MaxValueLen && strings.IndexByte(v, 0) < 0
 }
 
@@ -149,8 +151,9 @@ func EventTime(ev *eventpb.Event) int64 {
 	return ev.GetReceivedAt()
 }
 
-// limit returns the page size for q.
-func (q Query) limit() int {
+// PageSize returns the page size for q: its Limit, or DefaultLimit when that
+// is <= 0, capped at MaxLimit.
+func (q Query) PageSize() int {
 	switch {
 	case q.Limit <= 0:
 		return DefaultLimit
@@ -160,20 +163,19 @@ func (q Query) limit() int {
 	return q.Limit
 }
 
-// matches reports whether ev passes q's filters and time range. It is the
-// reference the indexes must agree with; scans use it for the filters their
-// index does not cover.
-func (q Query) matches(ev *eventpb.Event) bool {
+// Matches reports whether ev passes q's filters and time range. It is the
+// reference every backend's answers must agree with.
+func (q Query) Matches(ev *eventpb.Event) bool {
 	if q.Session != "" && ev.GetSession() != q.Session ||
 		q.Category != "" && ev.GetCategory() != q.Category ||
 		q.Name != "" && ev.GetName() != q.Name {
 		return false
 	}
 	t := EventTime(ev)
-	if !q.Start.IsZero() && t < unixNano(q.Start) {
+	if !q.Start.IsZero() && t < UnixNano(q.Start) {
 		return false
 	}
-	if !q.End.IsZero() && t >= unixNano(q.End) {
+	if !q.End.IsZero() && t >= UnixNano(q.End) {
 		return false
 	}
 	return true
@@ -184,8 +186,10 @@ var (
 	maxUnixNano = time.Unix(0, 1<<63-1)
 )
 
-// unixNano is t.UnixNano clamped to int64 (UnixNano is undefined outside it).
-func unixNano(t time.Time) int64 {
+// UnixNano is t.UnixNano clamped to int64 (UnixNano is undefined outside
+// it): a time before or after every event time there can be stands for the
+// first or the last one.
+func UnixNano(t time.Time) int64 {
 	switch {
 	case t.Before(minUnixNano):
 		return -1 << 63
