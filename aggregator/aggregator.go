@@ -29,6 +29,7 @@ import (
 	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
 	"github.com/edgetrack/edgetrack/aggregator/internal/server"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store/pebble"
 	"github.com/edgetrack/edgetrack/internal/config"
 	"github.com/edgetrack/edgetrack/internal/tlsconf"
 )
@@ -52,7 +53,7 @@ type Options struct {
 // bound.
 type Aggregator struct {
 	log           *slog.Logger
-	store         *store.Pebble
+	store         store.Store
 	rules         *registry.Registry
 	srv           *server.Server
 	public, admin *http.Server
@@ -98,7 +99,7 @@ func New(opts Options) (_ *Aggregator, err error) {
 		}
 	}()
 
-	st, err := store.Open(store.Options{Dir: cfg.DataDir, CacheSize: int64(cfg.Store.CacheSize), Registerer: reg, Logger: base.With("component", "store")})
+	st, err := pebble.Open(pebble.Options{Dir: cfg.DataDir, CacheSize: int64(cfg.Store.CacheSize), Registerer: reg, Logger: base.With("component", "store")})
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}

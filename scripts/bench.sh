@@ -19,15 +19,15 @@ began=$(date +%s)
 suites=(
   "./wasm/host;BenchmarkHamustro;1s;;"
   "./edge/internal/spool;BenchmarkAppend;1s;;"
-  "./aggregator/internal/store;(BenchmarkIngest|BenchmarkIngestBaseline);200x;;"
-  "./aggregator/internal/store;BenchmarkBig;1s;1;-timeout 30m"
+  "./aggregator/internal/store/pebble;(BenchmarkIngest|BenchmarkIngestBaseline);200x;;"
+  "./aggregator/internal/store/pebble;BenchmarkBig;1s;1;-timeout 30m"
   "./bench;BenchmarkEndToEnd;10000x;;"
   "./bench;BenchmarkTrack;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkEvents;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkCookieSync;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkActivation;20x;;"
   "./bench;BenchmarkEdgeMemory;1x;;"
-  "./aggregator/internal/store;BenchmarkExport;1x;1;-export.events=1000000 -timeout 30m"
+  "./aggregator/internal/store/pebble;BenchmarkExport;1x;1;-export.events=1000000 -timeout 30m"
   "./syncer;BenchmarkSync;1x;1;-sync.events=1000000 -timeout 30m"
 )
 if [ -n "${BENCH_RAW:-}" ]; then

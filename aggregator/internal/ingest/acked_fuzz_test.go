@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store/pebble"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/dist"
@@ -77,7 +77,7 @@ func FuzzEyeEventsReachTheStore(f *testing.F) {
 // steps an event takes between them.
 type pipeline struct {
 	m           *host.Module
-	st          *store.Pebble
+	st          *pebble.Store
 	dec         *Decoder
 	enc         *zstd.Encoder
 	ruleVersion string
@@ -99,7 +99,7 @@ func newPipeline(f *testing.F, rule string, cfg *abi.Config) *pipeline {
 	if err != nil {
 		f.Fatal(err)
 	}
-	st, err := store.Open(store.Options{Dir: "db", FS: vfs.NewMem(), Logger: quiet})
+	st, err := pebble.Open(pebble.Options{Dir: "db", FS: vfs.NewMem(), Logger: quiet})
 	if err != nil {
 		f.Fatal(err)
 	}

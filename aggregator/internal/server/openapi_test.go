@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/query"
-	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store/pebble"
 	"github.com/edgetrack/edgetrack/internal/config"
 )
 
@@ -245,7 +245,7 @@ func TestOpenAPISchemas(t *testing.T) {
 // token of another kind, and let its own kind through.
 func TestOpenAPISecurity(t *testing.T) {
 	doc := loadOpenAPI(t)
-	st, err := store.Open(store.Options{Dir: t.TempDir(), Logger: quiet})
+	st, err := pebble.Open(pebble.Options{Dir: t.TempDir(), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store/pebble"
 	"github.com/edgetrack/edgetrack/internal/config"
 )
 
@@ -22,7 +22,7 @@ var quiet = slog.New(slog.DiscardHandler)
 
 func newTestServer(tb testing.TB) *Server {
 	tb.Helper()
-	st, err := store.Open(store.Options{Dir: tb.TempDir(), Logger: quiet})
+	st, err := pebble.Open(pebble.Options{Dir: tb.TempDir(), Logger: quiet})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,12 +1,13 @@
-package store
+package pebble
 
 import (
 	"context"
 	"fmt"
 
-	"github.com/cockroachdb/pebble/v2"
+	pebbledb "github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -14,7 +15,7 @@ import (
 // order. Ids are the primary key, so this is one range scan; it serves
 // lookups by structured ids, such as cookie-sync matches
 // ("cs:<partner>:<partner id>:<uid>").
-func (p *Pebble) IDPrefix(ctx context.Context, prefix string, limit int) ([]*eventpb.Event, error) {
+func (p *Store) IDPrefix(ctx context.Context, prefix string, limit int) ([]*eventpb.Event, error) {
 	if err := p.acquire(); err != nil {
 		return nil, err
 	}
@@ -22,11 +23,11 @@ func (p *Pebble) IDPrefix(ctx context.Context, prefix string, limit int) ([]*eve
 	if prefix == "" {
 		return nil, fmt.Errorf("store: empty id prefix")
 	}
-	if limit <= 0 || limit > MaxLimit {
-		limit = MaxLimit
+	if limit <= 0 || limit > store.MaxLimit {
+		limit = store.MaxLimit
 	}
 	lower := eventKey(nil, prefix)
-	it, err := p.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	it, err := p.db.NewIterWithContext(ctx, &pebbledb.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,9 @@
-package store
+package pebble
 
 import (
 	"encoding/binary"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -53,7 +54,7 @@ func indexSuffix(dst []byte, inv uint64, id string) []byte {
 // indexKeys calls fn with each index key of ev. The key is only valid during
 // the call.
 func indexKeys(buf []byte, ev *eventpb.Event, fn func(key []byte) error) ([]byte, error) {
-	inv := invTime(EventTime(ev))
+	inv := invTime(store.EventTime(ev))
 	id, session, category, name := ev.GetId(), ev.GetSession(), ev.GetCategory(), ev.GetName()
 	emit := func(ks byte, values ...string) error {
 		buf = indexSuffix(indexPrefix(buf[:0], ks, values...), inv, id)

@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"bytes"
@@ -11,7 +11,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 )
 
 // maxExportScan bounds the stored events one Export passes over looking for
@@ -57,16 +58,16 @@ func decodeFeedCursor(s string, storeID [8]byte) (uint64, error) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(b) != 17 || b[0] != feedCursorVersion {
-		return 0, fmt.Errorf("%w: not an export cursor", ErrBadCursor)
+		return 0, fmt.Errorf("%w: not an export cursor", store.ErrBadCursor)
 	}
 	if !bytes.Equal(b[1:9], storeID[:]) {
-		return 0, fmt.Errorf("%w: the cursor is from another store (was the data directory replaced?); start again without one", ErrBadCursor)
+		return 0, fmt.Errorf("%w: the cursor is from another store (was the data directory replaced?); start again without one", store.ErrBadCursor)
 	}
 	return binary.BigEndian.Uint64(b[9:]), nil
 }
 
-// Export implements Store.
-func (p *Pebble) Export(ctx context.Context, q ExportQuery) (ExportResult, error) {
+// Export implements store.Store.
+func (p *Store) Export(ctx context.Context, q store.ExportQuery) (store.ExportResult, error) {
 	deadline := time.Now().Add(q.Wait)
 	for {
 		// Take the signal before reading, so an ingest that lands between
@@ -97,25 +98,25 @@ func (p *Pebble) Export(ctx context.Context, q ExportQuery) (ExportResult, error
 }
 
 // export is one read of the feed, without waiting.
-func (p *Pebble) export(ctx context.Context, q ExportQuery) (ExportResult, error) {
+func (p *Store) export(ctx context.Context, q store.ExportQuery) (store.ExportResult, error) {
 	if err := p.acquire(); err != nil {
-		return ExportResult{}, err
+		return store.ExportResult{}, err
 	}
 	defer p.release()
 	after, err := decodeFeedCursor(q.After, p.storeID)
 	if err != nil {
-		return ExportResult{}, err
+		return store.ExportResult{}, err
 	}
 	limit := q.PageSize()
-	res := ExportResult{Next: feedCursor{store: p.storeID, seq: after}.encode()}
-	if !ValidFilter(q.Session) || !ValidFilter(q.Category) || !ValidFilter(q.Name) {
+	res := store.ExportResult{Next: feedCursor{store: p.storeID, seq: after}.encode()}
+	if !store.ValidFilter(q.Session) || !store.ValidFilter(q.Category) || !store.ValidFilter(q.Name) {
 		// Nothing can match; pass over the feed as it is now.
 		res.Next = feedCursor{store: p.storeID, seq: max(after, p.lastSeq.Load())}.encode()
 		return res, nil
 	}
-	it, err := p.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: feedKey(after + 1), UpperBound: []byte{ksFeed + 1}})
+	it, err := p.db.NewIterWithContext(ctx, &pebbledb.IterOptions{LowerBound: feedKey(after + 1), UpperBound: []byte{ksFeed + 1}})
 	if err != nil {
-		return ExportResult{}, fmt.Errorf("store: export: %w", err)
+		return store.ExportResult{}, fmt.Errorf("store: export: %w", err)
 	}
 	defer it.Close()
 	idKey := []byte{ksEvent}
@@ -124,24 +125,24 @@ func (p *Pebble) export(ctx context.Context, q ExportQuery) (ExportResult, error
 	for valid := it.First(); valid && len(res.Events) < limit && scanned < maxExportScan; valid = it.Next() {
 		if scanned++; scanned%256 == 0 {
 			if err := ctx.Err(); err != nil {
-				return ExportResult{}, err
+				return store.ExportResult{}, err
 			}
 		}
 		k := it.Key()
 		if len(k) != 9 {
-			return ExportResult{}, fmt.Errorf("store: export: malformed feed key %q", k)
+			return store.ExportResult{}, fmt.Errorf("store: export: malformed feed key %q", k)
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return ExportResult{}, fmt.Errorf("store: export: %w", err)
+			return store.ExportResult{}, fmt.Errorf("store: export: %w", err)
 		}
 		idKey = append(idKey[:1], v...)
 		ev, err := p.get(p.db, idKey)
-		if errors.Is(err, ErrNotFound) {
-			return ExportResult{}, fmt.Errorf("store: export: feed entry %d names event %q, which is not stored", binary.BigEndian.Uint64(k[1:]), v)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.ExportResult{}, fmt.Errorf("store: export: feed entry %d names event %q, which is not stored", binary.BigEndian.Uint64(k[1:]), v)
 		}
 		if err != nil {
-			return ExportResult{}, fmt.Errorf("store: export: %w", err)
+			return store.ExportResult{}, fmt.Errorf("store: export: %w", err)
 		}
 		last = binary.BigEndian.Uint64(k[1:])
 		if q.Matches(ev) {
@@ -149,21 +150,21 @@ func (p *Pebble) export(ctx context.Context, q ExportQuery) (ExportResult, error
 		}
 	}
 	if err := it.Error(); err != nil {
-		return ExportResult{}, fmt.Errorf("store: export: %w", err)
+		return store.ExportResult{}, fmt.Errorf("store: export: %w", err)
 	}
 	res.Next = feedCursor{store: p.storeID, seq: last}.encode()
 	return res, nil
 }
 
 // storedSignal returns a channel that is closed when events are next stored.
-func (p *Pebble) storedSignal() <-chan struct{} {
+func (p *Store) storedSignal() <-chan struct{} {
 	p.signalMu.Lock()
 	defer p.signalMu.Unlock()
 	return p.signal
 }
 
 // notifyStored wakes the Export calls waiting for events.
-func (p *Pebble) notifyStored() {
+func (p *Store) notifyStored() {
 	p.signalMu.Lock()
 	defer p.signalMu.Unlock()
 	close(p.signal)
@@ -171,7 +172,7 @@ func (p *Pebble) notifyStored() {
 }
 
 // loadFeed reads the store's id and the last sequence number given out.
-func loadFeed(db *pebble.DB) (id [8]byte, last uint64, err error) {
+func loadFeed(db *pebbledb.DB) (id [8]byte, last uint64, err error) {
 	v, closer, err := db.Get([]byte(storeIDKey))
 	if err != nil {
 		return id, 0, fmt.Errorf("read store id: %w", err)
@@ -182,7 +183,7 @@ func loadFeed(db *pebble.DB) (id [8]byte, last uint64, err error) {
 	}
 	copy(id[:], v)
 	closer.Close()
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksFeed}, UpperBound: []byte{ksFeed + 1}})
+	it, err := db.NewIter(&pebbledb.IterOptions{LowerBound: []byte{ksFeed}, UpperBound: []byte{ksFeed + 1}})
 	if err != nil {
 		return id, 0, err
 	}
@@ -196,7 +197,7 @@ func loadFeed(db *pebble.DB) (id [8]byte, last uint64, err error) {
 }
 
 // newStoreID writes a fresh random store id into b.
-func newStoreID(b *pebble.Batch) error {
+func newStoreID(b *pebbledb.Batch) error {
 	var id [8]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return err
@@ -207,12 +208,12 @@ func newStoreID(b *pebble.Batch) error {
 // migrateFeed builds the feed of a layout-2 database, which had none: its
 // events get sequence numbers oldest event time first (the order they were
 // stored in is not known), and the database an id.
-func migrateFeed(db *pebble.DB, log *slog.Logger) error {
+func migrateFeed(db *pebbledb.DB, log *slog.Logger) error {
 	began := time.Now()
-	if err := db.DeleteRange([]byte{ksFeed}, []byte{ksFeed + 1}, pebble.NoSync); err != nil {
+	if err := db.DeleteRange([]byte{ksFeed}, []byte{ksFeed + 1}, pebbledb.NoSync); err != nil {
 		return fmt.Errorf("clear feed: %w", err)
 	}
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksTime}, UpperBound: []byte{ksTime + 1}})
+	it, err := db.NewIter(&pebbledb.IterOptions{LowerBound: []byte{ksTime}, UpperBound: []byte{ksTime + 1}})
 	if err != nil {
 		return err
 	}
@@ -227,7 +228,7 @@ func migrateFeed(db *pebble.DB, log *slog.Logger) error {
 			return err
 		}
 		if b.Len() > 4<<20 {
-			if err := b.Commit(pebble.NoSync); err != nil {
+			if err := b.Commit(pebbledb.NoSync); err != nil {
 				return err
 			}
 			b.Close()
@@ -244,7 +245,7 @@ func migrateFeed(db *pebble.DB, log *slog.Logger) error {
 	if err := b.Set([]byte(layoutKey), []byte(layoutVersion), nil); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebbledb.Sync); err != nil {
 		return err
 	}
 	log.Info("store migrated to key layout 3: export feed built", "events", seq, "took", time.Since(began))

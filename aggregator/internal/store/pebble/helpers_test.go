@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"cmp"
@@ -9,21 +9,22 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
+	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
 // openMem opens a store on an in-memory filesystem, closed at the end of the
 // test.
-func openMem(tb testing.TB) *Pebble {
+func openMem(tb testing.TB) *Store {
 	tb.Helper()
 	return openAt(tb, Options{Dir: "db", FS: vfs.NewMem()})
 }
 
-func openAt(tb testing.TB, opts Options) *Pebble {
+func openAt(tb testing.TB, opts Options) *Store {
 	tb.Helper()
 	if opts.Logger == nil {
 		opts.Logger = quiet
@@ -36,7 +37,7 @@ func openAt(tb testing.TB, opts Options) *Pebble {
 	return s
 }
 
-func ingest(tb testing.TB, s Store, events ...*eventpb.Event) IngestStats {
+func ingest(tb testing.TB, s store.Store, events ...*eventpb.Event) store.IngestStats {
 	tb.Helper()
 	st, err := s.Ingest(context.Background(), events)
 	if err != nil {
@@ -83,7 +84,7 @@ func dataset(n int, seed uint64) []*eventpb.Event {
 
 // reference answers q over events the slow way: filter, then sort newest
 // first with ties by id.
-func reference(events []*eventpb.Event, q Query) []string {
+func reference(events []*eventpb.Event, q store.Query) []string {
 	var ids []string
 	var match []*eventpb.Event
 	for _, ev := range events {
@@ -92,7 +93,7 @@ func reference(events []*eventpb.Event, q Query) []string {
 		}
 	}
 	slices.SortFunc(match, func(a, b *eventpb.Event) int {
-		if c := cmp.Compare(EventTime(b), EventTime(a)); c != 0 {
+		if c := cmp.Compare(store.EventTime(b), store.EventTime(a)); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.GetId(), b.GetId())
@@ -106,7 +107,7 @@ func reference(events []*eventpb.Event, q Query) []string {
 // queryAll pages through q and returns the ids in order. It fails on an
 // empty page that is not the first one: a cursor must only be handed out
 // when there is more.
-func queryAll(tb testing.TB, s Store, q Query) []string {
+func queryAll(tb testing.TB, s store.Store, q store.Query) []string {
 	tb.Helper()
 	var ids []string
 	for page := 0; ; page++ {
@@ -134,7 +135,7 @@ func queryAll(tb testing.TB, s Store, q Query) []string {
 }
 
 // countKeys counts the keys in each keyspace of s.
-func countKeys(tb testing.TB, s *Pebble) map[byte]int {
+func countKeys(tb testing.TB, s *Store) map[byte]int {
 	tb.Helper()
 	it, err := s.db.NewIter(nil)
 	if err != nil {
@@ -187,9 +188,9 @@ func equalEvent(tb testing.TB, got, want *eventpb.Event) {
 }
 
 // rawSet writes a key directly, to build states that Ingest never makes.
-func rawSet(tb testing.TB, s *Pebble, key, value []byte) {
+func rawSet(tb testing.TB, s *Store, key, value []byte) {
 	tb.Helper()
-	if err := s.db.Set(key, value, pebble.Sync); err != nil {
+	if err := s.db.Set(key, value, pebbledb.Sync); err != nil {
 		tb.Fatal(err)
 	}
 }

@@ -1,10 +1,11 @@
-package store
+package pebble
 
 import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/internal/promreg"
 )
 
@@ -54,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observe(st IngestStats, d time.Duration) {
+func (m *metrics) observe(st store.IngestStats, d time.Duration) {
 	m.stored.Add(float64(st.Stored))
 	m.duplicates.Add(float64(st.Duplicates))
 	m.rejected.Add(float64(len(st.Rejected)))

@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"cmp"
@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
+	pebbledb "github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -25,8 +26,8 @@ import (
 // decode it and filter in Go — what answering without indexes or rollups
 // costs. Run with e.g.
 //
-//	go test -run '^$' -bench Big -timeout 60m ./aggregator/internal/store/
-//	go test -run '^$' -bench Big -timeout 60m ./aggregator/internal/store/ -bigstore.events 1000000
+//	go test -run '^$' -bench Big -timeout 60m ./aggregator/internal/store/pebble/
+//	go test -run '^$' -bench Big -timeout 60m ./aggregator/internal/store/pebble/ -bigstore.events 1000000
 //
 // (A baseline op takes seconds, so it runs once whatever -benchtime says
 // when that is a duration; with Nx it runs N times.)
@@ -48,7 +49,7 @@ const (
 var bigFixture struct {
 	once      sync.Once
 	dir       string
-	s         *Pebble
+	s         *Store
 	err       error
 	n         int
 	bytes     int64
@@ -74,7 +75,7 @@ func bigBatchEvents(first, n, total int, r *rand.Rand) []*eventpb.Event {
 	return events
 }
 
-func openBig(b *testing.B) *Pebble {
+func openBig(b *testing.B) *Store {
 	b.Helper()
 	if testing.Short() {
 		b.Skip("the big store takes minutes to build")
@@ -126,7 +127,7 @@ func openBig(b *testing.B) *Pebble {
 // generator's distinct ids make moot. It is how the big store is built in
 // minutes rather than in a quarter of an hour; the full-scan baselines check
 // the answers.
-func bulkLoad(s *Pebble, events []*eventpb.Event) error {
+func bulkLoad(s *Store, events []*eventpb.Event) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	rollups := rollupDeltas{}
@@ -148,7 +149,7 @@ func bulkLoad(s *Pebble, events []*eventpb.Event) error {
 	if err := rollups.apply(s.db, b); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	return b.Commit(pebbledb.Sync)
 }
 
 // reportBig reports the store's size with each result.
@@ -160,8 +161,8 @@ func reportBig(b *testing.B) {
 
 // fullScan reads every event of s, decodes it and passes it to fn: the
 // baseline of the Big benchmarks.
-func fullScan(b *testing.B, s *Pebble, fn func(*eventpb.Event)) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksEvent}, UpperBound: []byte{ksEvent + 1}})
+func fullScan(b *testing.B, s *Store, fn func(*eventpb.Event)) {
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: []byte{ksEvent}, UpperBound: []byte{ksEvent + 1}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func fullScan(b *testing.B, s *Pebble, fn func(*eventpb.Event)) {
 
 // newestPage is the baseline's answer to a page: the events q matches,
 // sorted newest first, and the page at offset of them.
-func newestPage(b *testing.B, s *Pebble, q Query, offset, limit int) []*eventpb.Event {
+func newestPage(b *testing.B, s *Store, q store.Query, offset, limit int) []*eventpb.Event {
 	var match []*eventpb.Event
 	fullScan(b, s, func(ev *eventpb.Event) {
 		if q.Matches(ev) {
@@ -193,7 +194,7 @@ func newestPage(b *testing.B, s *Pebble, q Query, offset, limit int) []*eventpb.
 		}
 	})
 	slices.SortFunc(match, func(x, y *eventpb.Event) int {
-		return cmp.Or(cmp.Compare(EventTime(y), EventTime(x)), cmp.Compare(x.GetId(), y.GetId()))
+		return cmp.Or(cmp.Compare(store.EventTime(y), store.EventTime(x)), cmp.Compare(x.GetId(), y.GetId()))
 	})
 	return match[min(offset, len(match)):min(offset+limit, len(match))]
 }
@@ -207,7 +208,7 @@ func BenchmarkBig(b *testing.B) {
 	catName := func(i int) (string, string) {
 		return benchCategories[i%len(benchCategories)], benchNames[(i/len(benchCategories))%len(benchNames)]
 	}
-	query := func(b *testing.B, q Query) Result {
+	query := func(b *testing.B, q store.Query) store.Result {
 		res, err := s.Query(ctx, q)
 		if err != nil {
 			b.Fatal(err)
@@ -217,7 +218,7 @@ func BenchmarkBig(b *testing.B) {
 		}
 		return res
 	}
-	check := func(b *testing.B, got Result, want []*eventpb.Event) {
+	check := func(b *testing.B, got store.Result, want []*eventpb.Event) {
 		if len(got.Events) != len(want) {
 			b.Fatalf("%d events, the full scan found %d", len(got.Events), len(want))
 		}
@@ -231,14 +232,14 @@ func BenchmarkBig(b *testing.B) {
 	// Session lookup: the first page (10 events) of a random session.
 	b.Run("session-first-page/index", func(b *testing.B) {
 		for b.Loop() {
-			query(b, Query{Session: randomSession()})
+			query(b, store.Query{Session: randomSession()})
 		}
 		reportBig(b)
 	})
 	b.Run("session-first-page/full-scan", func(b *testing.B) {
-		q := Query{Session: randomSession()}
+		q := store.Query{Session: randomSession()}
 		for b.Loop() {
-			check(b, query(b, q), newestPage(b, s, q, 0, DefaultLimit))
+			check(b, query(b, q), newestPage(b, s, q, 0, store.DefaultLimit))
 		}
 		reportBig(b)
 	})
@@ -248,7 +249,7 @@ func BenchmarkBig(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			c, n := catName(i)
-			query(b, Query{Category: c, Name: n})
+			query(b, store.Query{Category: c, Name: n})
 			i++
 		}
 		reportBig(b)
@@ -256,7 +257,7 @@ func BenchmarkBig(b *testing.B) {
 	// Page 1000 (size 10; fewer in a small store) of a category and name:
 	// by cursor (the cursors are collected outside the timed part), by page
 	// number (Offset), and the full scan.
-	deepPage := min(1000, bigFixture.n/40/DefaultLimit/2)
+	deepPage := min(1000, bigFixture.n/40/store.DefaultLimit/2)
 	var cursors []string
 	deep := func(b *testing.B) {
 		if cursors != nil {
@@ -266,7 +267,7 @@ func BenchmarkBig(b *testing.B) {
 		defer b.StartTimer()
 		for i := range 8 {
 			c, n := catName(i)
-			q := Query{Category: c, Name: n}
+			q := store.Query{Category: c, Name: n}
 			for range deepPage - 1 {
 				q.Cursor = query(b, q).Next
 			}
@@ -278,7 +279,7 @@ func BenchmarkBig(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			c, n := catName(i % len(cursors))
-			query(b, Query{Category: c, Name: n, Cursor: cursors[i%len(cursors)]})
+			query(b, store.Query{Category: c, Name: n, Cursor: cursors[i%len(cursors)]})
 			i++
 		}
 		reportBig(b)
@@ -288,7 +289,7 @@ func BenchmarkBig(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			c, n := catName(i % 8)
-			query(b, Query{Category: c, Name: n, Offset: (deepPage - 1) * DefaultLimit})
+			query(b, store.Query{Category: c, Name: n, Offset: (deepPage - 1) * store.DefaultLimit})
 			i++
 		}
 		reportBig(b)
@@ -301,15 +302,15 @@ func BenchmarkBig(b *testing.B) {
 	b.Run("category-name/full-scan", func(b *testing.B) {
 		deep(b)
 		c, n := catName(3)
-		q := Query{Category: c, Name: n}
+		q := store.Query{Category: c, Name: n}
 		for b.Loop() {
-			want := newestPage(b, s, q, 0, deepPage*DefaultLimit)
-			check(b, query(b, q), want[:DefaultLimit])
+			want := newestPage(b, s, q, 0, deepPage*store.DefaultLimit)
+			check(b, query(b, q), want[:store.DefaultLimit])
 			deepQ := q
 			deepQ.Cursor = cursors[3]
-			check(b, query(b, deepQ), want[(deepPage-1)*DefaultLimit:])
-			deepQ.Cursor, deepQ.Offset = "", (deepPage-1)*DefaultLimit
-			check(b, query(b, deepQ), want[(deepPage-1)*DefaultLimit:])
+			check(b, query(b, deepQ), want[(deepPage-1)*store.DefaultLimit:])
+			deepQ.Cursor, deepQ.Offset = "", (deepPage-1)*store.DefaultLimit
+			check(b, query(b, deepQ), want[(deepPage-1)*store.DefaultLimit:])
 		}
 		reportBig(b)
 	})
@@ -317,7 +318,7 @@ func BenchmarkBig(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			c, n := catName(i)
-			if _, err := s.Count(ctx, Query{Category: c, Name: n}); err != nil {
+			if _, err := s.Count(ctx, store.Query{Category: c, Name: n}); err != nil {
 				b.Fatal(err)
 			}
 			i++
@@ -326,7 +327,7 @@ func BenchmarkBig(b *testing.B) {
 	})
 	b.Run("count/all", func(b *testing.B) {
 		for b.Loop() {
-			if n, err := s.Count(ctx, Query{}); err != nil || n != bigFixture.n {
+			if n, err := s.Count(ctx, store.Query{}); err != nil || n != bigFixture.n {
 				b.Fatalf("count = %d, %v", n, err)
 			}
 		}
@@ -335,14 +336,14 @@ func BenchmarkBig(b *testing.B) {
 
 	// Counts per hour of one day, by category and name.
 	day := func(i int) (time.Time, time.Time) {
-		start := Day.Floor(bigFixture.firstTime).AddDate(0, 0, 1+i%28)
+		start := store.Day.Floor(bigFixture.firstTime).AddDate(0, 0, 1+i%28)
 		return start, start.AddDate(0, 0, 1)
 	}
 	b.Run("stats-day-by-hour/rollups", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			start, end := day(i)
-			series, err := s.Stats(ctx, StatsQuery{Bucket: Hour, Start: start, End: end, ByCategory: true, ByName: true})
+			series, err := s.Stats(ctx, store.StatsQuery{Bucket: store.Hour, Start: start, End: end, ByCategory: true, ByName: true})
 			if err != nil || len(series) == 0 {
 				b.Fatalf("stats: %d series, %v", len(series), err)
 			}
@@ -352,7 +353,7 @@ func BenchmarkBig(b *testing.B) {
 	})
 	b.Run("stats-day-by-hour/full-scan", func(b *testing.B) {
 		start, end := day(5)
-		q := StatsQuery{Bucket: Hour, Start: start, End: end, ByCategory: true, ByName: true}
+		q := store.StatsQuery{Bucket: store.Hour, Start: start, End: end, ByCategory: true, ByName: true}
 		for b.Loop() {
 			type cell struct {
 				hour           int64
@@ -361,8 +362,8 @@ func BenchmarkBig(b *testing.B) {
 			counts := map[cell]int64{}
 			lo, hi := start.UnixNano(), end.UnixNano()
 			fullScan(b, s, func(ev *eventpb.Event) {
-				if t := EventTime(ev); t >= lo && t < hi {
-					counts[cell{Hour.Index(t), ev.GetCategory(), ev.GetName()}]++
+				if t := store.EventTime(ev); t >= lo && t < hi {
+					counts[cell{store.Hour.Index(t), ev.GetCategory(), ev.GetName()}]++
 				}
 			})
 			series, err := s.Stats(ctx, q)
@@ -373,7 +374,7 @@ func BenchmarkBig(b *testing.B) {
 			for _, se := range series {
 				for _, p := range se.Points {
 					points++
-					if c := counts[cell{Hour.Index(p.Start.UnixNano()), se.Category, se.Name}]; c != p.Count {
+					if c := counts[cell{store.Hour.Index(p.Start.UnixNano()), se.Category, se.Name}]; c != p.Count {
 						b.Fatalf("%s/%s at %v: rollups say %d, the full scan %d", se.Category, se.Name, p.Start, p.Count, c)
 					}
 				}

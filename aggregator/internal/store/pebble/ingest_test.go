@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/internal/storable"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
@@ -33,7 +34,7 @@ func TestIngestGet(t *testing.T) {
 		equalEvent(t, got, want)
 	}
 	for _, id := range []string{"", "nope", events[0].GetId() + "x", events[0].GetId()[:3]} {
-		if _, err := s.Get(context.Background(), id); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Get(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("get %q: err = %v, want ErrNotFound", id, err)
 		}
 	}
@@ -139,8 +140,8 @@ func TestIngestHammer(t *testing.T) {
 	if got, want := countKeys(t, s), wantKeys(sent); !maps.Equal(got, want) {
 		t.Errorf("keys per keyspace = %v, want %v", got, want)
 	}
-	got := queryAll(t, s, Query{Limit: 37})
-	if want := reference(sent, Query{}); !slices.Equal(got, want) {
+	got := queryAll(t, s, store.Query{Limit: 37})
+	if want := reference(sent, store.Query{}); !slices.Equal(got, want) {
 		t.Errorf("query of everything returned %d ids, want %d", len(got), len(want))
 	}
 }
@@ -158,7 +159,7 @@ func TestIngestRejections(t *testing.T) {
 		ev     *eventpb.Event
 		reason string // "" = stored
 	}{
-		{"nil event", nil, ReasonNilEvent},
+		{"nil event", nil, store.ReasonNilEvent},
 		{"empty id", with(func(e *eventpb.Event) { e.Id = "" }), storable.ReasonEmptyID},
 		{"id of 256 bytes", with(func(e *eventpb.Event) { e.Id = full }), ""},
 		{"id of 257 bytes", with(func(e *eventpb.Event) { e.Id = long }), storable.ReasonIDTooLong},
@@ -213,7 +214,7 @@ func TestIngestCanceled(t *testing.T) {
 	if _, err := s.Ingest(ctx, []*eventpb.Event{event("a", 1, "", "", "")}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if _, err := s.Get(context.Background(), "a"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(context.Background(), "a"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("get after canceled ingest: %v, want ErrNotFound", err)
 	}
 }
@@ -222,7 +223,7 @@ func TestIngestCanceled(t *testing.T) {
 // and a crash that loses every unsynced write.
 func TestDurable(t *testing.T) {
 	events := dataset(300, 3)
-	check := func(t *testing.T, s Store) {
+	check := func(t *testing.T, s store.Store) {
 		t.Helper()
 		for _, want := range events {
 			got, err := s.Get(context.Background(), want.GetId())
@@ -231,7 +232,7 @@ func TestDurable(t *testing.T) {
 			}
 			equalEvent(t, got, want)
 		}
-		q := Query{Session: "s1", Limit: 9}
+		q := store.Query{Session: "s1", Limit: 9}
 		if got, want := queryAll(t, s, q), reference(events, q); !slices.Equal(got, want) {
 			t.Fatalf("query after reopen: %d ids, want %d", len(got), len(want))
 		}
@@ -281,13 +282,13 @@ func TestClosed(t *testing.T) {
 	ctx := context.Background()
 	_, ingestErr := s.Ingest(ctx, []*eventpb.Event{event("a", 1, "", "", "")})
 	_, getErr := s.Get(ctx, "a")
-	_, queryErr := s.Query(ctx, Query{})
-	_, countErr := s.Count(ctx, Query{})
-	_, statsErr := s.Stats(ctx, StatsQuery{Bucket: Hour})
+	_, queryErr := s.Query(ctx, store.Query{})
+	_, countErr := s.Count(ctx, store.Query{})
+	_, statsErr := s.Stats(ctx, store.StatsQuery{Bucket: store.Hour})
 	for name, err := range map[string]error{
 		"ready": s.Ready(), "ingest": ingestErr, "get": getErr, "query": queryErr, "count": countErr, "stats": statsErr,
 	} {
-		if !errors.Is(err, ErrClosed) {
+		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("%s after close: %v, want ErrClosed", name, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -57,7 +58,7 @@ func spread(n int, seed uint64) []*eventpb.Event {
 }
 
 // spreadQueries are filters the rollups answer and ones they do not.
-var spreadQueries = []Query{
+var spreadQueries = []store.Query{
 	{},
 	{Category: "view"},
 	{Name: "cart"},
@@ -75,7 +76,7 @@ func spreadRanges(events []*eventpb.Event, n int, seed uint64) [][2]time.Time {
 	r := rand.New(rand.NewPCG(seed, 1))
 	ns := func(t int64) time.Time { return time.Unix(0, t) }
 	around := func() time.Time {
-		t := EventTime(events[r.IntN(len(events))])
+		t := store.EventTime(events[r.IntN(len(events))])
 		switch r.IntN(6) {
 		case 0:
 			return time.Time{} // unbounded
@@ -178,11 +179,11 @@ func TestQueryOffset(t *testing.T) {
 func TestQueryOffsetErrors(t *testing.T) {
 	s := openMem(t)
 	ingest(t, s, dataset(30, 1)...)
-	res, err := s.Query(context.Background(), Query{Limit: 2})
+	res, err := s.Query(context.Background(), store.Query{Limit: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []Query{{Offset: -1}, {Offset: 2, Cursor: res.Next}} {
+	for _, q := range []store.Query{{Offset: -1}, {Offset: 2, Cursor: res.Next}} {
 		if _, err := s.Query(context.Background(), q); err == nil || !strings.Contains(err.Error(), "offset") {
 			t.Errorf("%+v: err = %v, want an offset error", q, err)
 		}

@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"bytes"
@@ -12,20 +12,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
+	pebbledb "github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
 // buckets lists every width, finest first; each divides the next.
-var buckets = [...]Bucket{Minute, Hour, Day}
+var buckets = [...]store.Bucket{store.Minute, store.Hour, store.Day}
 
 // width is b's width in nanoseconds.
-func width(b Bucket) int64 { return int64(b.Duration()) }
+func width(b store.Bucket) int64 { return int64(b.Duration()) }
 
 // kind is the byte after ksRollup in b's keys.
-func kind(b Bucket) byte { return "?mhd"[b] }
+func kind(b store.Bucket) byte { return "?mhd"[b] }
 
 // Rollup keys: ksRollup, the bucket kind, the bucket index (t floor-divided
 // by the width) as 8 bytes big-endian with the sign bit flipped, so that keys
@@ -34,14 +35,14 @@ func kind(b Bucket) byte { return "?mhd"[b] }
 // big-endian.
 const rollupHeader = 2 + 8
 
-func rollupPrefix(dst []byte, b Bucket) []byte { return append(dst, ksRollup, kind(b)) }
+func rollupPrefix(dst []byte, b store.Bucket) []byte { return append(dst, ksRollup, kind(b)) }
 
 // rollupBound appends the first key of bucket idx of width b.
-func rollupBound(dst []byte, b Bucket, idx int64) []byte {
+func rollupBound(dst []byte, b store.Bucket, idx int64) []byte {
 	return binary.BigEndian.AppendUint64(rollupPrefix(dst, b), uint64(idx)^1<<63)
 }
 
-func rollupKey(dst []byte, b Bucket, idx int64, category, name string) []byte {
+func rollupKey(dst []byte, b store.Bucket, idx int64, category, name string) []byte {
 	dst = rollupBound(dst, b, idx)
 	dst = append(dst, category...)
 	dst = append(dst, terminator)
@@ -75,14 +76,14 @@ func parseCount(key, v []byte) (int64, error) {
 type rollupDeltas map[rollupCell]int64
 
 type rollupCell struct {
-	bucket         Bucket
+	bucket         store.Bucket
 	idx            int64
 	category, name string
 }
 
 // add counts ev once in each bucket width.
 func (d rollupDeltas) add(ev *eventpb.Event) {
-	t := EventTime(ev)
+	t := store.EventTime(ev)
 	for _, b := range buckets {
 		d[rollupCell{b, b.Index(t), ev.GetCategory(), ev.GetName()}]++
 	}
@@ -95,7 +96,7 @@ func (d rollupDeltas) add(ev *eventpb.Event) {
 // The reads go in key order through one iterator, whose seeks then move
 // forward through files and blocks it has open; a Get per cell would open
 // them again each time.
-func (d rollupDeltas) apply(r pebble.Reader, batch *pebble.Batch) error {
+func (d rollupDeltas) apply(r pebbledb.Reader, batch *pebbledb.Batch) error {
 	cells := make([]rollupCell, 0, len(d))
 	for c := range d {
 		cells = append(cells, c)
@@ -104,7 +105,7 @@ func (d rollupDeltas) apply(r pebble.Reader, batch *pebble.Batch) error {
 		return cmp.Or(cmp.Compare(kind(x.bucket), kind(y.bucket)), cmp.Compare(x.idx, y.idx),
 			strings.Compare(x.category, y.category), strings.Compare(x.name, y.name))
 	})
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{ksRollup}, UpperBound: []byte{ksRollup + 1}})
+	it, err := r.NewIter(&pebbledb.IterOptions{LowerBound: []byte{ksRollup}, UpperBound: []byte{ksRollup + 1}})
 	if err != nil {
 		return err
 	}
@@ -138,13 +139,13 @@ func (d rollupDeltas) apply(r pebble.Reader, batch *pebble.Batch) error {
 // none, from its events, and then records layout 2. It can be interrupted at
 // any point: until the layout key says 2 the next Open starts over, first
 // deleting what an earlier attempt wrote.
-func migrateRollups(db *pebble.DB, log *slog.Logger) error {
+func migrateRollups(db *pebbledb.DB, log *slog.Logger) error {
 	began := time.Now()
 	lo, hi := []byte{ksRollup}, []byte{ksRollup + 1}
-	if err := db.DeleteRange(lo, hi, pebble.NoSync); err != nil {
+	if err := db.DeleteRange(lo, hi, pebbledb.NoSync); err != nil {
 		return fmt.Errorf("clear rollups: %w", err)
 	}
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksEvent}, UpperBound: []byte{ksEvent + 1}})
+	it, err := db.NewIter(&pebbledb.IterOptions{LowerBound: []byte{ksEvent}, UpperBound: []byte{ksEvent + 1}})
 	if err != nil {
 		return err
 	}
@@ -158,7 +159,7 @@ func migrateRollups(db *pebble.DB, log *slog.Logger) error {
 			return err
 		}
 		clear(d)
-		return b.Commit(pebble.NoSync)
+		return b.Commit(pebbledb.NoSync)
 	}
 	events := 0
 	for valid := it.First(); valid; valid = it.Next() {
@@ -185,17 +186,17 @@ func migrateRollups(db *pebble.DB, log *slog.Logger) error {
 		return fmt.Errorf("write rollups: %w", err)
 	}
 	// A synced write makes every earlier write durable too.
-	if err := db.Set([]byte(layoutKey), []byte("2"), pebble.Sync); err != nil {
+	if err := db.Set([]byte(layoutKey), []byte("2"), pebbledb.Sync); err != nil {
 		return err
 	}
 	log.Info("store migrated to key layout 2: rollups built", "events", events, "took", time.Since(began))
 	return nil
 }
 
-// Stats implements Store: it reads the rollups of q's bucket width in the
+// Stats implements store.Store: it reads the rollups of q's bucket width in the
 // range, one key per bucket, category and name that has events; it never
 // reads events.
-func (p *Pebble) Stats(ctx context.Context, q StatsQuery) ([]Series, error) {
+func (p *Store) Stats(ctx context.Context, q store.StatsQuery) ([]store.Series, error) {
 	if err := p.acquire(); err != nil {
 		return nil, err
 	}
@@ -206,30 +207,30 @@ func (p *Pebble) Stats(ctx context.Context, q StatsQuery) ([]Series, error) {
 	if !q.Bucket.Valid() {
 		return nil, fmt.Errorf("store: stats: unknown bucket %d", q.Bucket)
 	}
-	if !ValidFilter(q.Category) || !ValidFilter(q.Name) {
-		return []Series{}, nil
+	if !store.ValidFilter(q.Category) || !store.ValidFilter(q.Name) {
+		return []store.Series{}, nil
 	}
 	lower, upper := rollupPrefix(nil, q.Bucket), []byte{ksRollup, kind(q.Bucket) + 1}
 	if !q.Start.IsZero() {
-		lower = rollupBound(nil, q.Bucket, q.Bucket.Index(UnixNano(q.Start)))
+		lower = rollupBound(nil, q.Bucket, q.Bucket.Index(store.UnixNano(q.Start)))
 	}
 	if !q.End.IsZero() {
-		end := UnixNano(q.End)
+		end := store.UnixNano(q.End)
 		if end == math.MinInt64 {
-			return []Series{}, nil
+			return []store.Series{}, nil
 		}
 		upper = rollupBound(nil, q.Bucket, q.Bucket.Index(end-1)+1)
 	}
 	if bytes.Compare(lower, upper) >= 0 {
-		return []Series{}, nil
+		return []store.Series{}, nil
 	}
-	it, err := p.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := p.db.NewIterWithContext(ctx, &pebbledb.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, fmt.Errorf("store: stats: %w", err)
 	}
 	defer it.Close()
 	type group struct{ category, name string }
-	series := map[group]*Series{}
+	series := map[group]*store.Series{}
 	for valid, i := it.First(), 0; valid; valid, i = it.Next(), i+1 {
 		if i%1024 == 1023 {
 			if err := ctx.Err(); err != nil {
@@ -260,7 +261,7 @@ func (p *Pebble) Stats(ctx context.Context, q StatsQuery) ([]Series, error) {
 		}
 		s := series[g]
 		if s == nil {
-			s = &Series{Category: g.category, Name: g.name}
+			s = &store.Series{Category: g.category, Name: g.name}
 			series[g] = s
 		}
 		// Keys come in bucket order, so a bucket's cells are adjacent to
@@ -269,17 +270,17 @@ func (p *Pebble) Stats(ctx context.Context, q StatsQuery) ([]Series, error) {
 		if k := len(s.Points); k > 0 && s.Points[k-1].Start.Equal(start) {
 			s.Points[k-1].Count += c
 		} else {
-			s.Points = append(s.Points, Point{Start: start, Count: c})
+			s.Points = append(s.Points, store.Point{Start: start, Count: c})
 		}
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("store: stats: %w", err)
 	}
-	out := make([]Series, 0, len(series))
+	out := make([]store.Series, 0, len(series))
 	for _, s := range series {
 		out = append(out, *s)
 	}
-	slices.SortFunc(out, func(a, b Series) int {
+	slices.SortFunc(out, func(a, b store.Series) int {
 		return cmp.Or(strings.Compare(a.Category, b.Category), strings.Compare(a.Name, b.Name))
 	})
 	return out, nil

@@ -1,9 +1,10 @@
-package store
+package pebble
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"testing"
 )
 
@@ -36,7 +37,7 @@ func BenchmarkExport(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				got := 0
 				for after := ""; ; {
-					r, err := s.Export(context.Background(), ExportQuery{After: after, Limit: 1000})
+					r, err := s.Export(context.Background(), store.ExportQuery{After: after, Limit: 1000})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"context"
@@ -8,15 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
+	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
 // exportAll reads the feed from after to its end in pages of limit and
 // returns the ids and the final cursor.
-func exportAll(tb testing.TB, s Store, q ExportQuery) ([]string, string) {
+func exportAll(tb testing.TB, s store.Store, q store.ExportQuery) ([]string, string) {
 	tb.Helper()
 	var ids []string
 	for {
@@ -58,19 +59,19 @@ func TestExportIsTheStoredOrderOnce(t *testing.T) {
 	ingest(t, s, b2...)
 	want := []string{"z", "a", "m", "b"}
 	for _, limit := range []int{1, 2, 3, 100} {
-		if got, _ := exportAll(t, s, ExportQuery{Limit: limit}); !slices.Equal(got, want) {
+		if got, _ := exportAll(t, s, store.ExportQuery{Limit: limit}); !slices.Equal(got, want) {
 			t.Errorf("limit %d: feed %v, want %v", limit, got, want)
 		}
 	}
-	_, end := exportAll(t, s, ExportQuery{})
+	_, end := exportAll(t, s, store.ExportQuery{})
 	s.Close()
 
 	s = openAt(t, Options{Dir: "db", FS: fs})
 	ingest(t, s, event("c", 1, "s3", "view", "home"), event("z", 50, "s1", "view", "home"))
-	if got, _ := exportAll(t, s, ExportQuery{After: end}); !slices.Equal(got, []string{"c"}) {
+	if got, _ := exportAll(t, s, store.ExportQuery{After: end}); !slices.Equal(got, []string{"c"}) {
 		t.Errorf("after a restart, from the old end: %v, want [c]", got)
 	}
-	if got, _ := exportAll(t, s, ExportQuery{}); !slices.Equal(got, append(want, "c")) {
+	if got, _ := exportAll(t, s, store.ExportQuery{}); !slices.Equal(got, append(want, "c")) {
 		t.Errorf("after a restart, from the start: %v", got)
 	}
 }
@@ -81,7 +82,7 @@ func TestExportFilters(t *testing.T) {
 	for i := 0; i < len(events); i += 37 {
 		ingest(t, s, events[i:min(i+37, len(events))]...)
 	}
-	cases := []ExportQuery{
+	cases := []store.ExportQuery{
 		{},
 		{Session: "s1"},
 		{Category: "view", Name: "home"},
@@ -116,16 +117,16 @@ func TestExportFilters(t *testing.T) {
 func TestExportWaits(t *testing.T) {
 	s := openMem(t)
 	ingest(t, s, event("first", 1, "s", "c", "n"))
-	_, end := exportAll(t, s, ExportQuery{})
+	_, end := exportAll(t, s, store.ExportQuery{})
 
-	res, err := s.Export(context.Background(), ExportQuery{After: end, Wait: 20 * time.Millisecond})
+	res, err := s.Export(context.Background(), store.ExportQuery{After: end, Wait: 20 * time.Millisecond})
 	if err != nil || len(res.Events) != 0 || res.Next != end {
 		t.Fatalf("a wait with nothing new: %v events, next %q, %v; want none, %q", len(res.Events), res.Next, err, end)
 	}
 
-	got := make(chan ExportResult, 1)
+	got := make(chan store.ExportResult, 1)
 	go func() {
-		res, err := s.Export(context.Background(), ExportQuery{After: end, Wait: time.Hour})
+		res, err := s.Export(context.Background(), store.ExportQuery{After: end, Wait: time.Hour})
 		if err != nil {
 			t.Error(err)
 		}
@@ -140,7 +141,7 @@ func TestExportWaits(t *testing.T) {
 
 	// A filtered wait passes over what does not match and keeps waiting.
 	go func() {
-		res, err := s.Export(context.Background(), ExportQuery{After: end, Name: "third", Wait: time.Hour})
+		res, err := s.Export(context.Background(), store.ExportQuery{After: end, Name: "third", Wait: time.Hour})
 		if err != nil {
 			t.Error(err)
 		}
@@ -153,7 +154,7 @@ func TestExportWaits(t *testing.T) {
 
 	// Close ends a wait.
 	go func() {
-		res, _ := s.Export(context.Background(), ExportQuery{After: "", Name: "never", Wait: time.Hour})
+		res, _ := s.Export(context.Background(), store.ExportQuery{After: "", Name: "never", Wait: time.Hour})
 		got <- res
 	}()
 	s.Close()
@@ -166,13 +167,13 @@ func TestExportCursorErrors(t *testing.T) {
 	a, b := openMem(t), openMem(t)
 	ingest(t, a, event("x", 1, "s", "c", "n"))
 	ingest(t, b, event("x", 1, "s", "c", "n"))
-	_, fromA := exportAll(t, a, ExportQuery{})
+	_, fromA := exportAll(t, a, store.ExportQuery{})
 	for _, c := range []string{"nope", "AAAA", fromA + "A"} {
-		if _, err := a.Export(context.Background(), ExportQuery{After: c}); !errors.Is(err, ErrBadCursor) {
+		if _, err := a.Export(context.Background(), store.ExportQuery{After: c}); !errors.Is(err, store.ErrBadCursor) {
 			t.Errorf("cursor %q: %v, want ErrBadCursor", c, err)
 		}
 	}
-	if _, err := b.Export(context.Background(), ExportQuery{After: fromA}); !errors.Is(err, ErrBadCursor) {
+	if _, err := b.Export(context.Background(), store.ExportQuery{After: fromA}); !errors.Is(err, store.ErrBadCursor) {
 		t.Errorf("a cursor of another store: %v, want ErrBadCursor", err)
 	}
 }
@@ -183,10 +184,10 @@ func TestMigrateFeed(t *testing.T) {
 	fs := vfs.NewMem()
 	s := openAt(t, Options{Dir: "db", FS: fs})
 	ingest(t, s, event("late", 50, "s", "c", "n"), event("early", 10, "s", "c", "n"), event("mid", 30, "s", "c", "n"))
-	if err := s.db.DeleteRange([]byte{ksFeed}, []byte{ksFeed + 1}, pebble.Sync); err != nil {
+	if err := s.db.DeleteRange([]byte{ksFeed}, []byte{ksFeed + 1}, pebbledb.Sync); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Delete([]byte(storeIDKey), pebble.Sync); err != nil {
+	if err := s.db.Delete([]byte(storeIDKey), pebbledb.Sync); err != nil {
 		t.Fatal(err)
 	}
 	rawSet(t, s, []byte(layoutKey), []byte("2"))
@@ -194,7 +195,7 @@ func TestMigrateFeed(t *testing.T) {
 
 	s = openAt(t, Options{Dir: "db", FS: fs})
 	ingest(t, s, event("new", 1, "s", "c", "n"))
-	if got, _ := exportAll(t, s, ExportQuery{}); !slices.Equal(got, []string{"early", "mid", "late", "new"}) {
+	if got, _ := exportAll(t, s, store.ExportQuery{}); !slices.Equal(got, []string{"early", "mid", "late", "new"}) {
 		t.Fatalf("feed after migration: %v", got)
 	}
 }

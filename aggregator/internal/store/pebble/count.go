@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"bytes"
@@ -8,7 +8,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/cockroachdb/pebble/v2"
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 )
 
 // Counting and skipping without reading events.
@@ -45,13 +46,13 @@ const (
 // querySpan returns q's time range as a span, and false when the span
 // sentinels cannot express it: an End of exactly the largest time excludes
 // that time, which posInf would include.
-func querySpan(q Query) (span, bool) {
+func querySpan(q store.Query) (span, bool) {
 	s := span{negInf, posInf}
 	if !q.Start.IsZero() {
-		s.lo = UnixNano(q.Start) // the smallest time bounds nothing: negInf
+		s.lo = store.UnixNano(q.Start) // the smallest time bounds nothing: negInf
 	}
 	if !q.End.IsZero() {
-		if s.hi = UnixNano(q.End); s.hi == posInf {
+		if s.hi = store.UnixNano(q.End); s.hi == posInf {
 			return s, false
 		}
 	}
@@ -71,14 +72,14 @@ func mulSat(q, n int64) int64 {
 
 // floorTo and ceilTo round t down and up to a start of a bucket of b,
 // saturating; sentinels stay what they are.
-func floorTo(t int64, b Bucket) int64 {
+func floorTo(t int64, b store.Bucket) int64 {
 	if t == negInf || t == posInf {
 		return t
 	}
 	return mulSat(b.Index(t), width(b))
 }
 
-func ceilTo(t int64, b Bucket) int64 {
+func ceilTo(t int64, b store.Bucket) int64 {
 	if t == negInf || t == posInf {
 		return t
 	}
@@ -149,15 +150,15 @@ func (p plan) keyRange(s span) (lower, upper []byte, ok bool) {
 }
 
 // rollups reports whether q can be counted and skipped through rollups.
-func (p plan) rollups(q Query) (span, bool) {
+func (p plan) rollups(q store.Query) (span, bool) {
 	if q.Session != "" || p.check != nil {
 		return span{}, false
 	}
 	return querySpan(q)
 }
 
-// Count implements Store.
-func (p *Pebble) Count(ctx context.Context, q Query) (int, error) {
+// Count implements store.Store.
+func (p *Store) Count(ctx context.Context, q store.Query) (int, error) {
 	if err := p.acquire(); err != nil {
 		return 0, err
 	}
@@ -192,7 +193,7 @@ func (p *Pebble) Count(ctx context.Context, q Query) (int, error) {
 // skip returns the index key of the event that comes after the first n
 // events matching q (the first key a page at offset n reads), or nil when n
 // or fewer events match.
-func (p *Pebble) skip(ctx context.Context, r pebble.Reader, q Query, pl plan, n int) ([]byte, error) {
+func (p *Store) skip(ctx context.Context, r pebbledb.Reader, q store.Query, pl plan, n int) ([]byte, error) {
 	c := counter{ctx: ctx, r: r, p: p, pl: pl, q: q}
 	s, ok := pl.rollups(q)
 	if !ok {
@@ -213,10 +214,10 @@ func (p *Pebble) skip(ctx context.Context, r pebble.Reader, q Query, pl plan, n 
 // time range, reading through r.
 type counter struct {
 	ctx context.Context
-	r   pebble.Reader
-	p   *Pebble
+	r   pebbledb.Reader
+	p   *Store
 	pl  plan
-	q   Query
+	q   store.Query
 }
 
 // errDisagree means the rollups and the index disagree, which the store's
@@ -283,7 +284,7 @@ func (c counter) buckets(seg segment, newest bool, fn func(idx, n int64) (bool, 
 	if seg.hi != posInf {
 		upper = rollupBound(nil, b, b.Index(seg.hi))
 	}
-	it, err := c.r.NewIterWithContext(c.ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := c.r.NewIterWithContext(c.ctx, &pebbledb.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}
@@ -348,7 +349,7 @@ func (c counter) buckets(seg segment, newest bool, fn func(idx, n int64) (bool, 
 // its key; otherwise, or when there are n or fewer matches, it returns nil
 // and n minus the matches (or, with n < 0, their number).
 func (c counter) keys(lower, upper []byte, n int) ([]byte, int, error) {
-	it, err := c.r.NewIterWithContext(c.ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := c.r.NewIterWithContext(c.ctx, &pebbledb.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -365,7 +366,7 @@ func (c counter) keys(lower, upper []byte, n int) ([]byte, int, error) {
 		if c.pl.check != nil {
 			idKey = append(idKey[:1], k[len(c.pl.prefix)+timeLen:]...)
 			ev, err := c.p.get(c.r, idKey)
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, store.ErrNotFound) {
 				return nil, 0, fmt.Errorf("index entry %q has no event", k)
 			}
 			if err != nil {

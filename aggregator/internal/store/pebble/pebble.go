@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"bytes"
@@ -13,12 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
+	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -50,8 +51,8 @@ type Options struct {
 // (BenchmarkExport, bench/results/2026-12-06-ecc9fe4.md).
 const DefaultCacheSize = 256 << 20
 
-// Pebble is a Store on an embedded Pebble database; see the package doc for
-// its key layout.
+// Store is a store.Store on an embedded Pebble database; see the package doc
+// for its key layout.
 //
 // Idempotent ingest rests on one invariant: between reading which ids exist
 // and committing the batch that adds the missing ones, no other batch adds
@@ -77,8 +78,8 @@ const DefaultCacheSize = 256 << 20
 // and on each event and its index entries being committed in one batch.
 // Pebble makes a batch visible before its fsync completes, so a reader can
 // see an event shortly before the Ingest that stores it returns.
-type Pebble struct {
-	db      *pebble.DB
+type Store struct {
+	db      *pebbledb.DB
 	log     *slog.Logger
 	metrics *metrics
 
@@ -99,12 +100,12 @@ type Pebble struct {
 	closed  bool
 }
 
-var _ Store = (*Pebble)(nil)
+var _ store.Store = (*Store)(nil)
 
 // Open opens or creates the Pebble store in opts.Dir. An open store holds up
 // to about 200 MiB of memory: a 64 MiB block cache and up to two 64 MiB
 // memtables (see pebbleOptions).
-func Open(opts Options) (*Pebble, error) {
+func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("store: open: no directory")
 	}
@@ -121,7 +122,7 @@ func Open(opts Options) (*Pebble, error) {
 		cache = DefaultCacheSize
 	}
 	po := pebbleOptions(opts.FS, log, cache)
-	db, err := pebble.Open(opts.Dir, po)
+	db, err := pebbledb.Open(opts.Dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
@@ -133,17 +134,17 @@ func Open(opts Options) (*Pebble, error) {
 		return nil, errors.Join(fmt.Errorf("store: open %s: %w", opts.Dir, err), db.Close())
 	}
 	log.Info("store opened", "dir", opts.Dir)
-	p := &Pebble{db: db, log: log, metrics: m, storeID: id, signal: make(chan struct{}), closing: make(chan struct{})}
+	p := &Store{db: db, log: log, metrics: m, storeID: id, signal: make(chan struct{}), closing: make(chan struct{})}
 	p.lastSeq.Store(last)
 	return p, nil
 }
 
 // pebbleOptions is how the store configures Pebble.
-func pebbleOptions(fs vfs.FS, log *slog.Logger, cacheSize int64) *pebble.Options {
-	po := &pebble.Options{
+func pebbleOptions(fs vfs.FS, log *slog.Logger, cacheSize int64) *pebbledb.Options {
+	po := &pebbledb.Options{
 		FS:                 fs,
 		Logger:             pebbleLogger{log.With("engine", "pebble")},
-		FormatMajorVersion: pebble.FormatNewest,
+		FormatMajorVersion: pebbledb.FormatNewest,
 		// Every event writes up to six keys, and the duplicate check reads
 		// the filter and index blocks of every file holding ids: Pebble's
 		// defaults (8 MiB cache, 4 MiB memtables) are sized for embedding
@@ -168,10 +169,10 @@ func pebbleOptions(fs vfs.FS, log *slog.Logger, cacheSize int64) *pebble.Options
 // checkLayout records the key layout version (and a store id) in a new
 // database, migrates databases of an earlier layout one step at a time (1
 // had no rollups, 2 no export feed), and refuses any other one.
-func checkLayout(db *pebble.DB, log *slog.Logger) error {
+func checkLayout(db *pebbledb.DB, log *slog.Logger) error {
 	v, closer, err := db.Get([]byte(layoutKey))
 	switch {
-	case errors.Is(err, pebble.ErrNotFound):
+	case errors.Is(err, pebbledb.ErrNotFound):
 		b := db.NewBatch()
 		defer b.Close()
 		if err := newStoreID(b); err != nil {
@@ -180,7 +181,7 @@ func checkLayout(db *pebble.DB, log *slog.Logger) error {
 		if err := b.Set([]byte(layoutKey), []byte(layoutVersion), nil); err != nil {
 			return err
 		}
-		return b.Commit(pebble.Sync)
+		return b.Commit(pebbledb.Sync)
 	case err != nil:
 		return fmt.Errorf("read key layout version: %w", err)
 	}
@@ -203,25 +204,25 @@ func checkLayout(db *pebble.DB, log *slog.Logger) error {
 	return fmt.Errorf("key layout version %q, want %q", version, layoutVersion)
 }
 
-func (p *Pebble) acquire() error {
+func (p *Store) acquire() error {
 	p.closeMu.RLock()
 	if p.closed {
 		p.closeMu.RUnlock()
-		return ErrClosed
+		return store.ErrClosed
 	}
 	return nil
 }
 
-func (p *Pebble) release() { p.closeMu.RUnlock() }
+func (p *Store) release() { p.closeMu.RUnlock() }
 
 // marshal is deterministic so that the stored bytes of an event do not depend
 // on map iteration (Event has no maps today; this keeps it that way).
 var marshal = proto.MarshalOptions{Deterministic: true}
 
-// Ingest implements Store.
-func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestStats, error) {
+// Ingest implements store.Store.
+func (p *Store) Ingest(ctx context.Context, events []*eventpb.Event) (store.IngestStats, error) {
 	if err := p.acquire(); err != nil {
-		return IngestStats{}, err
+		return store.IngestStats{}, err
 	}
 	defer p.release()
 	began := time.Now()
@@ -233,20 +234,20 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 		val []byte
 		pos int // in ok: the order the caller gave
 	}
-	var st IngestStats
+	var st store.IngestStats
 	ok := make([]accepted, 0, len(events))
 	size := 0
 	for i, ev := range events {
-		reason := Problem(ev)
+		reason := store.Problem(ev)
 		var val []byte
 		if reason == "" {
 			var err error
 			if val, err = marshal.Marshal(ev); err != nil {
-				reason = ReasonUnencodable + err.Error()
+				reason = store.ReasonUnencodable + err.Error()
 			}
 		}
 		if reason != "" {
-			st.Rejected = append(st.Rejected, Rejection{Index: i, ID: ev.GetId(), Reason: reason})
+			st.Rejected = append(st.Rejected, store.Rejection{Index: i, ID: ev.GetId(), Reason: reason})
 			continue
 		}
 		ok = append(ok, accepted{ev, val, len(ok)})
@@ -256,13 +257,13 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 		size += len(val) + 6*(len(ev.GetId())+48)
 	}
 	if err := ctx.Err(); err != nil {
-		return IngestStats{}, err
+		return store.IngestStats{}, err
 	}
 
 	p.ingestMu.Lock()
 	defer p.ingestMu.Unlock()
 	if err := ctx.Err(); err != nil { // the wait for the lock can be long
-		return IngestStats{}, err
+		return store.IngestStats{}, err
 	}
 	// Which ids are new: the first copy of each id in this call, unless an
 	// event with that id is stored already. The lookups go in id order
@@ -279,9 +280,9 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 		first = append(first, a)
 	}
 	slices.SortFunc(first, func(x, y accepted) int { return strings.Compare(x.ev.GetId(), y.ev.GetId()) })
-	it, err := p.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{ksEvent}, UpperBound: []byte{ksEvent + 1}})
+	it, err := p.db.NewIterWithContext(ctx, &pebbledb.IterOptions{LowerBound: []byte{ksEvent}, UpperBound: []byte{ksEvent + 1}})
 	if err != nil {
-		return IngestStats{}, fmt.Errorf("store: ingest: %w", err)
+		return store.IngestStats{}, fmt.Errorf("store: ingest: %w", err)
 	}
 	defer it.Close()
 	b := p.db.NewBatchWithSize(size)
@@ -296,24 +297,24 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 			continue
 		}
 		if err := b.Set(key, a.val, nil); err != nil {
-			return IngestStats{}, fmt.Errorf("store: ingest: %w", err)
+			return store.IngestStats{}, fmt.Errorf("store: ingest: %w", err)
 		}
 		key, err = indexKeys(key, a.ev, func(k []byte) error { return b.Set(k, nil, nil) })
 		if err != nil {
-			return IngestStats{}, fmt.Errorf("store: ingest: %w", err)
+			return store.IngestStats{}, fmt.Errorf("store: ingest: %w", err)
 		}
 		rollups.add(a.ev)
 		fresh = append(fresh, a.pos)
 		st.Stored++
 	}
 	if err := it.Error(); err != nil {
-		return IngestStats{}, fmt.Errorf("store: ingest: look up ids: %w", err)
+		return store.IngestStats{}, fmt.Errorf("store: ingest: look up ids: %w", err)
 	}
 	if st.Stored > 0 {
 		// Read-modify-write of the counts is safe under ingestMu; see
 		// rollupDeltas.apply.
 		if err := rollups.apply(p.db, b); err != nil {
-			return IngestStats{}, fmt.Errorf("store: ingest: rollups: %w", err)
+			return store.IngestStats{}, fmt.Errorf("store: ingest: rollups: %w", err)
 		}
 		// The feed in the caller's order; sequence numbers advance only
 		// when the batch commits.
@@ -322,11 +323,11 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 		for _, pos := range fresh {
 			seq++
 			if err := b.Set(feedKey(seq), []byte(ok[pos].ev.GetId()), nil); err != nil {
-				return IngestStats{}, fmt.Errorf("store: ingest: %w", err)
+				return store.IngestStats{}, fmt.Errorf("store: ingest: %w", err)
 			}
 		}
-		if err := b.Commit(pebble.Sync); err != nil {
-			return IngestStats{}, fmt.Errorf("store: ingest: commit %d events: %w", st.Stored, err)
+		if err := b.Commit(pebbledb.Sync); err != nil {
+			return store.IngestStats{}, fmt.Errorf("store: ingest: commit %d events: %w", st.Stored, err)
 		}
 		p.lastSeq.Store(seq)
 		p.notifyStored()
@@ -336,9 +337,9 @@ func (p *Pebble) Ingest(ctx context.Context, events []*eventpb.Event) (IngestSta
 }
 
 // has reports whether key exists.
-func (p *Pebble) has(key []byte) (bool, error) {
+func (p *Store) has(key []byte) (bool, error) {
 	_, closer, err := p.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
+	if errors.Is(err, pebbledb.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -347,8 +348,8 @@ func (p *Pebble) has(key []byte) (bool, error) {
 	return true, closer.Close()
 }
 
-// Get implements Store.
-func (p *Pebble) Get(ctx context.Context, id string) (*eventpb.Event, error) {
+// Get implements store.Store.
+func (p *Store) Get(ctx context.Context, id string) (*eventpb.Event, error) {
 	if err := p.acquire(); err != nil {
 		return nil, err
 	}
@@ -357,16 +358,16 @@ func (p *Pebble) Get(ctx context.Context, id string) (*eventpb.Event, error) {
 		return nil, err
 	}
 	if id == "" {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	return p.get(p.db, eventKey(nil, id))
 }
 
 // get reads and decodes the event stored under key.
-func (p *Pebble) get(r pebble.Reader, key []byte) (*eventpb.Event, error) {
+func (p *Store) get(r pebbledb.Reader, key []byte) (*eventpb.Event, error) {
 	v, closer, err := r.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, ErrNotFound
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: get %q: %w", key[1:], err)
@@ -379,20 +380,20 @@ func (p *Pebble) get(r pebble.Reader, key []byte) (*eventpb.Event, error) {
 	return ev, nil
 }
 
-// Query implements Store.
-func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
+// Query implements store.Store.
+func (p *Store) Query(ctx context.Context, q store.Query) (store.Result, error) {
 	if err := p.acquire(); err != nil {
-		return Result{}, err
+		return store.Result{}, err
 	}
 	defer p.release()
 	if err := ctx.Err(); err != nil {
-		return Result{}, err
+		return store.Result{}, err
 	}
 	switch {
 	case q.Offset < 0:
-		return Result{}, fmt.Errorf("store: query: negative offset %d", q.Offset)
+		return store.Result{}, fmt.Errorf("store: query: negative offset %d", q.Offset)
 	case q.Offset > 0 && q.Cursor != "":
-		return Result{}, errors.New("store: query: offset and cursor are exclusive")
+		return store.Result{}, errors.New("store: query: offset and cursor are exclusive")
 	}
 	limit := q.PageSize()
 	pl := planQuery(q)
@@ -400,14 +401,14 @@ func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
 	if q.Cursor != "" {
 		var err error
 		if start, err = pl.start(q.Cursor); err != nil {
-			return Result{}, err
+			return store.Result{}, err
 		}
 	}
-	res := Result{Events: make([]*eventpb.Event, 0, min(limit, 64))}
+	res := store.Result{Events: make([]*eventpb.Event, 0, min(limit, 64))}
 	if pl.empty {
 		return res, nil
 	}
-	var r pebble.Reader = p.db
+	var r pebbledb.Reader = p.db
 	if q.Offset > 0 {
 		// Skipping reads rollups and index keys; the page must start
 		// where they say, also while events arrive.
@@ -416,16 +417,16 @@ func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
 		r = snap
 		var err error
 		if start, err = p.skip(ctx, r, q, pl, q.Offset); err != nil {
-			return Result{}, fmt.Errorf("store: query: skip %d events: %w", q.Offset, err)
+			return store.Result{}, fmt.Errorf("store: query: skip %d events: %w", q.Offset, err)
 		}
 		if start == nil {
 			return res, nil // fewer events match than the offset
 		}
 	}
 
-	it, err := r.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: pl.lower, UpperBound: pl.upper})
+	it, err := r.NewIterWithContext(ctx, &pebbledb.IterOptions{LowerBound: pl.lower, UpperBound: pl.upper})
 	if err != nil {
-		return Result{}, fmt.Errorf("store: query: %w", err)
+		return store.Result{}, fmt.Errorf("store: query: %w", err)
 	}
 	defer it.Close()
 	valid := false
@@ -443,7 +444,7 @@ func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
 	for n := 0; valid; valid, n = it.Next(), n+1 {
 		if n%256 == 255 {
 			if err := ctx.Err(); err != nil {
-				return Result{}, err
+				return store.Result{}, err
 			}
 		}
 		k := it.Key()
@@ -451,11 +452,11 @@ func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
 		if len(res.Events) < limit || pl.check != nil {
 			idKey = append(idKey[:1], k[len(pl.prefix)+timeLen:]...)
 			ev, err = p.get(r, idKey)
-			if errors.Is(err, ErrNotFound) {
-				return Result{}, fmt.Errorf("store: query: index entry %q has no event", k)
+			if errors.Is(err, store.ErrNotFound) {
+				return store.Result{}, fmt.Errorf("store: query: index entry %q has no event", k)
 			}
 			if err != nil {
-				return Result{}, fmt.Errorf("store: query: %w", err)
+				return store.Result{}, fmt.Errorf("store: query: %w", err)
 			}
 			if pl.check != nil && !pl.check(ev) {
 				continue
@@ -472,13 +473,13 @@ func (p *Pebble) Query(ctx context.Context, q Query) (Result, error) {
 		last = append(last[:0], k...)
 	}
 	if err := it.Error(); err != nil {
-		return Result{}, fmt.Errorf("store: query: %w", err)
+		return store.Result{}, fmt.Errorf("store: query: %w", err)
 	}
 	return res, nil
 }
 
-// Ready implements Store: the store is open and can read.
-func (p *Pebble) Ready() error {
+// Ready implements store.Store: the store is open and can read.
+func (p *Store) Ready() error {
 	if err := p.acquire(); err != nil {
 		return err
 	}
@@ -493,9 +494,9 @@ func (p *Pebble) Ready() error {
 	return nil
 }
 
-// Close implements Store. It waits for calls in flight; closing twice is a
+// Close implements store.Store. It waits for calls in flight; closing twice is a
 // no-op.
-func (p *Pebble) Close() error {
+func (p *Store) Close() error {
 	p.closeMu.Lock()
 	defer p.closeMu.Unlock()
 	if p.closed {

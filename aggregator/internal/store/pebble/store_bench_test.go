@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"context"
@@ -9,15 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
+	pebbledb "github.com/cockroachdb/pebble/v2"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
 // Run with e.g.
 //
-//	go test -run '^$' -bench 'Ingest' -benchtime 20x ./aggregator/internal/store/
-//	go test -run '^$' -bench 'Query' -benchtime 2000x ./aggregator/internal/store/
+//	go test -run '^$' -bench 'Ingest' -benchtime 20x ./aggregator/internal/store/pebble/
+//	go test -run '^$' -bench 'Query' -benchtime 2000x ./aggregator/internal/store/pebble/
 
 const (
 	benchBatch    = 1000
@@ -83,7 +84,7 @@ func benchBatches(n int) [][]*eventpb.Event {
 	return batches
 }
 
-// BenchmarkIngest stores batches of new events through Store.Ingest: checks,
+// BenchmarkIngest stores batches of new events through store.Store.Ingest: checks,
 // duplicate lookups, primary key and index entries, one synced commit.
 func BenchmarkIngest(b *testing.B) {
 	batches := benchBatches(b.N)
@@ -109,7 +110,7 @@ func BenchmarkIngest(b *testing.B) {
 // BenchmarkIngest / this is the cost of the store's work, not of tuning.
 func BenchmarkIngestBaseline(b *testing.B) {
 	batches := benchBatches(b.N)
-	db, err := pebble.Open(b.TempDir(), pebbleOptions(nil, quiet, DefaultCacheSize))
+	db, err := pebbledb.Open(b.TempDir(), pebbleOptions(nil, quiet, DefaultCacheSize))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func BenchmarkIngestBaseline(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		if err := batch.Commit(pebble.Sync); err != nil {
+		if err := batch.Commit(pebbledb.Sync); err != nil {
 			b.Fatal(err)
 		}
 		batch.Close()
@@ -168,13 +169,13 @@ func BenchmarkIngestDuplicates(b *testing.B) {
 var queryFixture struct {
 	once sync.Once
 	dir  string
-	s    *Pebble
+	s    *Store
 	err  error
 }
 
 const queryFixtureEvents = 200_000
 
-func openQueryFixture(b *testing.B) *Pebble {
+func openQueryFixture(b *testing.B) *Store {
 	b.Helper()
 	f := &queryFixture
 	f.once.Do(func() {
@@ -199,7 +200,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	for _, f := range []*struct {
 		dir string
-		s   *Pebble
+		s   *Store
 	}{{queryFixture.dir, queryFixture.s}, {bigFixture.dir, bigFixture.s}} {
 		if f.s != nil {
 			f.s.Close()
@@ -227,7 +228,7 @@ func BenchmarkQuerySession(b *testing.B) {
 	deep := make([]string, len(sessions))
 	deepEnd := make([]time.Time, len(sessions))
 	for i, session := range sessions {
-		q := Query{Session: session}
+		q := store.Query{Session: session}
 		for range 39 {
 			res, err := s.Query(ctx, q)
 			if err != nil || res.Next == "" {
@@ -240,23 +241,23 @@ func BenchmarkQuerySession(b *testing.B) {
 		if err != nil || len(res.Events) == 0 {
 			b.Fatalf("page 40 of session %s: %v", session, err)
 		}
-		deepEnd[i] = time.Unix(0, EventTime(res.Events[0])+1)
+		deepEnd[i] = time.Unix(0, store.EventTime(res.Events[0])+1)
 	}
 	for _, bc := range []struct {
 		name  string
-		query func(i int) Query
+		query func(i int) store.Query
 	}{
-		{"first-page", func(i int) Query { return Query{Session: sessions[i%len(sessions)]} }},
-		{"first-page-with-category", func(i int) Query {
-			return Query{Session: sessions[i%len(sessions)], Category: benchCategories[i%len(benchCategories)]}
+		{"first-page", func(i int) store.Query { return store.Query{Session: sessions[i%len(sessions)]} }},
+		{"first-page-with-category", func(i int) store.Query {
+			return store.Query{Session: sessions[i%len(sessions)], Category: benchCategories[i%len(benchCategories)]}
 		}},
-		{"page-40", func(i int) Query {
-			return Query{Session: sessions[i%len(sessions)], Cursor: deep[i%len(sessions)]}
+		{"page-40", func(i int) store.Query {
+			return store.Query{Session: sessions[i%len(sessions)], Cursor: deep[i%len(sessions)]}
 		}},
 		// The same events as page-40 as a first page, through End: page-40
 		// costs what this costs, not 40 pages.
-		{"first-page-ending-at-page-40", func(i int) Query {
-			return Query{Session: sessions[i%len(sessions)], End: deepEnd[i%len(sessions)]}
+		{"first-page-ending-at-page-40", func(i int) store.Query {
+			return store.Query{Session: sessions[i%len(sessions)], End: deepEnd[i%len(sessions)]}
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
@@ -266,7 +267,7 @@ func BenchmarkQuerySession(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if len(res.Events) != DefaultLimit {
+				if len(res.Events) != store.DefaultLimit {
 					b.Fatalf("%d events", len(res.Events))
 				}
 			}

@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"cmp"
@@ -10,26 +10,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
+	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
 // referenceStats answers q over events the slow way: every event in a bucket
 // that overlaps the range, grouped and counted.
-func referenceStats(events []*eventpb.Event, q StatsQuery) []Series {
+func referenceStats(events []*eventpb.Event, q store.StatsQuery) []store.Series {
 	type group struct{ category, name string }
 	counts := map[group]map[int64]int64{}
 	for _, ev := range events {
 		if q.Category != "" && ev.GetCategory() != q.Category || q.Name != "" && ev.GetName() != q.Name {
 			continue
 		}
-		idx := q.Bucket.Index(EventTime(ev))
-		if !q.Start.IsZero() && idx < q.Bucket.Index(UnixNano(q.Start)) {
+		idx := q.Bucket.Index(store.EventTime(ev))
+		if !q.Start.IsZero() && idx < q.Bucket.Index(store.UnixNano(q.Start)) {
 			continue
 		}
-		if !q.End.IsZero() && (UnixNano(q.End) == math.MinInt64 || idx > q.Bucket.Index(UnixNano(q.End)-1)) {
+		if !q.End.IsZero() && (store.UnixNano(q.End) == math.MinInt64 || idx > q.Bucket.Index(store.UnixNano(q.End)-1)) {
 			continue
 		}
 		var g group
@@ -44,35 +45,35 @@ func referenceStats(events []*eventpb.Event, q StatsQuery) []Series {
 		}
 		counts[g][idx]++
 	}
-	out := []Series{}
+	out := []store.Series{}
 	for g, m := range counts {
-		s := Series{Category: g.category, Name: g.name}
+		s := store.Series{Category: g.category, Name: g.name}
 		for idx, c := range m {
-			s.Points = append(s.Points, Point{Start: q.Bucket.Start(idx), Count: c})
+			s.Points = append(s.Points, store.Point{Start: q.Bucket.Start(idx), Count: c})
 		}
-		slices.SortFunc(s.Points, func(a, b Point) int { return a.Start.Compare(b.Start) })
+		slices.SortFunc(s.Points, func(a, b store.Point) int { return a.Start.Compare(b.Start) })
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b Series) int {
+	slices.SortFunc(out, func(a, b store.Series) int {
 		return cmp.Or(strings.Compare(a.Category, b.Category), strings.Compare(a.Name, b.Name))
 	})
 	return out
 }
 
-func equalSeries(a, b []Series) bool {
-	return slices.EqualFunc(a, b, func(x, y Series) bool {
+func equalSeries(a, b []store.Series) bool {
+	return slices.EqualFunc(a, b, func(x, y store.Series) bool {
 		return x.Category == y.Category && x.Name == y.Name &&
-			slices.EqualFunc(x.Points, y.Points, func(p, q Point) bool { return p.Start.Equal(q.Start) && p.Count == q.Count })
+			slices.EqualFunc(x.Points, y.Points, func(p, q store.Point) bool { return p.Start.Equal(q.Start) && p.Count == q.Count })
 	})
 }
 
 // checkStats compares Stats with the reference for every width, grouping
 // and a few filters and ranges.
-func checkStats(tb testing.TB, s Store, events []*eventpb.Event, ranges [][2]time.Time) {
+func checkStats(tb testing.TB, s store.Store, events []*eventpb.Event, ranges [][2]time.Time) {
 	tb.Helper()
 	for _, rg := range ranges {
 		for _, b := range buckets {
-			for _, f := range []StatsQuery{{}, {Category: "view"}, {Name: "cart"}, {Category: "click", Name: "home"}, {Category: "x\x00"}} {
+			for _, f := range []store.StatsQuery{{}, {Category: "view"}, {Name: "cart"}, {Category: "click", Name: "home"}, {Category: "x\x00"}} {
 				for _, g := range [][2]bool{{true, true}, {true, false}, {false, true}, {false, false}} {
 					q := f
 					q.Bucket, q.Start, q.End, q.ByCategory, q.ByName = b, rg[0], rg[1], g[0], g[1]
@@ -108,7 +109,7 @@ func TestStats(t *testing.T) {
 	}
 	checkStats(t, s, events, ranges)
 
-	if _, err := s.Stats(context.Background(), StatsQuery{Bucket: 9}); err == nil {
+	if _, err := s.Stats(context.Background(), store.StatsQuery{Bucket: 9}); err == nil {
 		t.Error("unknown bucket accepted")
 	}
 }
@@ -136,17 +137,17 @@ func TestStatsTimes(t *testing.T) {
 		at("e", d("2022-01-02T00:00:00Z"), "x"),
 	)
 	for _, tc := range []struct {
-		q    StatsQuery
+		q    store.StatsQuery
 		want string
 	}{
-		{StatsQuery{Bucket: Hour, Start: d("2022-01-01T00:00:00Z"), End: d("2022-01-02T00:00:00Z"), ByCategory: true},
+		{store.StatsQuery{Bucket: store.Hour, Start: d("2022-01-01T00:00:00Z"), End: d("2022-01-02T00:00:00Z"), ByCategory: true},
 			"x: 2022-01-01T00:00:00Z=2 2022-01-01T21:00:00Z=1; y: 2022-01-01T01:00:00Z=1"},
-		{StatsQuery{Bucket: Day, Start: d("2022-01-01T12:00:00Z"), End: d("2022-01-02T00:00:00.000000001Z")},
+		{store.StatsQuery{Bucket: store.Day, Start: d("2022-01-01T12:00:00Z"), End: d("2022-01-02T00:00:00.000000001Z")},
 			": 2022-01-01T00:00:00Z=4 2022-01-02T00:00:00Z=1"},
-		{StatsQuery{Bucket: Minute, Start: d("2022-01-01T00:59:30Z"), End: d("2022-01-01T01:00:00Z"), ByCategory: true, ByName: true},
+		{store.StatsQuery{Bucket: store.Minute, Start: d("2022-01-01T00:59:30Z"), End: d("2022-01-01T01:00:00Z"), ByCategory: true, ByName: true},
 			"x/n: 2022-01-01T00:59:00Z=1"},
-		{StatsQuery{Bucket: Hour, Start: d("2022-01-01T01:00:00Z"), End: d("2022-01-01T01:00:00Z")}, ""},
-		{StatsQuery{Bucket: Hour, Category: "y", ByName: true}, "n: 2022-01-01T01:00:00Z=1"},
+		{store.StatsQuery{Bucket: store.Hour, Start: d("2022-01-01T01:00:00Z"), End: d("2022-01-01T01:00:00Z")}, ""},
+		{store.StatsQuery{Bucket: store.Hour, Category: "y", ByName: true}, "n: 2022-01-01T01:00:00Z=1"},
 	} {
 		got, err := s.Stats(context.Background(), tc.q)
 		if err != nil {
@@ -208,7 +209,7 @@ func TestRollupsHammer(t *testing.T) {
 		}
 	}
 	checkStats(t, s, stored, [][2]time.Time{{}})
-	if n, err := s.Count(context.Background(), Query{}); err != nil || n != len(stored) {
+	if n, err := s.Count(context.Background(), store.Query{}); err != nil || n != len(stored) {
 		t.Fatalf("count = %d, %v; want %d", n, err, len(stored))
 	}
 }
@@ -223,11 +224,11 @@ func TestMigrateRollups(t *testing.T) {
 		ingest(t, s, events...)
 		// Back to layout 1: no rollups. An interrupted migration left some
 		// wrong counts behind.
-		if err := s.db.DeleteRange([]byte{ksRollup}, []byte{ksRollup + 1}, pebble.Sync); err != nil {
+		if err := s.db.DeleteRange([]byte{ksRollup}, []byte{ksRollup + 1}, pebbledb.Sync); err != nil {
 			t.Fatal(err)
 		}
 		if interrupted {
-			rawSet(t, s, rollupKey(nil, Hour, 5, "view", "home"), []byte{0, 0, 0, 0, 0, 0, 0, 9})
+			rawSet(t, s, rollupKey(nil, store.Hour, 5, "view", "home"), []byte{0, 0, 0, 0, 0, 0, 0, 9})
 		}
 		rawSet(t, s, []byte(layoutKey), []byte("1"))
 		s.Close()
@@ -242,7 +243,7 @@ func TestMigrateRollups(t *testing.T) {
 		}
 		closer.Close()
 		checkStats(t, s, events, [][2]time.Time{{}})
-		if n, err := s.Count(context.Background(), Query{Category: "view"}); err != nil || n != len(reference(events, Query{Category: "view"})) {
+		if n, err := s.Count(context.Background(), store.Query{Category: "view"}); err != nil || n != len(reference(events, store.Query{Category: "view"})) {
 			t.Fatalf("count after migration = %d, %v", n, err)
 		}
 		s.Close()

@@ -1,4 +1,4 @@
-package store
+package pebble
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -28,7 +29,7 @@ type plan struct {
 
 // planQuery chooses the most selective index for q's filters: session, then
 // category+name, then category, then name, then time.
-func planQuery(q Query) plan {
+func planQuery(q store.Query) plan {
 	p := plan{filters: fingerprint(q)}
 	switch {
 	case q.Session != "":
@@ -54,7 +55,7 @@ func planQuery(q Query) plan {
 		p.ks = ksTime
 		p.prefix = indexPrefix(nil, ksTime)
 	}
-	if !ValidFilter(q.Session) || !ValidFilter(q.Category) || !ValidFilter(q.Name) {
+	if !store.ValidFilter(q.Session) || !store.ValidFilter(q.Category) || !store.ValidFilter(q.Name) {
 		// A value with NUL could also run past its terminator into the
 		// next key component; no stored event can have such a value.
 		p.empty = true
@@ -64,7 +65,7 @@ func planQuery(q Query) plan {
 	// Keys newer than End come first: start after T(End), i.e. at T(End)+1.
 	p.lower = p.prefix
 	if !q.End.IsZero() {
-		inv := invTime(UnixNano(q.End))
+		inv := invTime(store.UnixNano(q.End))
 		if inv == 1<<64-1 { // End is the oldest time there is
 			p.empty = true
 			return p
@@ -74,7 +75,7 @@ func planQuery(q Query) plan {
 	// Keys older than Start come last: stop before T(Start)+1.
 	p.upper = prefixEnd(p.prefix)
 	if !q.Start.IsZero() {
-		if inv := invTime(UnixNano(q.Start)); inv != 1<<64-1 {
+		if inv := invTime(store.UnixNano(q.Start)); inv != 1<<64-1 {
 			p.upper = binary.BigEndian.AppendUint64(clone(p.prefix), inv+1)
 		}
 	}
@@ -88,7 +89,7 @@ func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
 // fingerprint identifies all of a query's filters, so that a cursor is only
 // accepted by the query it was made for.
-func fingerprint(q Query) uint64 {
+func fingerprint(q store.Query) uint64 {
 	h := fnv.New64a()
 	var buf []byte
 	for _, s := range [...]string{q.Session, q.Category, q.Name} {
@@ -98,7 +99,7 @@ func fingerprint(q Query) uint64 {
 	for _, t := range [...]struct {
 		set bool
 		ns  int64
-	}{{!q.Start.IsZero(), UnixNano(q.Start)}, {!q.End.IsZero(), UnixNano(q.End)}} {
+	}{{!q.Start.IsZero(), store.UnixNano(q.Start)}, {!q.End.IsZero(), store.UnixNano(q.End)}} {
 		if t.set {
 			buf = append(buf, 1)
 			buf = binary.BigEndian.AppendUint64(buf, uint64(t.ns))
@@ -140,13 +141,13 @@ func (c cursor) encode() string {
 func decodeCursor(s string) (cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return cursor{}, fmt.Errorf("%w: %v", ErrBadCursor, err)
+		return cursor{}, fmt.Errorf("%w: %v", store.ErrBadCursor, err)
 	}
 	if len(b) < 1 || b[0] != cursorVersion {
-		return cursor{}, fmt.Errorf("%w: unknown version", ErrBadCursor)
+		return cursor{}, fmt.Errorf("%w: unknown version", store.ErrBadCursor)
 	}
-	if len(b) < cursorHeader+timeLen+1 || len(b) > cursorHeader+timeLen+MaxIDLen {
-		return cursor{}, fmt.Errorf("%w: bad length", ErrBadCursor)
+	if len(b) < cursorHeader+timeLen+1 || len(b) > cursorHeader+timeLen+store.MaxIDLen {
+		return cursor{}, fmt.Errorf("%w: bad length", store.ErrBadCursor)
 	}
 	c := cursor{
 		ks:      b[1],
@@ -154,7 +155,7 @@ func decodeCursor(s string) (cursor, error) {
 		pos:     b[cursorHeader:],
 	}
 	if bytes.IndexByte(c.pos[timeLen:], terminator) >= 0 {
-		return cursor{}, fmt.Errorf("%w: bad id", ErrBadCursor)
+		return cursor{}, fmt.Errorf("%w: bad id", store.ErrBadCursor)
 	}
 	return c, nil
 }
@@ -167,14 +168,14 @@ func (p plan) start(s string) ([]byte, error) {
 		return nil, err
 	}
 	if c.ks != p.ks || c.filters != p.filters {
-		return nil, fmt.Errorf("%w: made for another query", ErrBadCursor)
+		return nil, fmt.Errorf("%w: made for another query", store.ErrBadCursor)
 	}
 	if p.empty {
-		return nil, fmt.Errorf("%w: query matches nothing", ErrBadCursor)
+		return nil, fmt.Errorf("%w: query matches nothing", store.ErrBadCursor)
 	}
 	key := append(clone(p.prefix), c.pos...)
 	if bytes.Compare(key, p.lower) < 0 || bytes.Compare(key, p.upper) >= 0 {
-		return nil, fmt.Errorf("%w: outside the query's range", ErrBadCursor)
+		return nil, fmt.Errorf("%w: outside the query's range", store.ErrBadCursor)
 	}
 	return append(key, 0), nil // ids contain no NUL: no key lies in between
 }
