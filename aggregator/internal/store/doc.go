@@ -1,130 +1,98 @@
-// Package store keeps the aggregator's events: idempotent, durable ingest by
-// event id, lookup by id, paged newest-first queries by session, category,
-// name and event time, counts of matching events, event counts per minute,
-// hour and day kept at ingest (rollups), and a change feed of events in the
-// order they were stored (Export).
-//
-// The Store interface knows nothing about the engine behind it. Pebble (an
-// embedded Pebble database, the default) is the one implementation so far; a
+// Package store is the aggregator's event store: the Store interface, the
+// types it speaks in, and the promises every backend keeps. It knows nothing
+// about the engine behind it. The engines are subpackages: store/pebble, an
+// embedded Pebble database, is the default and so far the only one; a
 // ClickHouse one is meant to follow for deployments that outgrow one machine.
 //
-// # Contract
+// A Store keeps events: idempotent, durable ingest by event id, lookup by id,
+// paged newest-first queries by session, category, name and event time,
+// counts of matching events, event counts per minute, hour and day (Stats),
+// and a change feed of events in the order they were stored (Export).
 //
-//   - Ingest returns only after the stored events are synced to disk.
+// # What every backend promises
+//
+// Ingest:
+//
+//   - Ingest returns only after the stored events are durable: an event it
+//     reported as stored survives a crash and a restart.
 //   - An id is stored at most once. The first copy that arrives wins; later
 //     copies, also within the same call or from concurrent calls, count as
 //     duplicates and are not compared with the stored one.
-//   - Events that can never be stored are reported as a Rejection and
-//     skipped; the rest of the call proceeds. They are: a nil event, an empty
-//     id, an id over MaxIDLen bytes, a session, category or name over
-//     MaxValueLen bytes, a NUL byte in any of those four, a string that is
-//     not valid UTF-8 (which proto3 requires), and an event that does not
-//     marshal. All but the first and the last are internal/storable's
-//     rules, which edges check before they acknowledge an event.
-//   - Events are never changed or deleted once stored, which is what lets a
-//     query read an index entry and then fetch the event without a snapshot.
-//   - The rollups count exactly the stored events: each newly stored event
-//     adds one to its minute, hour and day, in the batch that stores it;
-//     duplicates and rejected events add nothing.
+//   - Every event given is counted once: Stored + Duplicates +
+//     len(Rejected) == len(events).
+//   - Events that can never be stored are reported as a Rejection (their
+//     index in the call, their id and the reason) and skipped; the rest of
+//     the call proceeds. They are: a nil event, an empty id, an id over
+//     MaxIDLen bytes, a session, category or name over MaxValueLen bytes, a
+//     NUL byte in any of those four, a string that is not valid UTF-8 (which
+//     proto3 requires), and an event that does not encode. Problem names
+//     all but the last; all but the first and the last are
+//     internal/storable's rules, which edges check before they acknowledge
+//     an event, so a backend that could hold such an event still rejects it.
+//   - When Ingest returns an error, none of its events may be taken as
+//     stored (the caller sends them again, which idempotence makes safe); a
+//     context done before the call stores nothing.
+//   - Events are never changed or deleted once stored.
 //
-// Event time is client_time when it is > 0, else received_at (both unix
-// nanoseconds). Query results are ordered by event time, newest first, and
-// by id (bytewise ascending) among events with the same time. Every index
-// below sorts in that same order, so the order does not depend on which index
-// a query uses.
+// Reading:
 //
-// # Pebble key layout
+//   - Get returns the stored copy of an event, or ErrNotFound.
+//   - Event time is client_time when it is > 0, else received_at (both unix
+//     nanoseconds; EventTime). Query returns the events that Query.Matches,
+//     ordered by event time, newest first, and by id (bytewise ascending)
+//     among events with the same time; filters combine with AND and "" means
+//     any. A filter value no stored event can have (ValidFilter) selects
+//     nothing.
+//   - A page holds at most Query.PageSize events. Next is set only when at
+//     least one more event matches, so no page after the first is empty.
+//   - A cursor (Result.Next) is opaque. It stands for a position in that
+//     order: the next page starts right after the last event returned, so an
+//     event ingested meanwhile shows up on a later page when it sorts after
+//     that position and not when it sorts before. A cursor is accepted only
+//     with the filters and time range of the query that returned it (the
+//     Limit may change); with others, or when it is no cursor at all, Query
+//     fails with ErrBadCursor.
+//   - Offset skips that many matching events; a negative one, or one with a
+//     cursor, is an error. The cursor of a page at an offset continues it.
+//   - Count is exact: the number of events Query pages through.
+//   - Stats counts exactly the stored events, from counters (rollups) kept
+//     at ingest: duplicates and rejected events add nothing. Buckets are
+//     aligned to the unix epoch (Bucket.Index); a query gets the buckets
+//     that overlap its range, series sorted by category and then name,
+//     points oldest first, no empty buckets. An unknown Bucket is an error.
+//   - IDPrefix returns events whose ids start with the prefix, in id order,
+//     at most limit (<= 0 or over MaxLimit means MaxLimit); an empty prefix
+//     is an error.
 //
-// Every key starts with one byte that names its keyspace. Filter values
-// (session, category, name) are followed by a 0x00 terminator; ingest rejects
-// values that contain NUL, so a terminated value is never a prefix of another
-// one. T is the inverted event time: 8 bytes, big-endian, of
-// ^(uint64(t) ^ 1<<63) — the sign flip makes signed order unsigned, the
-// complement makes later times sort first. The id always comes last and is
-// not terminated: it is the rest of the key.
+// The export feed (Export):
 //
-//	'm' "layout"                          → "3"        key layout version
-//	'm' "id"                              → 8 bytes    store id, in export cursors
-//	'e' id                                → Event      primary: the marshalled event
-//	't' T id                              → empty      all events, by time
-//	's' session 0x00 T id                 → empty      by session (non-empty session)
-//	'c' category 0x00 name 0x00 T id      → empty      by category and name (both non-empty)
-//	'k' category 0x00 T id                → empty      by category (non-empty category)
-//	'n' name 0x00 T id                    → empty      by name (non-empty name)
-//	'r' W B category 0x00 name            → count      rollup: events in one bucket
-//	'x' seq                               → id         export feed: stored order
+//   - It holds each stored event exactly once, in the order stored: the
+//     events of one Ingest call after those of every call that returned
+//     before it began, and within one call in the order given. Duplicates
+//     and rejected events are not in it.
+//   - Every result has a Next, also one without events, after what it
+//     returned or passed over; After == "" starts at the first event ever
+//     stored. A cursor stays valid across restarts of the store. A cursor
+//     of another store (a data directory or database replaced, another
+//     aggregator's) is refused with ErrBadCursor instead of skipping or
+//     repeating events.
+//   - With Wait it long-polls: it returns as soon as a matching event is
+//     stored, or with no events once Wait has passed, or when the context
+//     ends or the store closes, with what it read so far.
 //
-// An event is written in one batch with its primary key and all of its index
-// entries, so an index entry never exists without its event; a call to
-// Ingest is one synced batch. Empty filter values get no index entry, because
-// a query's "" means "any", never "empty".
+// Every backend:
 //
-// Rollups: W is the bucket width ('m' minute, 'h' hour, 'd' day), B the
-// bucket's index — event time floor-divided by the width, so buckets are UTC
-// and aligned to the unix epoch — as 8 bytes big-endian with the sign bit
-// flipped (oldest first), then the category and name (empty ones too). The
-// value is the number of stored events in that cell, 8 bytes big-endian.
-// Ingest adds a batch's counts by read-modify-write under ingestMu, in the
-// batch that stores the events (see rollupDeltas.apply); a Pebble merge
-// operator would spare the reads, but a database records its merger's name
-// and refuses to open with another, so adding one would strand databases
-// already written. Layout 1 had no rollups; Open builds them from the events
-// once and records layout 2 (migrateRollups).
+//   - is safe for concurrent use;
+//   - reports in Ready whether it can serve requests;
+//   - waits in Close for calls in flight; after Close every call returns
+//     ErrClosed, and closing again is harmless.
 //
-// Because T follows the filter values, a forward scan over one index prefix
-// is newest first and a time range [Start, End) is a single key range:
-// from prefix+T(End)+1 (inclusive) to prefix+T(Start)+1 (exclusive).
+// # What is each backend's own
 //
-// The export feed (Export, export.go) numbers stored events 1, 2, 3, … in
-// the order of the commits that store them and, within one Ingest call, in
-// the order given; seq is 8 bytes big-endian, written in the event's batch,
-// and the next number is the last key's plus one. Duplicates get none.
-// Layout 2 had no feed: Open numbers its events oldest event time first and
-// gives the database its id (migrateFeed). An export cursor is the store id
-// and the last seq passed over; a cursor of another store id is refused.
-// Export waits for the next commit that stores events (a channel replaced
-// at each one) when asked to long-poll.
-//
-// # Queries
-//
-// Query picks the most selective index its filters allow: session, then
-// category+name, then category, then name, then time. It scans that index in
-// the time range and checks the remaining filters (for example the category
-// of a session+category query) on the fetched events. A filter value no
-// stored event can have (with NUL, or too long) selects nothing.
-//
-// A cursor (Result.Next) is the position of the last event of a page in the
-// index the query scans; the next page starts right after it, so an event
-// ingested meanwhile that sorts after that position shows up on a later page.
-// Next is only set when at least one more event matches (the scan looks one
-// match ahead), so no page after the first is empty. A cursor is base64url of
-//
-//	version(1) kind(1) filters(8) T(8) id
-//
-// where kind is the index's keyspace byte and filters is an FNV-64a
-// fingerprint of all of the query's filters and its time range. A cursor that
-// does not decode, has an unknown version, or belongs to another index or to
-// other filters is rejected with ErrBadCursor. The next page seeks straight to
-// the position, so page N costs what page 1 costs (plus, for filters checked
-// while scanning, rescanning the non-matching keys between the last event and
-// the match found by the look-ahead).
-//
-// # Counting and skipping
-//
-// Count and Query.Offset (page N of a page-numbered API) never decode the
-// events they count or skip, except where noted. A query without a session
-// has its time range cut into whole days, hours and minutes, counted from the
-// rollups, and at most two partial minutes at its ends, counted by their index
-// keys; skipping walks the same pieces newest first and descends day → hour →
-// minute → index keys into the one holding the first event of the page (see
-// count.go). Cost: one rollup key per bucket, category and name in the range
-// (days in the middle, up to 2·23 hours and 2·59 minutes at the ends) plus
-// two minutes of index keys — independent of how many events match and of
-// the page number. The page is read in a snapshot, so the rollups and index
-// agree. A session query counts and skips by walking the session's index keys
-// in the range (keys only); with a category or name as well, each key's
-// event is read and checked: O(the session's events in the range).
-//
-// Stats reads the rollups of one width in the range: one key per bucket,
-// category and name that has events.
+// How events are laid out, what each call costs, how cursors are encoded,
+// how the data of an earlier version is migrated, and the metrics a backend
+// exports are its own, documented in its package. store/pebble's doc gives
+// its key layout, whose keys end a session, category or name with a NUL byte
+// and end with the id (the reason for the NUL rule and the length limits;
+// every backend keeps them all the same), and the cost of every call.
 package store

@@ -29,13 +29,12 @@ type Store interface {
 	Query(ctx context.Context, q Query) (Result, error)
 
 	// Count returns the number of events matching q's filters and time
-	// range; its Limit, Offset and Cursor do not matter. It does not read
-	// events unless the query filters a session by category or name (see
-	// the package doc for what it costs).
+	// range, exactly; its Limit, Offset and Cursor do not matter. What it
+	// costs is each backend's (see its package doc).
 	Count(ctx context.Context, q Query) (int, error)
 
 	// Stats returns event counts per bucket of time, from counters kept at
-	// ingest: it does not read events.
+	// ingest, which count exactly the stored events.
 	Stats(ctx context.Context, q StatsQuery) ([]Series, error)
 
 	// Export reads the change feed: events in the order they were stored,
@@ -80,9 +79,8 @@ type Query struct {
 	Limit int
 
 	// Offset skips that many matching events before the page (page N of
-	// size L is Offset (N-1)·L). Skipping does not read the skipped events
-	// except in session queries narrowed by category or name; see the
-	// package doc for what it costs. It cannot be combined with Cursor.
+	// size L is Offset (N-1)·L); what skipping costs is each backend's (see
+	// its package doc). It cannot be combined with Cursor.
 	Offset int
 
 	// Cursor continues from a previous Result.Next. It must come with the

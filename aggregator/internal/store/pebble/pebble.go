@@ -102,9 +102,10 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens or creates the Pebble store in opts.Dir. An open store holds up
-// to about 200 MiB of memory: a 64 MiB block cache and up to two 64 MiB
-// memtables (see pebbleOptions).
+// Open opens or creates the Pebble store in opts.Dir, migrating a database
+// of an earlier key layout (see the package doc). An open store holds up to
+// its block cache (opts.CacheSize) and two 64 MiB memtables of memory (see
+// pebbleOptions).
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("store: open: no directory")
