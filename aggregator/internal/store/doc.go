@@ -3,6 +3,8 @@
 // about the engine behind it. The engines are subpackages: store/pebble, an
 // embedded Pebble database, is the default and so far the only one; a
 // ClickHouse one is meant to follow for deployments that outgrow one machine.
+// store/storetest is the conformance suite of the promises below; every
+// backend's tests run it (storetest.Run).
 //
 // A Store keeps events: idempotent, durable ingest by event id, lookup by id,
 // paged newest-first queries by session, category, name and event time,

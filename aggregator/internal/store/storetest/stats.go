@@ -1,4 +1,4 @@
-package pebble
+package storetest
 
 import (
 	"cmp"
@@ -10,16 +10,13 @@ import (
 	"testing"
 	"time"
 
-	pebbledb "github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
-// referenceStats answers q over events the slow way: every event in a bucket
+// ReferenceStats answers q over events the slow way: every event in a bucket
 // that overlaps the range, grouped and counted.
-func referenceStats(events []*eventpb.Event, q store.StatsQuery) []store.Series {
+func ReferenceStats(events []*eventpb.Event, q store.StatsQuery) []store.Series {
 	type group struct{ category, name string }
 	counts := map[group]map[int64]int64{}
 	for _, ev := range events {
@@ -67,9 +64,9 @@ func equalSeries(a, b []store.Series) bool {
 	})
 }
 
-// checkStats compares Stats with the reference for every width, grouping
-// and a few filters and ranges.
-func checkStats(tb testing.TB, s store.Store, events []*eventpb.Event, ranges [][2]time.Time) {
+// CheckStats compares Stats with ReferenceStats for every width, grouping
+// and a few filters, in each of ranges (a zero time is unbounded).
+func CheckStats(tb testing.TB, s store.Store, events []*eventpb.Event, ranges [][2]time.Time) {
 	tb.Helper()
 	for _, rg := range ranges {
 		for _, b := range buckets {
@@ -81,7 +78,7 @@ func checkStats(tb testing.TB, s store.Store, events []*eventpb.Event, ranges []
 					if err != nil {
 						tb.Fatalf("stats %+v: %v", q, err)
 					}
-					if want := referenceStats(events, q); !equalSeries(got, want) {
+					if want := ReferenceStats(events, q); !equalSeries(got, want) {
 						tb.Fatalf("stats %+v:\n got %v\nwant %v", q, got, want)
 					}
 				}
@@ -90,34 +87,38 @@ func checkStats(tb testing.TB, s store.Store, events []*eventpb.Event, ranges []
 	}
 }
 
-func TestStats(t *testing.T) {
-	events := spread(1000, 21)
-	s := openMem(t)
-	ingest(t, s, events[:400]...)
-	ingest(t, s, events[400:]...)
+func testStats(t *testing.T, open Open) {
+	events := Spread(1000, 21)
+	s := openEmpty(t, open)
+	Ingest(t, s, events[:400]...)
+	Ingest(t, s, events[400:]...)
 	ranges := spreadRanges(events, 12, 22)
-	checkStats(t, s, events, ranges)
+	CheckStats(t, s, events, ranges)
 
-	// Duplicates, also with other contents, change nothing.
+	// Duplicates, also with other contents, and rejected events change
+	// nothing.
 	changed := make([]*eventpb.Event, 0, 100)
 	for _, ev := range events[:100] {
-		c := event(ev.GetId(), 1, "s9", "view", "home")
-		changed = append(changed, c)
+		changed = append(changed, Event(ev.GetId(), 1, "s9", "view", "home"))
 	}
-	if st := ingest(t, s, slices.Concat(events[200:300], changed)...); st.Stored != 0 {
+	rejected := Event("rejected", 1, "s9", "view", "home\x00")
+	if st := Ingest(t, s, slices.Concat(events[200:300], changed, []*eventpb.Event{rejected})...); st.Stored != 0 {
 		t.Fatalf("re-ingest stored %d", st.Stored)
 	}
-	checkStats(t, s, events, ranges)
+	CheckStats(t, s, events, ranges)
 
 	if _, err := s.Stats(context.Background(), store.StatsQuery{Bucket: 9}); err == nil {
 		t.Error("unknown bucket accepted")
 	}
+	if _, err := s.Stats(context.Background(), store.StatsQuery{}); err == nil {
+		t.Error("no bucket accepted")
+	}
 }
 
-// TestStatsTimes pins bucket alignment and range overlap on known events.
-func TestStatsTimes(t *testing.T) {
+// testStatsTimes pins bucket alignment and range overlap on known events.
+func testStatsTimes(t *testing.T, open Open) {
 	at := func(id string, ts time.Time, category string) *eventpb.Event {
-		ev := event(id, 0, "s", category, "n")
+		ev := Event(id, 0, "s", category, "n")
 		ev.ClientTime, ev.ReceivedAt = ts.UnixNano(), ts.UnixNano()
 		return ev
 	}
@@ -128,8 +129,8 @@ func TestStatsTimes(t *testing.T) {
 		}
 		return t
 	}
-	s := openMem(t)
-	ingest(t, s,
+	s := openEmpty(t, open)
+	Ingest(t, s,
 		at("a", d("2022-01-01T00:00:00Z"), "x"),
 		at("b", d("2022-01-01T00:59:59.999999999Z"), "x"),
 		at("c", d("2022-01-01T01:00:00Z"), "y"),
@@ -171,19 +172,21 @@ func TestStatsTimes(t *testing.T) {
 	}
 }
 
-// TestRollupsHammer ingests overlapping batches concurrently: the counts
+// testStatsConcurrent ingests overlapping batches concurrently: the counts
 // must equal those of the distinct events, as if each had arrived once.
-func TestRollupsHammer(t *testing.T) {
-	all := spread(300, 31)
-	s := openMem(t)
+func testStatsConcurrent(t *testing.T, open Open) {
+	all := Spread(300, 31)
+	s := openEmpty(t, open)
+	batch := func(g, i int) []*eventpb.Event {
+		from := (g*37 + i*11) % len(all)
+		return all[from:min(from+40, len(all))]
+	}
 	done := make(chan error)
 	for g := range 8 {
 		go func() {
 			var err error
 			for i := range 25 {
-				from := (g*37 + i*11) % len(all)
-				to := min(from+40, len(all))
-				if _, err = s.Ingest(context.Background(), all[from:to]); err != nil {
+				if _, err = s.Ingest(context.Background(), batch(g, i)); err != nil {
 					break
 				}
 			}
@@ -199,8 +202,7 @@ func TestRollupsHammer(t *testing.T) {
 	var stored []*eventpb.Event
 	for g := range 8 {
 		for i := range 25 {
-			from := (g*37 + i*11) % len(all)
-			for _, ev := range all[from:min(from+40, len(all))] {
+			for _, ev := range batch(g, i) {
 				if !seen[ev.GetId()] {
 					seen[ev.GetId()] = true
 					stored = append(stored, ev)
@@ -208,44 +210,8 @@ func TestRollupsHammer(t *testing.T) {
 			}
 		}
 	}
-	checkStats(t, s, stored, [][2]time.Time{{}})
+	CheckStats(t, s, stored, [][2]time.Time{{}})
 	if n, err := s.Count(context.Background(), store.Query{}); err != nil || n != len(stored) {
 		t.Fatalf("count = %d, %v; want %d", n, err, len(stored))
-	}
-}
-
-// TestMigrateRollups opens a database of layout 1 (events and indexes, no
-// rollups) and checks that Open builds the rollups.
-func TestMigrateRollups(t *testing.T) {
-	events := spread(500, 41)
-	for _, interrupted := range []bool{false, true} {
-		fs := vfs.NewMem()
-		s := openAt(t, Options{Dir: "db", FS: fs})
-		ingest(t, s, events...)
-		// Back to layout 1: no rollups. An interrupted migration left some
-		// wrong counts behind.
-		if err := s.db.DeleteRange([]byte{ksRollup}, []byte{ksRollup + 1}, pebbledb.Sync); err != nil {
-			t.Fatal(err)
-		}
-		if interrupted {
-			rawSet(t, s, rollupKey(nil, store.Hour, 5, "view", "home"), []byte{0, 0, 0, 0, 0, 0, 0, 9})
-		}
-		rawSet(t, s, []byte(layoutKey), []byte("1"))
-		s.Close()
-
-		s = openAt(t, Options{Dir: "db", FS: fs})
-		v, closer, err := s.db.Get([]byte(layoutKey))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(v) != layoutVersion {
-			t.Fatalf("layout after migration = %q", v)
-		}
-		closer.Close()
-		checkStats(t, s, events, [][2]time.Time{{}})
-		if n, err := s.Count(context.Background(), store.Query{Category: "view"}); err != nil || n != len(reference(events, store.Query{Category: "view"})) {
-			t.Fatalf("count after migration = %d, %v", n, err)
-		}
-		s.Close()
 	}
 }

@@ -1,4 +1,4 @@
-package pebble
+package storetest
 
 import (
 	"context"
@@ -14,10 +14,13 @@ import (
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
-// spread makes n events over about five days, clustered so that minutes,
+// buckets lists every bucket width.
+var buckets = []store.Bucket{store.Minute, store.Hour, store.Day}
+
+// Spread makes n events over about five days, clustered so that minutes,
 // hours and days hold several events and ranges cut through them, plus events
 // at the extreme times an int64 can hold.
-func spread(n int, seed uint64) []*eventpb.Event {
+func Spread(n int, seed uint64) []*eventpb.Event {
 	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	pick := func(vals ...string) string { return vals[r.IntN(len(vals))] }
 	const t0 = int64(1_700_000_000) * 1e9
@@ -35,7 +38,7 @@ func spread(n int, seed uint64) []*eventpb.Event {
 				t -= t % int64(time.Second)
 			}
 		}
-		ev := event(fmt.Sprintf("e%05d", i), 0, pick("s0", "s1", "s2", ""), pick("view", "click", ""), pick("home", "cart", "a", ""))
+		ev := Event(fmt.Sprintf("e%05d", i), 0, pick("s0", "s1", "s2", ""), pick("view", "click", ""), pick("home", "cart", "a", ""))
 		ev.ClientTime, ev.ReceivedAt = t, t+7e9
 		if r.IntN(6) == 0 {
 			ev.ClientTime, ev.ReceivedAt = 0, t
@@ -43,7 +46,7 @@ func spread(n int, seed uint64) []*eventpb.Event {
 		events = append(events, ev)
 	}
 	extreme := func(id string, t int64) {
-		ev := event(id, 0, "s0", "view", "home")
+		ev := Event(id, 0, "s0", "view", "home")
 		ev.ClientTime, ev.ReceivedAt = 0, t
 		if t > 0 {
 			ev.ClientTime = t
@@ -57,7 +60,8 @@ func spread(n int, seed uint64) []*eventpb.Event {
 	return events
 }
 
-// spreadQueries are filters the rollups answer and ones they do not.
+// spreadQueries are filters of every kind: with and without a session, on
+// values that exist and on ones no event can have.
 var spreadQueries = []store.Query{
 	{},
 	{Category: "view"},
@@ -85,8 +89,7 @@ func spreadRanges(events []*eventpb.Event, n int, seed uint64) [][2]time.Time {
 		case 2:
 			return ns(t + 1)
 		case 3: // a bucket boundary
-			b := buckets[r.IntN(len(buckets))]
-			return ns(floorTo(t, b))
+			return buckets[r.IntN(len(buckets))].Floor(ns(t))
 		default:
 			return ns(t + r.Int64N(int64(3*time.Hour)) - int64(90*time.Minute))
 		}
@@ -106,11 +109,11 @@ func spreadRanges(events []*eventpb.Event, n int, seed uint64) [][2]time.Time {
 	return ranges
 }
 
-func TestCount(t *testing.T) {
-	events := spread(1500, 1)
-	s := openMem(t)
-	ingest(t, s, events[:700]...)
-	ingest(t, s, events[700:]...)
+func testCount(t *testing.T, open Open) {
+	events := Spread(1500, 1)
+	s := openEmpty(t, open)
+	Ingest(t, s, events[:700]...)
+	Ingest(t, s, events[700:]...)
 	ctx := context.Background()
 	for _, rg := range spreadRanges(events, 60, 2) {
 		for _, q := range spreadQueries {
@@ -119,25 +122,25 @@ func TestCount(t *testing.T) {
 			if err != nil {
 				t.Fatalf("count %+v: %v", q, err)
 			}
-			if want := len(reference(events, q)); got != want {
+			if want := len(Reference(events, q)); got != want {
 				t.Fatalf("count %+v = %d, want %d", q, got, want)
 			}
 		}
 	}
 }
 
-// TestQueryOffset checks that a page at an offset is that slice of the
+// testQueryOffset checks that a page at an offset is that slice of the
 // whole ordered result, for every kind of query and range.
-func TestQueryOffset(t *testing.T) {
-	events := spread(1200, 3)
-	s := openMem(t)
-	ingest(t, s, events...)
+func testQueryOffset(t *testing.T, open Open) {
+	events := Spread(1200, 3)
+	s := openEmpty(t, open)
+	Ingest(t, s, events...)
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(4, 4))
 	for i, rg := range spreadRanges(events, 25, 5) {
 		for _, q := range spreadQueries {
 			q.Start, q.End = rg[0], rg[1]
-			want := reference(events, q)
+			want := Reference(events, q)
 			offsets := []int{0, 1, len(want) - 1, len(want), len(want) + 1}
 			for range 8 {
 				offsets = append(offsets, r.IntN(len(want)+1))
@@ -151,13 +154,9 @@ func TestQueryOffset(t *testing.T) {
 				if err != nil {
 					t.Fatalf("range %d, %+v: %v", i, q, err)
 				}
-				var got []string
-				for _, ev := range res.Events {
-					got = append(got, ev.GetId())
-				}
+				got := ids(res.Events)
 				end := min(off+q.Limit, len(want))
-				wantPage := want[min(off, len(want)):end]
-				if !slices.Equal(got, wantPage) && !(len(got) == 0 && len(wantPage) == 0) {
+				if wantPage := want[min(off, len(want)):end]; !slices.Equal(got, wantPage) {
 					t.Fatalf("range %d, %+v: got %q, want %q", i, q, got, wantPage)
 				}
 				if (res.Next != "") != (end < len(want)) {
@@ -166,7 +165,7 @@ func TestQueryOffset(t *testing.T) {
 				if res.Next != "" { // the cursor of an offset page continues it
 					q2 := q
 					q2.Offset, q2.Cursor = 0, res.Next
-					rest := queryAll(t, s, q2)
+					rest := QueryAll(t, s, q2)
 					if !slices.Equal(rest, want[end:]) {
 						t.Fatalf("range %d, %+v: continuing by cursor gives %d ids, want %d", i, q, len(rest), len(want)-end)
 					}
@@ -176,9 +175,9 @@ func TestQueryOffset(t *testing.T) {
 	}
 }
 
-func TestQueryOffsetErrors(t *testing.T) {
-	s := openMem(t)
-	ingest(t, s, dataset(30, 1)...)
+func testQueryOffsetErrors(t *testing.T, open Open) {
+	s := openEmpty(t, open)
+	Ingest(t, s, Dataset(30, 1)...)
 	res, err := s.Query(context.Background(), store.Query{Limit: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -186,55 +185,6 @@ func TestQueryOffsetErrors(t *testing.T) {
 	for _, q := range []store.Query{{Offset: -1}, {Offset: 2, Cursor: res.Next}} {
 		if _, err := s.Query(context.Background(), q); err == nil || !strings.Contains(err.Error(), "offset") {
 			t.Errorf("%+v: err = %v, want an offset error", q, err)
-		}
-	}
-}
-
-func TestDecompose(t *testing.T) {
-	r := rand.New(rand.NewPCG(8, 8))
-	const day = int64(24 * time.Hour)
-	points := []int64{negInf, posInf, 0, -1, 1, day, -day, negInf + 1, posInf - 1}
-	for range 2000 {
-		base := []int64{0, 1_700_000_000e9, posInf - 3*day, negInf + 3*day}[r.IntN(4)]
-		points = append(points, base+r.Int64N(6*day)-3*day)
-	}
-	for range 20000 {
-		s := span{points[r.IntN(len(points))], points[r.IntN(len(points))]}
-		if r.IntN(2) == 0 {
-			s.lo = floorTo(s.lo, buckets[r.IntN(3)])
-		}
-		segs := decompose(s)
-		if s.lo >= s.hi {
-			if len(segs) != 0 {
-				t.Fatalf("%v: %v for an empty span", s, segs)
-			}
-			continue
-		}
-		// Newest first, adjacent, covering s exactly.
-		if segs[0].hi != s.hi || segs[len(segs)-1].lo != s.lo {
-			t.Fatalf("%v: %v does not cover it", s, segs)
-		}
-		levels := 0
-		for i, seg := range segs {
-			if seg.lo >= seg.hi {
-				t.Fatalf("%v: empty segment %d in %v", s, i, segs)
-			}
-			if i > 0 && segs[i-1].lo != seg.hi {
-				t.Fatalf("%v: segments %d and %d not adjacent in %v", s, i-1, i, segs)
-			}
-			if seg.level > 0 {
-				n := buckets[seg.level-1]
-				for _, b := range []int64{seg.lo, seg.hi} {
-					if b != negInf && b != posInf && floorTo(b, n) != b {
-						t.Fatalf("%v: segment %v not aligned to %v", s, seg, buckets[seg.level-1])
-					}
-				}
-			} else {
-				levels++
-			}
-		}
-		if levels > 2 {
-			t.Fatalf("%v: %d segments of index keys in %v", s, levels, segs)
 		}
 	}
 }
