@@ -1,6 +1,10 @@
 package syncer
 
-import "strings"
+import (
+	"context"
+	"database/sql"
+	"strings"
+)
 
 // dialect is what differs between the SQL targets.
 type dialect struct {
@@ -17,9 +21,9 @@ type dialect struct {
 	// insertEvents inserts n rows of eventCols, leaving stored ones alone
 	// (sqlTx; PostgreSQL COPYs them instead).
 	insertEvents func(n int) string
-	// copyEvents: batches are written in a pgx transaction that COPYs the
-	// events (pgxTx) instead of sending insertEvents.
-	copyEvents bool
+	// withTx runs a batch's write in a transaction: withSQLTx, or for
+	// PostgreSQL withPgxTx, whose transaction COPYs the events.
+	withTx func(ctx context.Context, db *sql.DB, write func(batchTx) error) error
 	// upsertMatches inserts or updates n rows of matchCols, keeping the
 	// latest match per partner and partner id.
 	upsertMatches func(n int) string
@@ -46,7 +50,7 @@ func prefixed(p string, c []string) string {
 }
 
 var postgres = &dialect{
-	name: "PostgreSQL", driver: "pgx", ph: dollar, maxParams: 65535, copyEvents: true,
+	name: "PostgreSQL", driver: "pgx", ph: dollar, maxParams: 65535, withTx: withPgxTx,
 	createSchemaTable: `CREATE TABLE IF NOT EXISTS edgetrack_sync_schema (version INTEGER NOT NULL)`,
 	migrations: [][]string{{
 		`CREATE TABLE IF NOT EXISTS events (
@@ -91,7 +95,7 @@ var postgres = &dialect{
 // most 256 bytes, which VARCHAR(300) holds. Indexes are declared in CREATE
 // TABLE, which both accept (MySQL has no CREATE INDEX IF NOT EXISTS).
 var mysql = &dialect{
-	name: "MySQL/MariaDB", driver: "mysql", ph: question, maxParams: 65535,
+	name: "MySQL/MariaDB", driver: "mysql", ph: question, maxParams: 65535, withTx: withSQLTx,
 	createSchemaTable: `CREATE TABLE IF NOT EXISTS edgetrack_sync_schema (version INT NOT NULL)`,
 	migrations: [][]string{{
 		`CREATE TABLE IF NOT EXISTS events (
@@ -143,7 +147,7 @@ var mysql = &dialect{
 // SQL Server: MERGE for upserts; at most 2,100 parameters per statement. Not
 // run against a server on our machines (see the README).
 var sqlserver = &dialect{
-	name: "SQL Server", driver: "sqlserver", ph: atP, maxParams: 2000,
+	name: "SQL Server", driver: "sqlserver", ph: atP, maxParams: 2000, withTx: withSQLTx,
 	createSchemaTable: `IF OBJECT_ID(N'edgetrack_sync_schema', N'U') IS NULL CREATE TABLE edgetrack_sync_schema (version INT NOT NULL)`,
 	migrations: [][]string{{
 		`IF OBJECT_ID(N'events', N'U') IS NULL CREATE TABLE events (

@@ -204,13 +204,7 @@ func (t *SQLTarget) Write(ctx context.Context, events []Event, next string) erro
 		}
 		return tx.commit(ctx)
 	}
-	var err error
-	if t.d.copyEvents {
-		err = withPgxTx(ctx, t.db, write)
-	} else {
-		err = withSQLTx(ctx, t.db, write)
-	}
-	if err != nil {
+	if err := t.d.withTx(ctx, t.db, write); err != nil {
 		return err
 	}
 	t.cursor = next

@@ -183,8 +183,9 @@ func runSync(cmd *cobra.Command, f syncFlags) error {
 	if file, ok := stderr.(*os.File); ok {
 		tty = term.IsTerminal(int(file.Fd()))
 	}
+	showBar := f.once && tty
 	level := slog.LevelInfo
-	if f.once && tty {
+	if showBar {
 		level = slog.LevelWarn
 	}
 	log, closeLog, logFile := syncLogger(stderr, level, f.logDir)
@@ -193,7 +194,7 @@ func runSync(cmd *cobra.Command, f syncFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.once && tty {
+	if showBar {
 		bar := progressBar(stderr)
 		o.OnProgress = bar
 		defer bar(syncer.Progress{Final: true}) // an error: Run's own final call did not come
