@@ -10,7 +10,9 @@ LDFLAGS := -X github.com/edgetrack/edgetrack/internal/version.Version=$(VERSION)
 TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/edgetrack/tools
 TINYGO ?= $(TOOLS_DIR)/bin/tinygo
 TINYGO_FLAGS := -target=wasip1 -buildmode=c-shared -scheduler=none -no-debug -opt=2
-RULES := hamustro eye cookiesync
+# The built-in rules: one wasm/cmd/<name> each, as in wasm/dist's table
+# (TestTheTableIsTheTruth checks that they agree).
+RULES := $(sort $(notdir $(wildcard wasm/cmd/*)))
 TEST_RULES := misbehave hamustroguest eyealt cookiesyncalt
 PROTOS := proto/hamustropb/hamustro.proto proto/eventpb/event.proto proto/rulepb/rule.proto
 GOTEST_FLAGS ?= -count=1 -timeout 20m

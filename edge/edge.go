@@ -64,23 +64,19 @@ type Edge struct {
 	ln, adminLn net.Listener
 }
 
-// route describes one built-in rule: the paths it decides, their methods,
-// the settings the rule gets from the configuration, and whether the
-// configuration turns it on.
-type route struct {
-	name     string
-	paths    []string
-	methods  []string
-	cors     bool
+// routeConfig is what the edge's configuration says about a built-in rule
+// (wasm/dist's table gives its paths, methods and module): the settings the
+// rule gets, and, when set, whether the configuration turns it on. Every
+// built-in rule has an entry (TestEveryBuiltinRuleIsConfigured).
+type routeConfig struct {
 	settings func(c *config.Edge) []abi.Setting
 	enabled  func(c *config.Edge) bool
 }
 
-var routes = []route{
-	{name: "hamustro", paths: []string{"/api/v1/track"}, methods: []string{"POST"}, settings: hamustroSettings},
-	{name: "eye", paths: []string{"/events"}, methods: []string{"POST"}, cors: true, settings: eyeSettings},
-	{name: "cookiesync", paths: []string{"/cookiesync/i", "/cookiesync/sync", "/cookiesync/done", "/cs/i", "/cs/s", "/cs/d"},
-		methods: []string{"GET"}, settings: cookiesyncSettings,
+var routeConfigs = map[string]routeConfig{
+	"hamustro": {settings: hamustroSettings},
+	"eye":      {settings: eyeSettings},
+	"cookiesync": {settings: cookiesyncSettings,
 		enabled: func(c *config.Edge) bool { return len(c.CookieSync.Partners) > 0 }},
 }
 
@@ -193,40 +189,42 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	var srvRoutes []*server.Route
 	rules := map[string]rollout.Rule{}
 	initial := map[string][]byte{}
-	for _, r := range routes {
-		if r.enabled != nil && !r.enabled(&cfg) {
-			e.log.Info("rule off by configuration", "rule", r.name)
+	for _, r := range dist.Builtins() {
+		rc, ok := routeConfigs[r.Name]
+		if !ok {
+			return nil, fmt.Errorf("edge: built-in rule %s has no settings (routeConfigs)", r.Name)
+		}
+		if rc.enabled != nil && !rc.enabled(&cfg) {
+			e.log.Info("rule off by configuration", "rule", r.Name)
 			continue
 		}
-		wasm, ok := opts.Rules[r.name]
+		wasm, ok := opts.Rules[r.Name]
 		if !ok {
-			if wasm, ok = dist.Rule(r.name); !ok {
-				return nil, fmt.Errorf("edge: no module for rule %s", r.name)
-			}
+			wasm = r.Module
 		}
-		ruleCfg := &abi.Config{Rule: r.name, Settings: r.settings(&cfg)}
+		ruleCfg := &abi.Config{Rule: r.Name, Settings: rc.settings(&cfg)}
 		var m ruleslot.Rule
 		if opts.Native {
-			m, err = native.New(r.name, ruleCfg)
+			m, err = native.New(r.Name, ruleCfg)
 		} else {
-			m, err = e.rt.Load(ctx, r.name, wasm, ruleCfg)
+			m, err = e.rt.Load(ctx, r.Name, wasm, ruleCfg)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("edge: rule %s: %w", r.name, err)
+			return nil, fmt.Errorf("edge: rule %s: %w", r.Name, err)
 		}
 		slot := &ruleslot.Slot{}
 		slot.Swap(m)
-		e.slots[r.name] = slot
-		rules[r.name] = rollout.Rule{Slot: slot, Config: ruleCfg}
-		initial[r.name] = wasm
+		e.slots[r.Name] = slot
+		rules[r.Name] = rollout.Rule{Slot: slot, Config: ruleCfg}
+		initial[r.Name] = wasm
 		var cors *server.CORS
-		if r.cors {
+		if r.CORS {
 			cors = &server.CORS{AllowedOrigins: cfg.Eye.AllowedOrigins}
 		}
-		for _, path := range r.paths {
-			srvRoutes = append(srvRoutes, &server.Route{Name: r.name, Path: path, Methods: r.methods, Rule: slot, CORS: cors})
+		for _, path := range r.Paths {
+			srvRoutes = append(srvRoutes, &server.Route{Name: r.Name, Path: path, Methods: r.Methods, Rule: slot, CORS: cors})
 		}
-		e.log.Info("rule loaded", "rule", r.name, "version", m.Hash()[:12], "bytes", len(wasm))
+		e.log.Info("rule loaded", "rule", r.Name, "version", m.Hash()[:12], "bytes", len(wasm))
 	}
 
 	aggTLS, err := tlsconf.ClientConfig("edge.aggregator_ca_file", cfg.AggregatorCAFile)

@@ -19,6 +19,8 @@ import (
 	"text/template"
 
 	"github.com/spf13/cobra"
+
+	"github.com/edgetrack/edgetrack/wasm/dist"
 )
 
 // newRulesNewCmd is `edgetrack rules new`: a rule package from a template
@@ -32,7 +34,7 @@ func newRulesNewCmd() *cobra.Command {
 (e.g. ./myrules/scroll): the package has no go.mod of its own and builds with the
 repository's, so the guest SDK it uses is the one the edges and the registry speak.
 
---kind eye, hamustro or cookiesync start rule.go from a copy of that built-in
+--kind <a built-in rule> starts rule.go from a copy of that built-in
 rule (wasm/rules/<kind>) and make rule_test.go run the route's built-in vectors;
 blank is a small rule to start from scratch.`,
 		Example: `  edgetrack rules new ./myrules/scroll --kind eye
@@ -61,9 +63,10 @@ blank is a small rule to start from scratch.`,
 // repository's go.mod, so the SDK and the host are at the same version.
 const edgetrackModule = "github.com/edgetrack/edgetrack"
 
-// ruleKinds are the templates of `rules new`. Every kind but blank starts
-// from a copy of the built-in rule in wasm/rules/<kind>.
-var ruleKinds = []string{"blank", "eye", "hamustro", "cookiesync"}
+// ruleKinds are the templates of `rules new`: blank and the built-in rules
+// of wasm/dist's table. Every kind but blank starts from a copy of the
+// built-in rule in wasm/rules/<kind>.
+var ruleKinds = append([]string{"blank"}, dist.Names()...)
 
 //go:embed ruletemplate
 var ruleTemplates embed.FS

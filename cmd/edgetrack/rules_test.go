@@ -88,8 +88,8 @@ func TestRulesNewRefuses(t *testing.T) {
 		t.Errorf("outside the repository: %v, want an error naming the repository", err)
 	}
 	work := repoDir(t)
-	if _, err := runRules(t, "new", filepath.Join(work, "x"), "--kind", "nope"); err == nil || !strings.Contains(err.Error(), "blank, eye, hamustro, cookiesync") {
-		t.Errorf("unknown kind: %v", err)
+	if _, err := runRules(t, "new", filepath.Join(work, "x"), "--kind", "nope"); err == nil || !strings.Contains(err.Error(), "use one of blank, hamustro, eye, cookiesync") {
+		t.Errorf("unknown kind: %v, want the kinds: blank and the built-in rules", err)
 	}
 	if err := os.WriteFile(filepath.Join(work, "keep.txt"), nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -2,26 +2,15 @@ package dist
 
 import (
 	"github.com/edgetrack/edgetrack/wasm/abi"
-	"github.com/edgetrack/edgetrack/wasm/rules/cookiesync/cookiesynctest"
-	"github.com/edgetrack/edgetrack/wasm/rules/eye/eyetest"
-	"github.com/edgetrack/edgetrack/wasm/rules/hamustro/hamustrotest"
 	"github.com/edgetrack/edgetrack/wasm/vectors"
 )
 
 // Vectors returns the built-in test vectors of the route a rule named name
-// serves. Any module that is to serve that route — the built-in one or an
-// upload — must pass them.
+// serves, or nil when it is no built-in rule. Any module that is to serve
+// that route — the built-in one or an upload — must pass them.
 func Vectors(name string) []vectors.Suite {
-	switch name {
-	case "hamustro":
-		return suite("hamustro", hamustrotest.Config(), hamustrotest.Vectors(),
-			func(v hamustrotest.Vector) (string, *abi.Config, *abi.Request) { return v.Name, v.Config, v.Request }, hamustrotest.Diff)
-	case "eye":
-		return suite("eye", eyetest.Config(), eyetest.Vectors(),
-			func(v eyetest.Vector) (string, *abi.Config, *abi.Request) { return v.Name, v.Config, v.Request }, eyetest.Diff)
-	case "cookiesync":
-		return suite("cookiesync", cookiesynctest.Config(), cookiesynctest.Vectors(),
-			func(v cookiesynctest.Vector) (string, *abi.Config, *abi.Request) { return v.Name, v.Config, v.Request }, cookiesynctest.Diff)
+	if b, ok := Lookup(name); ok {
+		return b.Vectors()
 	}
 	return nil
 }

@@ -10,19 +10,10 @@ import (
 	"sync/atomic"
 
 	"github.com/edgetrack/edgetrack/wasm/abi"
+	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/guest"
 	"github.com/edgetrack/edgetrack/wasm/host"
-	"github.com/edgetrack/edgetrack/wasm/rules/cookiesync"
-	"github.com/edgetrack/edgetrack/wasm/rules/eye"
-	"github.com/edgetrack/edgetrack/wasm/rules/hamustro"
 )
-
-// Factories are the built-in rules' logic by name.
-var Factories = map[string]abi.Factory{
-	"hamustro":   hamustro.New,
-	"eye":        eye.New,
-	"cookiesync": cookiesync.New,
-}
 
 // Module is a rule compiled natively. Like a wasm module it keeps a pool of
 // rule instances (a rule serves one call at a time) and hands out verdicts
@@ -40,14 +31,14 @@ type instance struct {
 	buf  []byte
 }
 
-// New builds a native module for the built-in rule name with cfg; it fails
-// when the rule refuses cfg.
+// New builds a native module for the built-in rule name (its twin in the
+// table of wasm/dist) with cfg; it fails when the rule refuses cfg.
 func New(name string, cfg *abi.Config) (*Module, error) {
-	f, ok := Factories[name]
-	if !ok {
+	b, ok := dist.Lookup(name)
+	if !ok || b.Native == nil {
 		return nil, host.ErrInvalidModule
 	}
-	m := &Module{name: name, f: f, cfg: cfg}
+	m := &Module{name: name, f: b.Native, cfg: cfg}
 	inst, err := m.newInstance()
 	if err != nil {
 		return nil, err

@@ -24,7 +24,7 @@ func TestNativeMatchesWasm(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	for name := range native.Factories {
+	for _, name := range dist.Names() {
 		wasm, ok := dist.Rule(name)
 		if !ok {
 			t.Fatalf("no built-in module %s", name)

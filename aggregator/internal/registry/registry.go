@@ -41,12 +41,12 @@ var (
 	ErrClosed         = errors.New("registry: closed")
 )
 
-// KnownRules returns the names of the rules edges serve: the built-in ones
-// and the routes that are meant to have one (sorted).
+// KnownRules returns the names of the rules edges serve, the built-in ones
+// of wasm/dist's table, sorted.
 func KnownRules() []string {
-	names := append([]string{"hamustro", "eye", "cookiesync"}, dist.Names()...)
+	names := dist.Names()
 	slices.Sort(names)
-	return slices.Compact(names)
+	return names
 }
 
 // Options configure a Registry.
