@@ -71,8 +71,8 @@ func (s *Spool) DeadLetter(entries []Entry, reasons []string) error {
 	}
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	if err := s.usable(); err != nil {
+		return err
 	}
 	if len(entries) == 0 {
 		return nil
@@ -126,8 +126,8 @@ func (s *Spool) DeadLetter(entries []Entry, reasons []string) error {
 func (s *Spool) DeadLetters(after Position, limit int) ([]DeadLetter, error) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
-	if s.closed {
-		return nil, ErrClosed
+	if err := s.usable(); err != nil {
+		return nil, err
 	}
 	var out []DeadLetter
 	err := s.eachDead(after, func(pos Position, rec []byte) bool {
@@ -247,8 +247,8 @@ func sortedUnique(positions []Position) []Position {
 func (s *Spool) Replay(positions ...Position) (int, error) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
-	if s.closed {
-		return 0, ErrClosed
+	if err := s.usable(); err != nil {
+		return 0, err
 	}
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
@@ -324,8 +324,8 @@ func (s *Spool) replay(items []deadItem) error {
 func (s *Spool) Purge(positions ...Position) (int, error) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
-	if s.closed {
-		return 0, ErrClosed
+	if err := s.usable(); err != nil {
+		return 0, err
 	}
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()

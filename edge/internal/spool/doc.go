@@ -28,7 +28,11 @@
 // synced write before any Append can run. Sequence numbers restart at 1 in
 // each epoch. A crash can lose the unsynced tail of an epoch, but the next
 // boot uses a new epoch, so a lost position is never handed out again and two
-// different events never share a position, not even across crashes.
+// different events never share a position, not even across crashes. A failed
+// write is handled like a crash: Pebble keeps the WAL's error for every later
+// commit, so the spool closes and reopens it (Spool.reopen, with every other
+// operation shut out) and starts a new epoch the same way; until then Ready
+// and every write report the failure.
 //
 // 2. Append returns nil only when every value it stored is in a synced WAL.
 // This is the durability contract of the edge: a 2xx means the events survive

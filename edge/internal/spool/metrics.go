@@ -23,6 +23,8 @@ type metrics struct {
 	errClosed   prometheus.Counter
 	errIO       prometheus.Counter
 	syncSeconds prometheus.Histogram
+	reopenOK    prometheus.Counter
+	reopenFail  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Spool) (*metrics, error) {
@@ -34,8 +36,14 @@ func newMetrics(reg prometheus.Registerer, s *Spool) (*metrics, error) {
 		Namespace: ns, Subsystem: sub, Name: "append_errors_total",
 		Help: "Appends that failed, by reason: full (quota or disk), closed, io.",
 	}, []string{"reason"})
+	reopens := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "reopens_total",
+		Help: "Times the spool reopened Pebble after a failed write, by result: ok, failed.",
+	}, []string{"result"})
 	m := &metrics{
-		reg: reg,
+		reg:        reg,
+		reopenOK:   reopens.WithLabelValues("ok"),
+		reopenFail: reopens.WithLabelValues("failed"),
 		appends: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "appends_total",
 			Help: "Entries appended durably (with a synced WAL).",
@@ -55,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, s *Spool) (*metrics, error) {
 		gauge("dead_letters", "Dead letters.", func() float64 { return float64(s.dead.Load()) }),
 		gauge("dead_letter_bytes", "Value bytes of dead letters.", func() float64 { return float64(s.deadBytes.Load()) }),
 		gauge("quota_bytes", "Live value bytes (queue and dead letters) at which appends fail.", func() float64 { return float64(s.quota) }),
-		m.appends, appendErrors, m.syncSeconds,
+		m.appends, appendErrors, m.syncSeconds, reopens,
 	}
 	for i, c := range m.collectors {
 		if err := reg.Register(c); err != nil {
@@ -100,5 +108,16 @@ func (m *metrics) failed(reason string) {
 		m.errClosed.Inc()
 	default:
 		m.errIO.Inc()
+	}
+}
+
+func (m *metrics) reopened(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.reopenOK.Inc()
+	} else {
+		m.reopenFail.Inc()
 	}
 }

@@ -26,7 +26,11 @@ var ErrClosed = errors.New("spool: closed")
 const (
 	DefaultQuotaBytes   = 1 << 30
 	DefaultMinFreeBytes = 64 << 20
+	DefaultReopenAfter  = time.Second
 )
+
+// maxReopenWait caps the backoff between attempts to reopen Pebble.
+const maxReopenWait = time.Minute
 
 // Options configure Open.
 type Options struct {
@@ -56,6 +60,10 @@ type Options struct {
 	// Now is the clock used for dead-letter timestamps and the free-space
 	// check interval; nil means time.Now.
 	Now func() time.Time
+	// ReopenAfter is how long after a failed write the spool first reopens
+	// Pebble (see Spool.reopen); later attempts back off to a minute. 0
+	// means DefaultReopenAfter.
+	ReopenAfter time.Duration
 }
 
 // Entry is one queue entry as returned by Read.
@@ -76,13 +84,22 @@ type Stats struct {
 // Spool is a durable FIFO on Pebble. All methods are safe for concurrent use.
 // See the package documentation for the invariants it keeps.
 type Spool struct {
+	// db is nil after a reopen failed; epoch is that of the last Open or
+	// reopen. Both change only with closeMu held exclusively (reopen).
 	db    *pebble.DB
+	epoch uint64
+	dir   string
+	fs    vfs.FS
 	log   *slog.Logger
 	now   func() time.Time
-	epoch uint64 // fixed for the life of the Spool
 	quota int64
 	disk  *diskGuard
 	m     *metrics // nil without a Registerer
+
+	reopenAfter time.Duration
+	reopening   atomic.Bool   // a reopen goroutine runs
+	stop        chan struct{} // closed by Close: the reopen goroutine ends
+	bg          sync.WaitGroup
 
 	// closeMu is held shared by every operation that touches db and
 	// exclusively by Close, so Close waits for them and Pebble never sees a
@@ -116,7 +133,7 @@ type Spool struct {
 
 	depth, bytes, dead, deadBytes atomic.Int64
 
-	ioErr atomic.Pointer[ioFailure] // last failed write, cleared by a good Append
+	ioErr atomic.Pointer[ioFailure] // last failed write, cleared by a good Append or a reopen
 }
 
 type ioFailure struct {
@@ -145,6 +162,9 @@ func Open(opts Options) (*Spool, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ReopenAfter <= 0 {
+		opts.ReopenAfter = DefaultReopenAfter
+	}
 	fs := opts.FS
 	if fs == nil {
 		fs = vfs.Default
@@ -159,11 +179,15 @@ func Open(opts Options) (*Spool, error) {
 		return nil, fmt.Errorf("spool: open %s: %w", opts.Dir, err)
 	}
 	s := &Spool{
-		db:     db,
-		log:    log,
-		now:    opts.Now,
-		quota:  opts.QuotaBytes,
-		notify: make(chan struct{}),
+		db:          db,
+		dir:         opts.Dir,
+		fs:          fs,
+		log:         log,
+		now:         opts.Now,
+		quota:       opts.QuotaBytes,
+		notify:      make(chan struct{}),
+		reopenAfter: opts.ReopenAfter,
+		stop:        make(chan struct{}),
 	}
 	if fs == vfs.Default && opts.MinFreeBytes > 0 {
 		s.disk = newDiskGuard(opts.Dir, opts.MinFreeBytes, opts.Now, log)
@@ -272,9 +296,13 @@ func (s *Spool) scan(prefix byte, lower, upper []byte, size func([]byte) int64) 
 	return first, last, n, total, errors.Join(it.Error(), it.Close())
 }
 
-// Epoch returns the boot epoch of this spool: the Epoch of every position
-// Append hands out.
-func (s *Spool) Epoch() uint64 { return s.epoch }
+// Epoch returns the spool's epoch: the Epoch of every position Append hands
+// out. It changes only when the spool reopens Pebble after a failed write.
+func (s *Spool) Epoch() uint64 {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	return s.epoch
+}
 
 // Tail returns the last position this epoch has handed out (to Append or
 // Replay), or {Epoch(), 0} before the first. The entry there may have been
@@ -285,7 +313,14 @@ func (s *Spool) Epoch() uint64 { return s.epoch }
 // entry whose Append starts after Tail returned is after it. An Append
 // running at the same time may fall on either side. Tail reads one counter;
 // it never touches Pebble and never fails.
-func (s *Spool) Tail() Position { return Position{Epoch: s.epoch, Seq: s.lastSeq.Load()} }
+func (s *Spool) Tail() Position {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	return s.tail()
+}
+
+// tail is Tail with closeMu held.
+func (s *Spool) tail() Position { return Position{Epoch: s.epoch, Seq: s.lastSeq.Load()} }
 
 // Append stores values as consecutive entries and returns the position of the
 // first. On nil error every value is in a synced WAL (the client may be told
@@ -295,13 +330,15 @@ func (s *Spool) Tail() Position { return Position{Epoch: s.epoch, Seq: s.lastSeq
 //
 // Any other error means the write failed: the entries may or may not survive,
 // the client must send them again, and Ready reports the failure until an
-// Append succeeds.
+// Append succeeds or the spool has reopened Pebble (see reopen).
 func (s *Spool) Append(values ...[]byte) (Position, error) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
-	if s.closed {
-		s.m.failed(reasonClosed)
-		return Position{}, ErrClosed
+	if err := s.usable(); err != nil {
+		if errors.Is(err, ErrClosed) {
+			s.m.failed(reasonClosed)
+		}
+		return Position{}, err
 	}
 	if len(values) == 0 {
 		return Position{}, nil
@@ -375,7 +412,118 @@ func (s *Spool) writeFailed(op string, err error) error {
 	s.m.failed(reasonIO)
 	s.ioErr.Store(&ioFailure{at: s.now(), err: err})
 	s.log.Error("spool write failed", "op", op, "err", err)
+	s.startReopen()
 	return fmt.Errorf("spool: %s: %w", op, err)
+}
+
+// usable returns nil when the spool can be used, ErrClosed after Close, or
+// the failure that a reopen has not repaired yet. closeMu must be held.
+func (s *Spool) usable() error {
+	if s.closed {
+		return ErrClosed
+	}
+	if s.db == nil {
+		err := errors.New("reopen pending")
+		if f := s.ioErr.Load(); f != nil {
+			err = f.err
+		}
+		return fmt.Errorf("spool: not open after a failed write: %w", err)
+	}
+	return nil
+}
+
+// startReopen starts the goroutine that reopens Pebble after a failed write,
+// unless one runs. Pebble's WAL writer keeps its first error: once a write or
+// an fsync of the WAL failed, every later commit fails with it, so without a
+// reopen the spool would refuse events until the process restarts. Reopening
+// is what a restart does, without the restart: Pebble replays the WAL from
+// disk (what reached it survives, the failed tail did not, and its clients
+// were told to send again), and recover counts what is stored and starts a
+// new epoch above every position handed out (invariant 1). The first attempt
+// comes ReopenAfter after the failure; while the disk keeps failing the wait
+// doubles, up to maxReopenWait.
+func (s *Spool) startReopen() {
+	if !s.reopening.CompareAndSwap(false, true) {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		wait := s.reopenAfter
+		for {
+			t := time.NewTimer(wait)
+			select {
+			case <-s.stop:
+				t.Stop()
+				s.reopening.Store(false)
+				return
+			case <-t.C:
+			}
+			err := s.reopen()
+			if errors.Is(err, ErrClosed) {
+				s.reopening.Store(false)
+				return
+			}
+			if err != nil {
+				wait = min(2*wait, maxReopenWait)
+				s.log.Error("spool reopen failed; trying again", "err", err, "in", wait)
+				continue
+			}
+			// A write that failed after the reopen found this goroutine
+			// still running and left the reopen to it.
+			s.reopening.Store(false)
+			if s.ioErr.Load() == nil || !s.reopening.CompareAndSwap(false, true) {
+				return
+			}
+			wait = s.reopenAfter
+		}
+	}()
+}
+
+// reopen closes Pebble and opens it again, with every other operation shut
+// out (closeMu held exclusively), then recounts the spool and starts a new
+// epoch. When it fails, db stays nil and operations return the failure until
+// a later attempt succeeds.
+func (s *Spool) reopen() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	old := s.epoch
+	if s.db != nil {
+		// Close reports the WAL's sticky error; the data on disk is what
+		// the reopen reads.
+		_ = s.db.Close()
+		s.db = nil
+	}
+	fail := func(err error) error {
+		s.ioErr.Store(&ioFailure{at: s.now(), err: err})
+		s.m.reopened(false)
+		return fmt.Errorf("spool: reopen %s: %w", s.dir, err)
+	}
+	db, err := pebble.Open(s.dir, pebbleOptions(s.fs, s.log))
+	if err != nil {
+		return fail(err)
+	}
+	s.db = db
+	s.mu.Lock()
+	err = s.recover()
+	if err == nil {
+		s.lastSeq.Store(0)
+		s.wakeLocked() // readers look again: what survived may differ
+	}
+	s.mu.Unlock()
+	if err != nil {
+		_ = db.Close()
+		s.db = nil
+		return fail(err)
+	}
+	s.ioErr.Store(nil)
+	s.m.reopened(true)
+	s.log.Warn("spool reopened after a failed write", "old_epoch", old, "epoch", s.epoch,
+		"depth", s.depth.Load(), "dead_letters", s.dead.Load())
+	return nil
 }
 
 // wakeLocked wakes every Wait. s.mu must be held.
@@ -395,8 +543,8 @@ func (s *Spool) wakeLocked() {
 func (s *Spool) Read(after Position, maxEntries, maxBytes int) ([]Entry, error) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
-	if s.closed {
-		return nil, ErrClosed
+	if err := s.usable(); err != nil {
+		return nil, err
 	}
 	_, upper := prefixBounds(prefixQueue)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: keyAfter(prefixQueue, after), UpperBound: upper})
@@ -469,10 +617,10 @@ func (s *Spool) Wait(ctx context.Context, after Position) error {
 func (s *Spool) hasAfter(after Position) (bool, error) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
-	if s.closed {
-		return false, ErrClosed
+	if err := s.usable(); err != nil {
+		return false, err
 	}
-	if !after.Less(s.Tail()) {
+	if !after.Less(s.tail()) {
 		return false, nil // every entry is at or before the tail
 	}
 	_, upper := prefixBounds(prefixQueue)
@@ -491,15 +639,15 @@ func (s *Spool) hasAfter(after Position) (bool, error) {
 func (s *Spool) Ack(through Position) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	if err := s.usable(); err != nil {
+		return err
 	}
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
 
 	// Everything at or before the tail is published, so the count below
 	// sees every entry the DeleteRange removes (invariant 5).
-	if t := s.Tail(); t.Less(through) {
+	if t := s.tail(); t.Less(through) {
 		through = t
 	}
 	if through.Less(s.head) {
@@ -525,7 +673,7 @@ func (s *Spool) Ack(through Position) error {
 // Stats returns the spool's counters.
 func (s *Spool) Stats() Stats {
 	return Stats{
-		Epoch:           s.epoch,
+		Epoch:           s.Epoch(),
 		Depth:           s.depth.Load(),
 		Bytes:           s.bytes.Load(),
 		DeadLetters:     s.dead.Load(),
@@ -547,13 +695,13 @@ func (s *Spool) Ready() error { return s.ReadyFor(0) }
 func (s *Spool) ReadyFor(room int64) error {
 	room = min(room, s.quota/8)
 	s.closeMu.RLock()
-	closed := s.closed
+	err := s.usable()
 	s.closeMu.RUnlock()
-	if closed {
-		return ErrClosed
+	if errors.Is(err, ErrClosed) {
+		return err
 	}
 	if f := s.ioErr.Load(); f != nil {
-		return fmt.Errorf("spool: not writable: last write at %s failed: %w", f.at.Format(time.RFC3339), f.err)
+		return fmt.Errorf("spool: not writable: last write at %s failed (reopening): %w", f.at.Format(time.RFC3339), f.err)
 	}
 	if used := s.bytes.Load() + s.deadBytes.Load(); used >= s.quota {
 		return fmt.Errorf("%w: %d bytes stored, quota is %d", ErrFull, used, s.quota)
@@ -568,8 +716,8 @@ func (s *Spool) ReadyFor(room int64) error {
 func (s *Spool) Sync() error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	if err := s.usable(); err != nil {
+		return err
 	}
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		return s.writeFailed("sync", err)
@@ -587,11 +735,16 @@ func (s *Spool) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.stop)
 	s.mu.Lock()
 	close(s.notify) // never replaced again: Append cannot run any more
 	s.mu.Unlock()
-	err := s.db.Close()
+	var err error
+	if s.db != nil { // nil when a reopen failed
+		err = s.db.Close()
+	}
 	s.closeMu.Unlock()
+	s.bg.Wait()
 	s.m.unregister()
 	if err != nil {
 		return fmt.Errorf("spool: close: %w", err)
