@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/valyala/fastjson"
+	"github.com/edgetrack/edgetrack/internal/eventdata"
 )
 
 // row is an event as the SQL targets store it.
@@ -63,29 +63,12 @@ func toRow(e Event) (row, error) {
 	return r, nil
 }
 
-// parsers are reused: a fastjson Parser keeps its buffers between parses.
-var parsers fastjson.ParserPool
-
-// userID is data's top-level user_id as text: a string's contents, a
-// number's digits, a boolean, object or array as its JSON; nil when there
-// is none or it is null. fastjson finds the key without decoding the rest,
-// which matters at tens of thousands of events a second.
+// userID is data's top-level user_id as text (eventdata.Field), or nil.
 func userID(data []byte) *string {
-	p := parsers.Get()
-	defer parsers.Put(p)
-	v, err := p.ParseBytes(data)
-	if err != nil {
-		return nil
+	if s, ok := eventdata.Field(data, "user_id"); ok {
+		return &s
 	}
-	u := v.Get("user_id")
-	if u == nil || u.Type() == fastjson.TypeNull {
-		return nil
-	}
-	s := u.String()
-	if u.Type() == fastjson.TypeString {
-		s = string(u.GetStringBytes())
-	}
-	return &s
+	return nil
 }
 
 // toMatch reads a cookie-sync match out of an event, if it is one.

@@ -34,7 +34,8 @@
 //   - When Ingest returns an error, none of its events may be taken as
 //     stored (the caller sends them again, which idempotence makes safe); a
 //     context done before the call stores nothing.
-//   - Events are never changed or deleted once stored.
+//   - Events are never changed once stored. They are deleted only by an
+//     erasure (Eraser, erase.go), which has promises of its own.
 //
 // Reading:
 //

@@ -4,8 +4,11 @@
 // how databases of an earlier layout are migrated.
 //
 // A call to Ingest is one batch, committed with a sync before it returns.
-// Events are never changed or deleted once stored, which is what lets a query
-// read an index entry and then fetch the event without a snapshot.
+// Events are never changed once stored, which is what lets a query read an
+// index entry and then fetch the event without a snapshot. An erasure
+// (Erase, erase.go) deletes an event with its index entries and rollup
+// counts in one batch; a query or the feed that read an index or feed entry
+// just before passes over the event it no longer finds.
 //
 // # Key layout
 //

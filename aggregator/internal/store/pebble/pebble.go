@@ -454,7 +454,7 @@ func (p *Store) Query(ctx context.Context, q store.Query) (store.Result, error) 
 			idKey = append(idKey[:1], k[len(pl.prefix)+timeLen:]...)
 			ev, err = p.get(r, idKey)
 			if errors.Is(err, store.ErrNotFound) {
-				return store.Result{}, fmt.Errorf("store: query: index entry %q has no event", k)
+				continue // erased after the iterator saw its index entry
 			}
 			if err != nil {
 				return store.Result{}, fmt.Errorf("store: query: %w", err)

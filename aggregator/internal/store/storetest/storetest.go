@@ -56,6 +56,8 @@ func Run(t *testing.T, open Open) {
 		{"ExportFilters", testExportFilters},
 		{"ExportWaits", testExportWaits},
 		{"ExportCursorErrors", testExportCursorErrors},
+		{"Erase", testErase},
+		{"EraseConcurrent", testEraseConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
 	}
