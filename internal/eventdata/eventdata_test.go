@@ -5,7 +5,7 @@ import "testing"
 func TestField(t *testing.T) {
 	for _, c := range []struct {
 		data, key, want string
-		ok               bool
+		ok              bool
 	}{
 		{`{"user_id":"u1"}`, "user_id", "u1", true},
 		{`{"user_id":42}`, "user_id", "42", true},
