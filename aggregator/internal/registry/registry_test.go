@@ -205,25 +205,3 @@ func TestHammerWaitAndActivate(t *testing.T) {
 		t.Fatalf("version %d, want %d", got, final)
 	}
 }
-
-// FuzzReadAudit: the reader never panics, keeps only complete lines, and
-// what it keeps decodes again to the same entries.
-func FuzzReadAudit(f *testing.F) {
-	f.Add([]byte(`{"action":"activate","rule":"eye","hash":"ab","previous":"builtin"}` + "\n"))
-	f.Add([]byte(`{"action":"upload"}` + "\n" + `{"act`))
-	f.Add([]byte("\n\n"))
-	f.Add([]byte(`{"time":"2026-01-02T03:04:05Z"}` + "\n" + "not json\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		entries, good, err := readAudit(strings.NewReader(string(b)))
-		if err != nil {
-			return
-		}
-		if good < 0 || good > int64(len(b)) || good > 0 && b[good-1] != '\n' {
-			t.Fatalf("good offset %d of %d bytes", good, len(b))
-		}
-		again, good2, err := readAudit(strings.NewReader(string(b[:good])))
-		if err != nil || good2 != good || len(again) != len(entries) {
-			t.Fatalf("re-reading the kept part: %d entries, offset %d, %v; want %d, %d", len(again), good2, err, len(entries), good)
-		}
-	})
-}
