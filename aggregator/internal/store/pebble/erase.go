@@ -87,7 +87,7 @@ func (p *Store) subjectIDs(ctx context.Context, s store.Subject) ([]string, erro
 			_ = it.Close()
 			return nil, fmt.Errorf("decode event %q: %w", it.Key()[1:], err)
 		}
-		if s.Matches(ev) {
+		if store.SubjectMatches(s, ev) {
 			ids = append(ids, ev.GetId())
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/internal/subject"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -85,7 +86,7 @@ func CheckErased(tb testing.TB, s store.Store, kept, gone []*eventpb.Event) {
 // split returns the events of sub and the others, each in the order given.
 func split(events []*eventpb.Event, sub store.Subject) (others, of []*eventpb.Event) {
 	for _, ev := range events {
-		if sub.Matches(ev) {
+		if store.SubjectMatches(sub, ev) {
 			of = append(of, ev)
 		} else {
 			others = append(others, ev)
@@ -109,12 +110,12 @@ func testErase(t *testing.T, open Open) {
 	Ingest(t, s, kept[500:]...)
 
 	for _, sub := range []store.Subject{
-		{Kind: store.SubjectSession, Value: "s2"},
-		{Kind: store.SubjectUser, Value: "u3"},
-		{Kind: store.SubjectUser, Value: "4"}, // a number in the data
-		{Kind: store.SubjectDevice, Value: "d1"},
-		{Kind: store.SubjectUID, Value: "s4"},
-		{Kind: store.SubjectUser, Value: "nobody"},
+		{Kind: subject.Session, Value: "s2"},
+		{Kind: subject.User, Value: "u3"},
+		{Kind: subject.User, Value: "4"}, // a number in the data
+		{Kind: subject.Device, Value: "d1"},
+		{Kind: subject.UID, Value: "s4"},
+		{Kind: subject.User, Value: "nobody"},
 	} {
 		var gone []*eventpb.Event
 		kept, gone = split(kept, sub)
@@ -152,7 +153,7 @@ func testErase(t *testing.T, open Open) {
 	CheckErased(t, s, kept, nil)
 	CheckStored(t, s, kept)
 
-	for _, bad := range []store.Subject{{Kind: "email", Value: "x"}, {Kind: store.SubjectSession}, {Kind: store.SubjectUser, Value: "a\x00b"}} {
+	for _, bad := range []store.Subject{{Kind: subject.Kind("email"), Value: "x"}, {Kind: subject.Session}, {Kind: subject.User, Value: "a\x00b"}} {
 		if _, err := eraser(t, s).Erase(context.Background(), bad); err == nil {
 			t.Errorf("erase of %q accepted", bad)
 		}
@@ -166,7 +167,7 @@ func testEraseConcurrent(t *testing.T, open Open) {
 	s := openEmpty(t, open)
 	e := eraser(t, s)
 	events := subjectDataset(1200, 43)
-	sub := store.Subject{Kind: store.SubjectSession, Value: "s1"}
+	sub := store.Subject{Kind: subject.Session, Value: "s1"}
 	others, of := split(events, sub)
 	Ingest(t, s, events[:600]...)
 
@@ -174,7 +175,7 @@ func testEraseConcurrent(t *testing.T, open Open) {
 	// stops them before it erases); the others keep arriving.
 	var late []*eventpb.Event
 	for _, ev := range events[600:] {
-		if !sub.Matches(ev) {
+		if !store.SubjectMatches(sub, ev) {
 			late = append(late, ev)
 		}
 	}
