@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/erasure"
 	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
 	"github.com/edgetrack/edgetrack/aggregator/internal/server"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
@@ -55,6 +56,7 @@ type Aggregator struct {
 	log           *slog.Logger
 	store         store.Store
 	rules         *registry.Registry
+	erasures      *erasure.Erasures
 	srv           *server.Server
 	public, admin *http.Server
 	publicLn      net.Listener
@@ -109,6 +111,18 @@ func New(opts Options) (_ *Aggregator, err error) {
 		}
 	})
 
+	erasures, err := erasure.Open(erasure.Options{
+		Dir:                filepath.Join(cfg.DataDir, "erasure"),
+		Store:              st,
+		TombstoneRetention: cfg.Erasure.TombstoneRetention.Duration(),
+		Registerer:         reg,
+		Logger:             base.With("component", "erasure"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	undo = append(undo, func() { _ = erasures.Close() })
+
 	rules, err := registry.Open(context.Background(), registry.Options{
 		Dir:        filepath.Join(cfg.DataDir, "rules"),
 		Registerer: reg,
@@ -126,6 +140,7 @@ func New(opts Options) (_ *Aggregator, err error) {
 	srv, err := server.New(server.Config{
 		Store:         st,
 		Rules:         rules,
+		Erasures:      erasures,
 		Tokens:        cfg.Tokens,
 		MaxBatchBytes: int64(cfg.MaxBatchBytes),
 		MaxPageSize:   cfg.Query.MaxPageSize,
@@ -162,6 +177,7 @@ func New(opts Options) (_ *Aggregator, err error) {
 		log:      log,
 		store:    st,
 		rules:    rules,
+		erasures: erasures,
 		srv:      srv,
 		public:   server.NewHTTPServer(srv.Public(), base.With("component", "http", "listener", "public")),
 		admin:    server.NewHTTPServer(srv.Admin(), base.With("component", "http", "listener", "admin")),
@@ -207,6 +223,9 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			}
 		})
 	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go a.erasures.Run(sweepCtx)
 	a.log.Info("aggregator serving", "addr", a.Addr(), "admin_addr", a.AdminAddr())
 	a.certs.Log(a.log, "serving HTTPS")
 
@@ -222,6 +241,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	// (metrics stay scrapable while the public one drains), then the store.
 	a.srv.Drain()
 	a.rules.Drain() // manifest long-polls answer now instead of holding up shutdown
+	a.erasures.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
 	errs := []error{runErr}
@@ -264,6 +284,9 @@ func (a *Aggregator) close() error {
 		a.srv.Close()
 		if err := a.rules.Close(); err != nil {
 			a.log.Error("closing the rule registry", "error", err)
+		}
+		if err := a.erasures.Close(); err != nil {
+			a.log.Error("closing the erasure log", "error", err)
 		}
 		a.log.Info("closing the store")
 		if err := a.store.Close(); err != nil {

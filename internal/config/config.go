@@ -197,6 +197,16 @@ type Aggregator struct {
 	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
 	Query         Query    `yaml:"query"`
 	Store         Store    `yaml:"store"`
+	Erasure       Erasure  `yaml:"erasure"`
+}
+
+// Erasure configures erasure requests (DELETE /v1/subjects).
+type Erasure struct {
+	// TombstoneRetention is how long the ids of erased events are kept for
+	// sync clients to delete them from their targets (GET
+	// /v1/export/erasures). A sync client that falls further behind is told
+	// to rebuild its target.
+	TombstoneRetention Duration `yaml:"tombstone_retention"`
 }
 
 // Store configures the event store.
@@ -294,6 +304,7 @@ func Default() *Config {
 			MaxBatchBytes: 64 * MiB,
 			Query:         Query{MaxPageSize: 1000},
 			Store:         Store{CacheSize: 256 * MiB},
+			Erasure:       Erasure{TombstoneRetention: Duration(30 * 24 * time.Hour)},
 		},
 	}
 }

@@ -216,6 +216,7 @@ func (a *Aggregator) validate(p *problems) {
 
 	positiveSize(p, "aggregator.max_batch_bytes", a.MaxBatchBytes)
 	positiveSize(p, "aggregator.store.cache_size", a.Store.CacheSize)
+	positiveDuration(p, "aggregator.erasure.tombstone_retention", a.Erasure.TombstoneRetention)
 	if a.Query.MaxPageSize < 1 {
 		p.add("aggregator.query.max_page_size", "must be at least 1, got %d", a.Query.MaxPageSize)
 	}

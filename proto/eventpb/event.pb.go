@@ -288,6 +288,7 @@ type IngestResult struct {
 	Stored        uint32                 `protobuf:"varint,1,opt,name=stored,proto3" json:"stored,omitempty"`         // new events now durable
 	Duplicates    uint32                 `protobuf:"varint,2,opt,name=duplicates,proto3" json:"duplicates,omitempty"` // ids already stored, not stored again
 	Rejected      []*Rejection           `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`      // events that can never be stored
+	Suppressed    uint32                 `protobuf:"varint,4,opt,name=suppressed,proto3" json:"suppressed,omitempty"` // events of erased subjects, dropped (DELETE /v1/subjects)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -341,6 +342,13 @@ func (x *IngestResult) GetRejected() []*Rejection {
 		return x.Rejected
 	}
 	return nil
+}
+
+func (x *IngestResult) GetSuppressed() uint32 {
+	if x != nil {
+		return x.Suppressed
+	}
+	return 0
 }
 
 // Rejection names one event of a batch that was refused for good.
@@ -430,13 +438,16 @@ const file_eventpb_event_proto_rawDesc = "" +
 	"boot_epoch\x18\x02 \x01(\x04R\tbootEpoch\x12\x1b\n" +
 	"\tfirst_seq\x18\x03 \x01(\x04R\bfirstSeq\x12\x19\n" +
 	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x121\n" +
-	"\x06events\x18\x05 \x03(\v2\x19.edgetrack.event.v1.EventR\x06events\"\x81\x01\n" +
+	"\x06events\x18\x05 \x03(\v2\x19.edgetrack.event.v1.EventR\x06events\"\xa1\x01\n" +
 	"\fIngestResult\x12\x16\n" +
 	"\x06stored\x18\x01 \x01(\rR\x06stored\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x02 \x01(\rR\n" +
 	"duplicates\x129\n" +
-	"\brejected\x18\x03 \x03(\v2\x1d.edgetrack.event.v1.RejectionR\brejected\"I\n" +
+	"\brejected\x18\x03 \x03(\v2\x1d.edgetrack.event.v1.RejectionR\brejected\x12\x1e\n" +
+	"\n" +
+	"suppressed\x18\x04 \x01(\rR\n" +
+	"suppressed\"I\n" +
 	"\tRejection\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +

@@ -132,10 +132,11 @@ func (d *Decoder) Decode(body []byte, enc Encoding) (*eventpb.Batch, error) {
 
 // Result is the IngestResult answering a batch that store.Ingest handled
 // with st.
-func Result(st store.IngestStats) *eventpb.IngestResult {
+func Result(st store.IngestStats, suppressed int) *eventpb.IngestResult {
 	res := &eventpb.IngestResult{
 		Stored:     uint32(st.Stored),
 		Duplicates: uint32(st.Duplicates),
+		Suppressed: uint32(suppressed),
 	}
 	if len(st.Rejected) > 0 {
 		res.Rejected = make([]*eventpb.Rejection, len(st.Rejected))

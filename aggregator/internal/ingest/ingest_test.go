@@ -115,7 +115,7 @@ func TestDecode(t *testing.T) {
 }
 
 func TestResult(t *testing.T) {
-	got := Result(store.IngestStats{Stored: 2, Duplicates: 1, Rejected: []store.Rejection{{Index: 3, ID: "x", Reason: "empty id"}}})
+	got := Result(store.IngestStats{Stored: 2, Duplicates: 1, Rejected: []store.Rejection{{Index: 3, ID: "x", Reason: "empty id"}}}, 0)
 	want := &eventpb.IngestResult{Stored: 2, Duplicates: 1, Rejected: []*eventpb.Rejection{{Index: 3, Id: "x", Reason: "empty id"}}}
 	if !proto.Equal(got, want) {
 		t.Errorf("Result = %v, want %v", got, want)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/ingest"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
 // ingest handles POST /v1/ingest: it decodes a batch, stores its events and
@@ -60,15 +61,25 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) (err error) {
 	if edge == "" {
 		edge = batch.GetEdge()
 	}
-	var st store.IngestStats
+	var (
+		st         store.IngestStats
+		suppressed int
+	)
 	if len(batch.GetEvents()) > 0 {
-		if st, err = s.store.Ingest(r.Context(), batch.GetEvents()); err != nil {
+		ingest := func(evs []*eventpb.Event) (store.IngestStats, error) { return s.store.Ingest(r.Context(), evs) }
+		if s.erasures != nil {
+			st, suppressed, err = s.erasures.Ingest(batch.GetEvents(), ingest)
+		} else {
+			st, err = ingest(batch.GetEvents())
+		}
+		if err != nil {
 			return unavailable("storing the batch failed; retry", err)
 		}
 	}
 	s.metrics.events.WithLabelValues(resultStored).Add(float64(st.Stored))
 	s.metrics.events.WithLabelValues(resultDuplicate).Add(float64(st.Duplicates))
 	s.metrics.events.WithLabelValues(resultRejected).Add(float64(len(st.Rejected)))
+	s.metrics.events.WithLabelValues(resultSuppressed).Add(float64(suppressed))
 	s.metrics.edgeEvents.WithLabelValues(s.edges.label(edge)).Add(float64(len(batch.GetEvents())))
 	log := s.log.With("edge", edge, "boot_epoch", batch.GetBootEpoch(),
 		"first_seq", batch.GetFirstSeq(), "last_seq", batch.GetLastSeq())
@@ -78,9 +89,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) (err error) {
 			"first_index", first.Index, "first_id", first.ID, "first_reason", first.Reason)
 	}
 	log.Debug("batch ingested", "events", len(batch.GetEvents()),
-		"stored", st.Stored, "duplicates", st.Duplicates, "rejected", len(st.Rejected))
+		"stored", st.Stored, "duplicates", st.Duplicates, "rejected", len(st.Rejected), "suppressed", suppressed)
 
-	out, err := proto.Marshal(ingest.Result(st))
+	out, err := proto.Marshal(ingest.Result(st, suppressed))
 	if err != nil {
 		return fmt.Errorf("encoding the ingest result: %w", err)
 	}

@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "edgetrack", Subsystem: "ingest", Name: "events_total",
-			Help: "Events of ingested batches by result: stored, duplicate (already stored), rejected (never storable).",
+			Help: "Events of ingested batches by result: stored, duplicate (already stored), rejected (never storable), suppressed (of an erased subject).",
 		}, []string{"result"}),
 		edgeEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "edgetrack", Subsystem: "ingest", Name: "edge_events_total",
@@ -94,6 +94,8 @@ const (
 	resultStored    = "stored"
 	resultDuplicate = "duplicate"
 	resultRejected  = "rejected"
+	// resultSuppressed: events of an erased subject, dropped.
+	resultSuppressed = "suppressed"
 )
 
 // batchResult is the result label for an ingest request that ended with err.

@@ -13,11 +13,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/edgetrack/edgetrack/aggregator/internal/erasure"
 	"github.com/edgetrack/edgetrack/aggregator/internal/query"
-	"github.com/edgetrack/edgetrack/aggregator/internal/store/pebble"
-	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/subject"
 )
 
 // openAPIDocument is the part of an OpenAPI 3.0 document the tests read.
@@ -134,10 +132,13 @@ func TestOpenAPIRoutes(t *testing.T) {
 func TestOpenAPIParameters(t *testing.T) {
 	doc := loadOpenAPI(t)
 	handlerParams := map[string][]string{
-		"get /events":    query.EventsParams,
-		"get /stats":     query.StatsParams,
-		"get /matches":   matchesParams,
-		"get /v1/export": query.ExportParams,
+		"get /events":             query.EventsParams,
+		"get /stats":              query.StatsParams,
+		"get /matches":            matchesParams,
+		"get /v1/export":          query.ExportParams,
+		"delete /v1/subjects":     eraseParams,
+		"get /v1/suppressions":    suppressionParams,
+		"get /v1/export/erasures": exportErasuresParams,
 	}
 	seen := map[string]bool{}
 	wildcard := regexp.MustCompile(`\{([^}]+)\}`)
@@ -193,12 +194,16 @@ func TestOpenAPIParameters(t *testing.T) {
 func TestOpenAPISchemas(t *testing.T) {
 	doc := loadOpenAPI(t)
 	for name, typ := range map[string]reflect.Type{
-		"Event":       reflect.TypeFor[query.Event](),
-		"Page":        reflect.TypeFor[query.Page](),
-		"Stats":       reflect.TypeFor[query.Stats](),
-		"StatsSeries": reflect.TypeFor[query.StatsSeries](),
-		"StatsPoint":  reflect.TypeFor[query.StatsPoint](),
-		"Error":       reflect.TypeFor[errorBody](),
+		"Event":           reflect.TypeFor[query.Event](),
+		"Page":            reflect.TypeFor[query.Page](),
+		"Stats":           reflect.TypeFor[query.Stats](),
+		"StatsSeries":     reflect.TypeFor[query.StatsSeries](),
+		"StatsPoint":      reflect.TypeFor[query.StatsPoint](),
+		"Error":           reflect.TypeFor[errorBody](),
+		"ErasureResult":   reflect.TypeFor[erasure.Result](),
+		"ErasureRecord":   reflect.TypeFor[erasure.Record](),
+		"SuppressionList": reflect.TypeFor[subject.List](),
+		"TombstonePage":   reflect.TypeFor[erasure.TombstonePage](),
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {
@@ -245,20 +250,7 @@ func TestOpenAPISchemas(t *testing.T) {
 // token of another kind, and let its own kind through.
 func TestOpenAPISecurity(t *testing.T) {
 	doc := loadOpenAPI(t)
-	st, err := pebble.Open(pebble.Options{Dir: t.TempDir(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	reg := prometheus.NewRegistry()
-	s, err := New(Config{
-		Store: st, Tokens: config.Tokens{Query: []string{"q"}, Edge: []string{"e"}, Admin: []string{"a"}},
-		MaxBatchBytes: 1 << 20, MaxPageSize: 100, Registerer: reg, Gatherer: reg, Logger: quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := newTestServer(t)
 	servers := map[string]*httptest.Server{"public": httptest.NewServer(s.Public()), "admin": httptest.NewServer(s.Admin())}
 	for _, ts := range servers {
 		t.Cleanup(ts.Close)

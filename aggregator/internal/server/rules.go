@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
 	"github.com/edgetrack/edgetrack/internal/auth"
@@ -214,7 +213,7 @@ func (s *Server) rollbackRule(w http.ResponseWriter, r *http.Request) error {
 // when none came.
 func (s *Server) ruleManifest(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	since, wait := int64(-1), time.Duration(0)
+	since := int64(-1)
 	if v := q.Get("since"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -222,12 +221,9 @@ func (s *Server) ruleManifest(w http.ResponseWriter, r *http.Request) error {
 		}
 		since = n
 	}
-	if v := q.Get("wait"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return errorf(http.StatusBadRequest, "wait %q is not a duration such as 30s", v)
-		}
-		wait = min(d, registry.MaxWait)
+	wait, err := waitParam(q.Get("wait"), registry.MaxWait)
+	if err != nil {
+		return err
 	}
 	if edge := r.Header.Get("X-Edgetrack-Edge"); edge != "" {
 		s.rules.Seen(edge)

@@ -16,6 +16,8 @@
 //	GET  /stats           query token   event counts per minute, hour or day
 //	GET  /matches         query token   cookie-sync matches by uid, or the uid of a partner id
 //	GET  /v1/export       query token   the change feed: events in stored order after a cursor, long-poll
+//	GET  /v1/export/erasures  query token   ids of erased events after an erasure number, for sync targets
+//	GET  /v1/suppressions     edge token    the suppression list (erased subjects by hash); long-poll with after, wait
 //	GET  /openapi.json    –             the OpenAPI document of these routes (openapi.json)
 //	GET  /healthz         –             200 while the process runs
 //	GET  /readyz          –             200 when the store can serve, else 503
@@ -35,6 +37,11 @@
 //	POST /rules/{name}/activate    {"hash": ...} → active
 //	POST /rules/{name}/rollback    back to the version active before
 //
+// and erasures (admin token, handlers in erasure.go):
+//
+//	DELETE /v1/subjects?session_id=…|user_id=…|device_id=…|uid=…   erase a subject
+//	GET    /v1/erasures                                            the audit records
+//
 // Any other path is a 404 and a known path with another method a 405, both
 // with a JSON body.
 package server
@@ -52,6 +59,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/erasure"
 	"github.com/edgetrack/edgetrack/aggregator/internal/ingest"
 	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
@@ -72,6 +80,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Rules is the rule registry; nil serves no rule endpoints.
 	Rules *registry.Registry
+	// Erasures carries out erasure requests and keeps the suppression
+	// list; nil serves no erasure endpoints and suppresses nothing.
+	Erasures *erasure.Erasures
 	// Gatherer is served at /metrics; nil serves no /metrics.
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger // nil means slog.Default()
@@ -91,6 +102,7 @@ type Server struct {
 	draining atomic.Bool
 	routes   routes // patterns registered per listener, for TestOpenAPI
 	rules    *registry.Registry
+	erasures *erasure.Erasures
 }
 
 // New returns a Server for cfg. Close releases it.
@@ -124,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 		log:      log,
 		metrics:  m,
 		rules:    cfg.Rules,
+		erasures: cfg.Erasures,
 	}, nil
 }
 
@@ -145,6 +158,10 @@ func (s *Server) Public() http.Handler {
 	h("/stats", get(s.authorize(auth.Query, s.stats)))
 	h("/matches", get(s.authorize(auth.Query, s.matches)))
 	h("/v1/export", get(s.authorize(auth.Query, s.export)))
+	if s.erasures != nil {
+		h("/v1/suppressions", get(s.authorize(auth.Edge, s.suppressions)))
+		h("/v1/export/erasures", get(s.authorize(auth.Query, s.exportErasures)))
+	}
 	h("/openapi.json", get(openAPI))
 	h("/readyz", get(s.readyz))
 	s.operational(h)
@@ -155,6 +172,10 @@ func (s *Server) Public() http.Handler {
 func (s *Server) Admin() http.Handler {
 	mux, h := s.newMux("admin")
 	s.adminRules(h)
+	if s.erasures != nil {
+		h("/v1/subjects", allow(s.authorize(auth.Admin, s.eraseSubject), http.MethodDelete))
+		h("/v1/erasures", get(s.authorize(auth.Admin, s.erasureAudit)))
+	}
 	s.operational(h)
 	return mux
 }

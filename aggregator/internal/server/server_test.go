@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/erasure"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store/pebble"
 	"github.com/edgetrack/edgetrack/internal/config"
 )
@@ -28,9 +30,15 @@ func newTestServer(tb testing.TB) *Server {
 	}
 	tb.Cleanup(func() { st.Close() })
 	reg := prometheus.NewRegistry()
+	er, err := erasure.Open(erasure.Options{Dir: tb.TempDir(), Store: st, TombstoneRetention: time.Hour, Registerer: reg, Logger: quiet})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { er.Close() })
 	s, err := New(Config{
 		Store:         st,
-		Tokens:        config.Tokens{Query: []string{"q"}, Edge: []string{"e"}},
+		Erasures:      er,
+		Tokens:        config.Tokens{Query: []string{"q"}, Edge: []string{"e"}, Admin: []string{"a"}},
 		MaxBatchBytes: 1 << 20,
 		MaxPageSize:   100,
 		Registerer:    reg,

@@ -143,10 +143,10 @@ func classify(resp *http.Response, body []byte, readErr error, b *batch) outcome
 // proof of what was stored, so the batch is sent again.
 func checkResult(res *eventpb.IngestResult, b *batch) ([]rejection, error) {
 	n := len(b.entries)
-	got := uint64(res.GetStored()) + uint64(res.GetDuplicates()) + uint64(len(res.GetRejected()))
+	got := uint64(res.GetStored()) + uint64(res.GetDuplicates()) + uint64(len(res.GetRejected())) + uint64(res.GetSuppressed())
 	if got != uint64(n) {
-		return nil, fmt.Errorf("IngestResult accounts for %d events (stored %d, duplicates %d, rejected %d), the batch has %d",
-			got, res.GetStored(), res.GetDuplicates(), len(res.GetRejected()), n)
+		return nil, fmt.Errorf("IngestResult accounts for %d events (stored %d, duplicates %d, rejected %d, suppressed %d), the batch has %d",
+			got, res.GetStored(), res.GetDuplicates(), len(res.GetRejected()), res.GetSuppressed(), n)
 	}
 	if len(res.GetRejected()) == 0 {
 		return nil, nil

@@ -1,0 +1,229 @@
+package aggregator_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgetrack/edgetrack/internal/subject"
+	"github.com/edgetrack/edgetrack/proto/eventpb"
+)
+
+type eraseAnswer struct {
+	Seq     uint64 `json:"seq"`
+	Kind    string `json:"kind"`
+	Subject string `json:"subject"`
+	Erased  int    `json:"erased"`
+}
+
+func (r *running) erase(tb testing.TB, params url.Values) (response, eraseAnswer) {
+	tb.Helper()
+	resp := r.do("DELETE", r.admin+"/v1/subjects?"+params.Encode(), adminToken, nil)
+	var a eraseAnswer
+	if resp.status == 200 {
+		if err := json.Unmarshal(resp.body, &a); err != nil {
+			tb.Fatalf("erase answer: %v: %s", err, resp.body)
+		}
+	}
+	return resp, a
+}
+
+// allIDs returns every stored id by GET /events, in pages.
+func (r *running) allIDs(tb testing.TB) []string {
+	tb.Helper()
+	return r.cursorIDs(url.Values{"page_size": {"50"}})
+}
+
+// TestEraseUnderLoad erases a session while edges keep sending events of it
+// and of others: the erasure removes the session's events from every
+// answer (queries, stats, matches, the export feed), later events of it are
+// dropped at ingest and counted as suppressed, nobody else's events are
+// touched, and the audit log, the suppression list and the tombstones say
+// what happened, also after a restart.
+func TestEraseUnderLoad(t *testing.T) {
+	cfg := testConfig(t)
+	r := start(t, cfg)
+	const victim = "victim"
+	var (
+		mu      sync.Mutex
+		sent    []*eventpb.Event // events of the others acknowledged as stored or duplicate
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+		dropped atomic.Int64
+	)
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				other := event(fmt.Sprintf("w%d-%d", w, i), "s"+strconv.Itoa(i%3), i%600)
+				mine := event(fmt.Sprintf("v%d-%d", w, i), victim, i%600)
+				res := r.ingest(batch(other, mine))
+				if res.GetStored()+res.GetDuplicates()+res.GetSuppressed() != 2 {
+					t.Errorf("ingest result %v does not account for 2 events", res)
+					return
+				}
+				dropped.Add(int64(res.GetSuppressed()))
+				mu.Lock()
+				sent = append(sent, other)
+				mu.Unlock()
+			}
+		}()
+	}
+	for {
+		mu.Lock()
+		n := len(sent)
+		mu.Unlock()
+		if n >= 100 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	resp, ans := r.erase(t, url.Values{"session_id": {victim}})
+	resp.wantStatus(t, 200)
+	if ans.Erased < 100 || ans.Kind != "session_id" || ans.Subject != (subject.Subject{Kind: subject.Session, Value: victim}).Hash() {
+		t.Fatalf("erase answer %+v: want the session's hash and at least the 100 events sent before", ans)
+	}
+	// More load after the erasure: the victim's events are dropped.
+	for start := dropped.Load(); dropped.Load() < start+50; {
+		time.Sleep(time.Millisecond)
+	}
+	stop.Store(true)
+	wg.Wait()
+
+	check := func(r *running) {
+		t.Helper()
+		if got := r.sessionIDs(victim, 50); len(got) != 0 {
+			t.Fatalf("the erased session still has %d events", len(got))
+		}
+		mu.Lock()
+		want := make([]string, len(sent))
+		for i, ev := range sent {
+			want[i] = ev.GetId()
+		}
+		mu.Unlock()
+		slices.Sort(want)
+		got := r.allIDs(t)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("after the erasure GET /events has %d events, want exactly the %d of the others", len(got), len(want))
+		}
+		_, st := r.stats(url.Values{"bucket": {"day"}, "start_time": {t0.Add(-time.Hour).Format(time.RFC3339)}, "end_time": {t0.Add(time.Hour).Format(time.RFC3339)}})
+		total := int64(0)
+		for _, n := range st.flat() {
+			total += n
+		}
+		if total != int64(len(want)) {
+			t.Fatalf("stats count %d events, want %d", total, len(want))
+		}
+		var fed []string
+		after := ""
+		for {
+			_, page := r.export(t, url.Values{"after": {after}, "limit": {"50"}})
+			for _, ev := range page.Events {
+				fed = append(fed, ev.ID)
+			}
+			if page.Next == after {
+				break
+			}
+			after = page.Next
+		}
+		slices.Sort(fed)
+		if !slices.Equal(fed, want) {
+			t.Fatalf("the export feed has %d events, want the %d of the others", len(fed), len(want))
+		}
+	}
+	check(r)
+
+	var audit struct {
+		Records []struct {
+			Seq     uint64 `json:"seq"`
+			Action  string `json:"action"`
+			Kind    string `json:"kind"`
+			Subject string `json:"subject"`
+			Erased  int    `json:"erased"`
+			Actor   string `json:"actor"`
+		} `json:"records"`
+	}
+	resp = r.do("GET", r.admin+"/v1/erasures", adminToken, nil)
+	resp.wantStatus(t, 200)
+	if err := json.Unmarshal(resp.body, &audit); err != nil || len(audit.Records) != 2 ||
+		audit.Records[0].Action != "suppress" || audit.Records[1].Action != "erase" ||
+		audit.Records[1].Erased != ans.Erased || audit.Records[1].Actor == "" || audit.Records[0].Subject != ans.Subject {
+		t.Fatalf("audit %+v (%v), want a suppress and an erase record of %d events", audit, err, ans.Erased)
+	}
+	if strings.Contains(string(resp.body), victim) {
+		t.Fatal("the audit log names the subject's value")
+	}
+
+	var list subject.List
+	resp = r.do("GET", r.base+"/v1/suppressions", edgeToken, nil)
+	resp.wantStatus(t, 200)
+	if err := json.Unmarshal(resp.body, &list); err != nil || list.Version != 1 || len(list.Subjects) != 1 || list.Subjects[0].Hash != ans.Subject {
+		t.Fatalf("suppression list %+v (%v)", list, err)
+	}
+	resp = r.do("GET", r.base+"/v1/suppressions?after=1&wait=10ms", edgeToken, nil)
+	resp.wantStatus(t, 304)
+
+	var tomb struct {
+		Erasures []struct {
+			Seq uint64   `json:"seq"`
+			IDs []string `json:"ids"`
+		} `json:"erasures"`
+		Next uint64 `json:"next"`
+	}
+	resp = r.do("GET", r.base+"/v1/export/erasures", queryToken, nil)
+	resp.wantStatus(t, 200)
+	if err := json.Unmarshal(resp.body, &tomb); err != nil || len(tomb.Erasures) != 1 || len(tomb.Erasures[0].IDs) != ans.Erased || tomb.Next != 1 {
+		t.Fatalf("tombstones %+v (%v), want one of %d ids", tomb, err, ans.Erased)
+	}
+
+	// A restart keeps it all, and keeps suppressing.
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	r = start(t, cfg)
+	check(r)
+	if res := r.ingest(batch(event("late", victim, 1))); res.GetSuppressed() != 1 || res.GetStored() != 0 {
+		t.Fatalf("a late event of the erased session after a restart: %v, want it suppressed", res)
+	}
+}
+
+// TestEraseRequests: the answers to requests that name no subject, two, an
+// unknown parameter, a bad value, and the wrong token.
+func TestEraseRequests(t *testing.T) {
+	r := start(t, testConfig(t))
+	for _, c := range []struct {
+		query  string
+		token  string
+		status int
+	}{
+		{"", adminToken, 400},
+		{"session_id=a&user_id=b", adminToken, 400},
+		{"session_id=a&session_id=b", adminToken, 400},
+		{"email=a", adminToken, 400},
+		{"session_id=", adminToken, 400},
+		{"user_id=a%00b", adminToken, 400},
+		{"session_id=a", queryToken, 403},
+		{"session_id=a", "", 401},
+		{"user_id=nobody", adminToken, 200},
+	} {
+		resp := r.do("DELETE", r.admin+"/v1/subjects?"+c.query, c.token, nil)
+		if resp.status != c.status {
+			t.Errorf("DELETE /v1/subjects?%s: %d %s, want %d", c.query, resp.status, resp.body, c.status)
+		}
+		if c.status == 400 && resp.errorMessage(t) == "" {
+			t.Errorf("DELETE /v1/subjects?%s: a 400 without a message", c.query)
+		}
+	}
+	if resp := r.do("DELETE", r.base+"/v1/subjects?session_id=a", adminToken, nil); resp.status != 404 {
+		t.Errorf("DELETE on the public listener: %d, want 404 (admin listener only)", resp.status)
+	}
+}
