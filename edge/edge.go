@@ -24,6 +24,7 @@ import (
 	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
 	"github.com/edgetrack/edgetrack/edge/internal/server"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
+	"github.com/edgetrack/edgetrack/edge/internal/suppression"
 	"github.com/edgetrack/edgetrack/internal/config"
 	"github.com/edgetrack/edgetrack/internal/tlsconf"
 	"github.com/edgetrack/edgetrack/wasm/abi"
@@ -58,6 +59,7 @@ type Edge struct {
 	srv   *server.Server
 	fwd   *forward.Forwarder
 	roll  *rollout.Rollout
+	supp  *suppression.List
 	admin *server.Admin
 	certs tlsconf.Set // the listeners' certificates, for ReloadTLS
 
@@ -250,6 +252,20 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 
+	e.supp, err = suppression.Open(suppression.Options{
+		Path:       filepath.Join(cfg.DataDir, "suppressions.json"),
+		URL:        cfg.AggregatorURL,
+		Token:      cfg.Token,
+		EdgeID:     cfg.ID,
+		PollWait:   cfg.Rules.PollWait.Duration(),
+		TLS:        aggTLS,
+		Registerer: e.reg,
+		Logger:     e.log.With("component", "suppression"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+
 	trusted, err := cfg.TrustedPrefixes()
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -263,6 +279,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		IdleTimeout:    cfg.IdleTimeout.Duration(),
 		TrustedProxies: trusted,
 		Spool:          e.spool,
+		Suppressed:     e.supp.Set,
 		// e.fwd is made below, before the server runs.
 		NotReady: func() error {
 			if e.fwd == nil {
@@ -357,8 +374,8 @@ func (e *Edge) ID() string { return e.cfg.ID }
 func (e *Edge) Run(ctx context.Context) error {
 	fwdCtx, stopFwd := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	wg.Add(4)
+	errc := make(chan error, 5)
+	wg.Add(5)
 	go func() {
 		defer wg.Done()
 		if err := e.srv.Serve(e.ln); err != nil {
@@ -381,6 +398,10 @@ func (e *Edge) Run(ctx context.Context) error {
 		defer wg.Done()
 		_ = e.roll.Run(fwdCtx)
 	}()
+	go func() {
+		defer wg.Done()
+		e.supp.Run(fwdCtx)
+	}()
 	e.log.Info("edge running", "id", e.cfg.ID, "listen", e.Addr(), "admin", e.AdminAddr(), "aggregator", e.cfg.AggregatorURL)
 	e.certs.Log(e.log, "serving HTTPS")
 
@@ -397,7 +418,7 @@ func (e *Edge) Run(ctx context.Context) error {
 	}
 	e.log.Info("stopping: admin listener")
 	_ = e.admin.Shutdown(shutdown)
-	e.log.Info("stopping: forwarder and rule rollout")
+	e.log.Info("stopping: forwarder, rule rollout and suppression list")
 	stopFwd()
 	wg.Wait()
 	e.log.Info("stopping: syncing spool")

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/edgetrack/edgetrack/internal/atomicfile"
 )
 
 // stateDir keeps what the webhook target must remember: the cursor per feed
@@ -41,40 +43,7 @@ func (d stateDir) readCursor(feed string) (string, error) {
 
 func (d stateDir) writeCursor(feed, cursor, target string) error {
 	b, _ := json.Marshal(cursorState{Feed: feed, Cursor: cursor, Target: redact(target)})
-	return writeFileAtomic(d.cursorFile(feed), b)
-}
-
-// writeFileAtomic replaces path with b durably.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	dh, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer dh.Close()
-	return dh.Sync()
+	return atomicfile.Write(d.cursorFile(feed), b)
 }
 
 // deadLetter is a webhook batch that failed every attempt.
@@ -91,7 +60,7 @@ func (d stateDir) writeDead(l deadLetter) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(d.deadDir(), l.ID+".json"), b)
+	return atomicfile.Write(filepath.Join(d.deadDir(), l.ID+".json"), b)
 }
 
 // deadLetters lists the dead letters' files, oldest name first.

@@ -41,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/internal/atomicfile"
 	"github.com/edgetrack/edgetrack/internal/jsonlog"
 	"github.com/edgetrack/edgetrack/internal/promreg"
 	"github.com/edgetrack/edgetrack/internal/subject"
@@ -476,32 +477,13 @@ func (e *Erasures) readTombstone(seq uint64) (Tombstone, error) {
 	return t, nil
 }
 
-// writeTombstone writes t durably: a temporary file, synced, renamed, and
-// the directory synced.
+// writeTombstone writes t durably (internal/atomicfile).
 func (e *Erasures) writeTombstone(t Tombstone) error {
 	b, err := json.Marshal(t)
 	if err != nil {
 		return err
 	}
-	path := e.tombstonePath(t.Seq)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("erasure: tombstone: %w", err)
-	}
-	_, err = f.Write(b)
-	err = errors.Join(err, f.Sync(), f.Close())
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(filepath.Dir(path)); err == nil {
-			err = errors.Join(d.Sync(), d.Close())
-		}
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.Write(e.tombstonePath(t.Seq), b); err != nil {
 		return fmt.Errorf("erasure: tombstone %d: %w", t.Seq, err)
 	}
 	return nil

@@ -9,10 +9,11 @@ import (
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	seconds  *prometheus.HistogramVec
-	events   *prometheus.CounterVec
-	refusals *prometheus.CounterVec
+	requests   *prometheus.CounterVec
+	seconds    *prometheus.HistogramVec
+	events     *prometheus.CounterVec
+	suppressed *prometheus.CounterVec
+	refusals   *prometheus.CounterVec
 
 	mu      sync.Mutex
 	reasons map[string]bool // distinct reason labels seen, capped
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "edgetrack_events_accepted_total",
 			Help: "Events made durable in the spool, by route.",
 		}, []string{"route"}),
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgetrack_events_suppressed_total",
+			Help: "Events of subjects erased at the aggregator, dropped instead of spooled, by route.",
+		}, []string{"route"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "edgetrack_rule_refusals_total",
 			Help: "Requests a rule refused, by route and the reason it gave (X-Edgetrack-Reason).",
@@ -44,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reasons: map[string]bool{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.seconds, m.events, m.refusals)
+		reg.MustRegister(m.requests, m.seconds, m.events, m.suppressed, m.refusals)
 	}
 	return m
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/internal/storable"
+	"github.com/edgetrack/edgetrack/internal/subject"
 	"github.com/edgetrack/edgetrack/wasm/abi"
 	"github.com/edgetrack/edgetrack/wasm/host"
 )
@@ -51,7 +52,10 @@ type Options struct {
 	Spool          *spool.Spool
 	// NotReady, when set, is asked by /readyz too: an error makes the edge
 	// not ready, with the error as the reason.
-	NotReady   func() error
+	NotReady func() error
+	// Suppressed, when set, returns the subjects erased at the aggregator:
+	// their events are dropped, and the request answered as the rule says.
+	Suppressed func() *subject.Set
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer // served at /metrics; nil = none
 	Logger     *slog.Logger
@@ -323,6 +327,11 @@ func (s *Server) spool(r *Route, m ruleslot.Rule, v *abi.Verdict, rr *ruleReques
 	ruleVersion := m.Name() + "@" + m.Hash()[:12]
 	rr.values = rr.values[:0]
 	rr.buf = rr.buf[:0]
+	var suppressed *subject.Set
+	if s.opts.Suppressed != nil {
+		suppressed = s.opts.Suppressed()
+	}
+	dropped := 0
 	for i := range v.Events {
 		e := &v.Events[i]
 		e.ReceivedAt = now.UnixNano()
@@ -333,9 +342,19 @@ func (s *Server) spool(r *Route, m ruleslot.Rule, v *abi.Verdict, rr *ruleReques
 			return internal(fmt.Sprintf("rule %s emitted an event that cannot be stored (event %d: %s); nothing was accepted", ruleVersion, i, problem),
 				fmt.Errorf("rule %s: event %d of %d (id %q) cannot be stored: %s", ruleVersion, i, len(v.Events), e.ID, problem))
 		}
+		if suppressed.Suppressed(e.Session, e.Data) {
+			dropped++
+			continue
+		}
 		start := len(rr.buf)
 		rr.buf = abi.AppendEvent(rr.buf, e)
 		rr.values = append(rr.values, rr.buf[start:len(rr.buf):len(rr.buf)])
+	}
+	if dropped > 0 {
+		s.metrics.suppressed.WithLabelValues(r.Name).Add(float64(dropped))
+		if len(rr.values) == 0 {
+			return nil
+		}
 	}
 	// rr.buf may have been reallocated while appending; the earlier values
 	// still point into the old arrays, which stay valid.
@@ -345,7 +364,7 @@ func (s *Server) spool(r *Route, m ruleslot.Rule, v *abi.Verdict, rr *ruleReques
 		}
 		return spoolRefused("edge could not store events; retry", err)
 	}
-	s.metrics.events.WithLabelValues(r.Name).Add(float64(len(v.Events)))
+	s.metrics.events.WithLabelValues(r.Name).Add(float64(len(rr.values)))
 	return nil
 }
 
