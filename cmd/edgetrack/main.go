@@ -26,7 +26,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newEdgeCmd(), newAggregatorCmd(), newDevCmd(), newSendCmd(), newRulesCmd(), newSyncCmd(), newVersionCmd())
+	root.AddCommand(newEdgeCmd(), newAggregatorCmd(), newDevCmd(), newSendCmd(), newRulesCmd(), newSyncCmd(), newEraseCmd(), newVersionCmd())
 	return root
 }
 

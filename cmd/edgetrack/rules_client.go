@@ -21,29 +21,37 @@ type rulesClient struct {
 }
 
 // rulesClientFlags adds --admin-url and --token to cmd and returns a function
-// that makes the client from them (or the environment).
+// that makes the client from them (or EDGETRACK_RULES_URL, _TOKEN).
 func rulesClientFlags(cmd *cobra.Command) func() (*rulesClient, error) {
+	return adminClientFlags(cmd, envRulesURL, envRulesToken)
+}
+
+// adminClientFlags adds --admin-url and --token to cmd, defaulting to the
+// environment variables envURL and envToken, and returns a function that
+// makes a client of the aggregator's admin listener from them.
+func adminClientFlags(cmd *cobra.Command, envURL, envToken string) func() (*rulesClient, error) {
 	var u, token string
-	cmd.Flags().StringVar(&u, "admin-url", "", "the aggregator's admin listener (default $"+envRulesURL+" or "+defaultAdminURL+")")
-	cmd.Flags().StringVar(&token, "token", "", "an admin token (aggregator.tokens.admin; default $"+envRulesToken+")")
+	cmd.Flags().StringVar(&u, "admin-url", "", "the aggregator's admin listener (default $"+envURL+" or "+defaultAdminURL+")")
+	cmd.Flags().StringVar(&token, "token", "", "an admin token (aggregator.tokens.admin; default $"+envToken+")")
 	return func() (*rulesClient, error) {
 		if u == "" {
-			u = os.Getenv(envRulesURL)
+			u = os.Getenv(envURL)
 		}
 		if u == "" {
 			u = defaultAdminURL
 		}
 		if token == "" {
-			token = os.Getenv(envRulesToken)
+			token = os.Getenv(envToken)
 		}
 		if token == "" {
-			return nil, fmt.Errorf("no admin token: pass --token or set %s", envRulesToken)
+			return nil, fmt.Errorf("no admin token: pass --token or set %s", envToken)
 		}
 		if _, err := url.ParseRequestURI(u); err != nil {
 			return nil, fmt.Errorf("--admin-url %q: %w", u, err)
 		}
-		// Uploads are validated before the answer: allow for it.
-		return &rulesClient{url: strings.TrimRight(u, "/"), token: token, http: &http.Client{Timeout: 3 * time.Minute}}, nil
+		// Uploads are validated before the answer, and an erasure of a
+		// user or device reads the whole store: allow for it.
+		return &rulesClient{url: strings.TrimRight(u, "/"), token: token, http: &http.Client{Timeout: 30 * time.Minute}}, nil
 	}
 }
 

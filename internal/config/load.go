@@ -277,10 +277,11 @@ func Environ(dir string, process []string) ([]string, error) {
 
 // commandVarPrefixes are EDGETRACK_ variables that belong to a command's own
 // flags (e.g. EDGETRACK_SEND_URL for `edgetrack send`, EDGETRACK_RULES_TOKEN
-// for `edgetrack rules`) or to the test suite (EDGETRACK_TEST_REQUIRE_SERVERS),
+// for `edgetrack rules`, EDGETRACK_ADMIN_TOKEN for `edgetrack erase`) or to
+// the test suite (EDGETRACK_TEST_REQUIRE_SERVERS),
 // not to this file's settings; they are left alone rather than reported as
 // unknown settings.
-var commandVarPrefixes = []string{EnvPrefix + "SEND_", EnvPrefix + "RULES_", EnvPrefix + "TEST_"}
+var commandVarPrefixes = []string{EnvPrefix + "SEND_", EnvPrefix + "RULES_", EnvPrefix + "ADMIN_", EnvPrefix + "TEST_"}
 
 func isCommandVar(k string) bool {
 	for _, p := range commandVarPrefixes {
