@@ -51,6 +51,22 @@ func FeedKey(from string, f Filters) string {
 	return hex.EncodeToString(sum[:12])
 }
 
+// erasureFeed names a feed's erasure cursor in a target: the last erasure
+// (GET /v1/export/erasures) applied.
+func erasureFeed(feed string) string { return feed + "-erasures" }
+
+// parseErasureCursor reads a stored erasure cursor; "" (none yet) is 0.
+func parseErasureCursor(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("the stored erasure cursor %q is not a number", s)
+	}
+	return n, nil
+}
+
 // Feed reads an aggregator's change feed.
 type Feed struct {
 	From    string // the aggregator's base URL (its public listener)
@@ -100,9 +116,51 @@ func (f *Feed) Read(ctx context.Context, after string, limit int, wait time.Dura
 			q.Set(k, v)
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(f.From, "/")+"/v1/export?"+q.Encode(), nil)
+	var p Page
+	if err := f.get(ctx, "/v1/export", q, &p); err != nil {
+		return Page{}, err
+	}
+	if p.Next == "" {
+		return Page{}, errors.New("reading the feed: the answer has no next cursor (is this an edgetrack aggregator?)")
+	}
+	return p, nil
+}
+
+// Erasure is one erasure at the aggregator: the ids of the events it
+// removed, which a target deletes.
+type Erasure struct {
+	Seq uint64   `json:"seq"`
+	IDs []string `json:"ids"`
+}
+
+// ErasurePage is one read of the erasures.
+type ErasurePage struct {
+	Erasures []Erasure `json:"erasures"`
+	Next     uint64    `json:"next"`
+}
+
+// Erasures returns the erasures after seq after, at most limit. A
+// *FeedError is final: among them 410, when the aggregator no longer keeps
+// erasures the target has not applied (it must be rebuilt).
+func (f *Feed) Erasures(ctx context.Context, after uint64, limit int) (ErasurePage, error) {
+	q := url.Values{"after": {strconv.FormatUint(after, 10)}, "limit": {strconv.Itoa(limit)}}
+	var p ErasurePage
+	if err := f.get(ctx, "/v1/export/erasures", q, &p); err != nil {
+		var fe *FeedError
+		if errors.As(err, &fe) && fe.Status == http.StatusGone {
+			fe.Msg += "; the target may hold erased events: rebuild it (drop its tables or state directory and sync again)"
+		}
+		return ErasurePage{}, err
+	}
+	return p, nil
+}
+
+// get reads path?q from the aggregator into out. 4xx answers but 408 and
+// 429 are a *FeedError; others are worth retrying.
+func (f *Feed) get(ctx context.Context, path string, q url.Values, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(f.From, "/")+path+"?"+q.Encode(), nil)
 	if err != nil {
-		return Page{}, &FeedError{Msg: err.Error()}
+		return &FeedError{Msg: err.Error()}
 	}
 	req.Header.Set("Authorization", "Bearer "+f.Token)
 	client := f.Client
@@ -111,12 +169,12 @@ func (f *Feed) Read(ctx context.Context, after string, limit int, wait time.Dura
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return Page{}, fmt.Errorf("reading the feed: %w", err)
+		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
-		return Page{}, fmt.Errorf("reading the feed: %w", err)
+		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
@@ -125,16 +183,12 @@ func (f *Feed) Read(ctx context.Context, after string, limit int, wait time.Dura
 			msg = e.Error
 		}
 		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
-			return Page{}, &FeedError{Status: resp.StatusCode, Msg: msg}
+			return &FeedError{Status: resp.StatusCode, Msg: msg}
 		}
-		return Page{}, fmt.Errorf("reading the feed: HTTP %d: %.200s", resp.StatusCode, msg)
+		return fmt.Errorf("reading %s: HTTP %d: %.200s", path, resp.StatusCode, msg)
 	}
-	var p Page
-	if err := json.Unmarshal(body, &p); err != nil {
-		return Page{}, fmt.Errorf("reading the feed: %w", err)
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
 	}
-	if p.Next == "" {
-		return Page{}, errors.New("reading the feed: the answer has no next cursor (is this an edgetrack aggregator?)")
-	}
-	return p, nil
+	return nil
 }

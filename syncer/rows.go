@@ -73,14 +73,26 @@ func userID(data []byte) *string {
 
 // toMatch reads a cookie-sync match out of an event, if it is one.
 func toMatch(e Event, r row) (match, bool) {
-	if e.Source != "cookiesync" || e.Category != "cookiesync" || e.Name != "match" || !strings.HasPrefix(e.ID, "cs:") {
+	if e.Source != "cookiesync" || e.Category != "cookiesync" || e.Name != "match" {
 		return match{}, false
 	}
-	parts := strings.Split(e.ID[len("cs:"):], ":")
+	m, ok := matchOfID(e.ID)
+	m.at = r.eventTime
+	return m, ok
+}
+
+// matchOfID reads partner, partner id and uid out of a match event's id,
+// "cs:<partner>:<partner id>:<uid>" (the rule refuses ':' in them).
+func matchOfID(id string) (match, bool) {
+	rest, ok := strings.CutPrefix(id, "cs:")
+	if !ok {
+		return match{}, false
+	}
+	parts := strings.Split(rest, ":")
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
 		return match{}, false
 	}
-	return match{partner: parts[0], partnerID: parts[1], uid: parts[2], at: r.eventTime}, true
+	return match{partner: parts[0], partnerID: parts[1], uid: parts[2]}, true
 }
 
 // latestMatches keeps, per partner and partner id, the latest match of a
@@ -117,6 +129,18 @@ func placeholderList(n, k int, ph func(i int) string) string {
 			b.WriteString(ph(i*k + j + 1))
 		}
 		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// placeholders writes n placeholders: "p1, p2, p3".
+func placeholders(n int, ph func(i int) string) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		if i > 1 {
+			b.WriteString(", ")
+		}
+		b.WriteString(ph(i))
 	}
 	return b.String()
 }

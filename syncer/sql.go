@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ type SQLTarget struct {
 	// cursor is the one this process last read or wrote; a transaction
 	// that finds another one in the table stops (another sync runs).
 	cursor string
+	erased uint64 // the erasure cursor
 }
 
 // sqlDSN maps a target URL to its dialect and driver DSN:
@@ -110,9 +112,19 @@ func OpenSQL(ctx context.Context, target, feed string) (*SQLTarget, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s %s: creating the tables: %w", d.name, redact(target), err)
 	}
-	if err := db.QueryRowContext(ctx, strings.Replace(d.lockCursor, " FOR UPDATE", "", 1), feed).Scan(&t.cursor); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	readCursor := strings.Replace(d.lockCursor, " FOR UPDATE", "", 1)
+	if err := db.QueryRowContext(ctx, readCursor, feed).Scan(&t.cursor); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		db.Close()
 		return nil, fmt.Errorf("%s %s: reading the cursor: %w", d.name, redact(target), err)
+	}
+	var erased string
+	if err := db.QueryRowContext(ctx, readCursor, erasureFeed(feed)).Scan(&erased); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		db.Close()
+		return nil, fmt.Errorf("%s %s: reading the erasure cursor: %w", d.name, redact(target), err)
+	}
+	if t.erased, err = parseErasureCursor(erased); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s %s: %w", d.name, redact(target), err)
 	}
 	return t, nil
 }
@@ -208,6 +220,54 @@ func (t *SQLTarget) Write(ctx context.Context, events []Event, next string) erro
 		return err
 	}
 	t.cursor = next
+	return nil
+}
+
+// ErasureCursor implements Target.
+func (t *SQLTarget) ErasureCursor() uint64 { return t.erased }
+
+// Erase deletes the erased events (and the cookie-sync matches they were)
+// and stores the erasure cursor, in one transaction. The cursor is a row of
+// edgetrack_sync_state of its own (erasureFeed).
+func (t *SQLTarget) Erase(ctx context.Context, e Erasure) error {
+	ef := erasureFeed(t.feed)
+	write := func(tx batchTx) error {
+		stored, err := tx.cursor(ctx, t.d.lockCursor, ef)
+		if err != nil {
+			return fmt.Errorf("reading the erasure cursor: %w", err)
+		}
+		if n, err := parseErasureCursor(stored); err != nil || n != t.erased {
+			return ErrCursorMoved
+		}
+		per := t.d.maxParams
+		for ids := e.IDs; len(ids) > 0; {
+			n := min(len(ids), per)
+			args := make([]any, n)
+			for i, id := range ids[:n] {
+				args[i] = id
+			}
+			if err := tx.exec(ctx, "DELETE FROM events WHERE event_id IN ("+placeholders(n, t.d.ph)+")", args...); err != nil {
+				return fmt.Errorf("deleting %d erased events: %w", n, err)
+			}
+			ids = ids[n:]
+		}
+		for _, id := range e.IDs {
+			if m, ok := matchOfID(id); ok {
+				if err := tx.exec(ctx, "DELETE FROM cookie_sync_matches WHERE partner = "+t.d.ph(1)+" AND partner_id = "+t.d.ph(2)+" AND uid = "+t.d.ph(3),
+					m.partner, m.partnerID, m.uid); err != nil {
+					return fmt.Errorf("deleting an erased cookie-sync match: %w", err)
+				}
+			}
+		}
+		if err := tx.exec(ctx, t.d.setCursor, ef, strconv.FormatUint(e.Seq, 10), time.Now().UTC()); err != nil {
+			return fmt.Errorf("writing the erasure cursor: %w", err)
+		}
+		return tx.commit(ctx)
+	}
+	if err := t.d.withTx(ctx, t.db, write); err != nil {
+		return err
+	}
+	t.erased = e.Seq
 	return nil
 }
 

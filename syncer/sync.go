@@ -14,9 +14,14 @@ import (
 
 // Target is where events go. Write stores a batch and the cursor after it
 // (see the package doc for how each target keeps them together).
+//
+// Erase deletes the events of one erasure at the aggregator and stores its
+// number as the erasure cursor (ErasureCursor) the same way.
 type Target interface {
 	Cursor() string
 	Write(ctx context.Context, events []Event, next string) error
+	ErasureCursor() uint64
+	Erase(ctx context.Context, e Erasure) error
 	Close() error
 }
 
@@ -92,6 +97,8 @@ type Stats struct {
 	Events  int       // events written
 	Batches int       // writes
 	Last    time.Time // received_at of the last event written
+	// Erasures applied, and the events they deleted from the target.
+	Erasures, Erased int
 }
 
 // Progress is where a sync stands.
@@ -149,9 +156,64 @@ func Run(ctx context.Context, o Options, t Target) (Stats, error) {
 		o.Logger.Info(msg, attrs...)
 		lastLine, lastCount = now, st.Events
 	}
+	// Erasures at the aggregator are applied after the batches written (at
+	// most once a second), after every long-poll that brought no events, and
+	// at the end: whatever order events and erasures arrive in, an erased
+	// event written to the target is deleted by the next application.
+	erasures := func() error {
+		for {
+			p, err := feed.Erasures(ctx, t.ErasureCursor(), 100)
+			if err != nil {
+				return err
+			}
+			for _, e := range p.Erasures {
+				if err := t.Erase(ctx, e); err != nil {
+					return fmt.Errorf("applying erasure %d: %w", e.Seq, err)
+				}
+				st.Erasures++
+				st.Erased += len(e.IDs)
+				m.erased.Add(float64(len(e.IDs)))
+			}
+			if p.Next > t.ErasureCursor() { // erasures that removed nothing
+				if err := t.Erase(ctx, Erasure{Seq: p.Next}); err != nil {
+					return fmt.Errorf("moving the erasure cursor to %d: %w", p.Next, err)
+				}
+			}
+			if len(p.Erasures) < 100 {
+				return nil
+			}
+		}
+	}
+	var lastErasures time.Time
+	applyErasures := func() error {
+		lastErasures = time.Now()
+		for attempt := 1; ; attempt++ {
+			err := erasures()
+			if err == nil || ctx.Err() != nil {
+				return nil
+			}
+			var fe *FeedError
+			if errors.As(err, &fe) || errors.Is(err, ErrCursorMoved) {
+				return fmt.Errorf("erasures: %w", err)
+			}
+			m.errors.WithLabelValues("erasures").Inc()
+			if !o.Once {
+				o.Logger.Warn("applying erasures failed; trying again after the next batch", "err", err)
+				return nil
+			}
+			if attempt >= o.MaxAttempts {
+				return fmt.Errorf("erasures, after %d attempts: %w", attempt, err)
+			}
+			if !sleep(ctx, backoff(500*time.Millisecond, 30*time.Second, attempt)) {
+				return nil
+			}
+		}
+	}
+
 	// The next page is read while the current one is written.
 	type fetched struct {
 		page Page
+		tick bool // a long-poll without news: only erasures to apply
 		err  error
 	}
 	pages := make(chan fetched, 1)
@@ -191,7 +253,13 @@ func Run(ctx context.Context, o Options, t Target) (Stats, error) {
 				if o.Once {
 					return
 				}
-				continue // a long-poll that ended without news
+				// A long-poll that ended without news.
+				select {
+				case pages <- fetched{tick: true}:
+				case <-readCtx.Done():
+					return
+				}
+				continue
 			}
 			select {
 			case pages <- fetched{page: page}:
@@ -204,6 +272,12 @@ func Run(ctx context.Context, o Options, t Target) (Stats, error) {
 	for f := range pages {
 		if f.err != nil {
 			return st, f.err
+		}
+		if f.tick {
+			if err := applyErasures(); err != nil {
+				return st, err
+			}
+			continue
 		}
 		page := f.page
 		for attempt := 1; ; attempt++ {
@@ -236,7 +310,17 @@ func Run(ctx context.Context, o Options, t Target) (Stats, error) {
 				m.lag.Set(time.Since(r).Seconds())
 			}
 		}
+		if time.Since(lastErasures) >= time.Second { // at most once a second under load
+			if err := applyErasures(); err != nil {
+				return st, err
+			}
+		}
 		progress(false)
+	}
+	if ctx.Err() == nil {
+		if err := applyErasures(); err != nil { // the feed was empty, or Once ended
+			return st, err
+		}
 	}
 	progress(true)
 	return st, nil
@@ -254,9 +338,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 type metrics struct {
-	events, batches prometheus.Counter
-	errors          *prometheus.CounterVec
-	lag             prometheus.Gauge
+	events, batches, erased prometheus.Counter
+	errors                  *prometheus.CounterVec
+	lag                     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -265,9 +349,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		batches: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgetrack_sync_batches_total", Help: "Batches written to the target."}),
 		errors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgetrack_sync_errors_total", Help: "Failed reads of the feed and writes to the target, retried."}, []string{"side"}),
 		lag:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgetrack_sync_lag_seconds", Help: "Age (by received_at) of the last event written."}),
+		erased:  prometheus.NewCounter(prometheus.CounterOpts{Name: "edgetrack_sync_erased_events_total", Help: "Events deleted from the target because they were erased at the aggregator."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.batches, m.errors, m.lag)
+		reg.MustRegister(m.events, m.batches, m.errors, m.lag, m.erased)
 	}
 	return m
 }

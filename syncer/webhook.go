@@ -41,6 +41,7 @@ type WebhookTarget struct {
 	state  stateDir
 	feed   string
 	cursor string
+	erased uint64 // the erasure cursor
 	signer *standardwebhooks.Webhook
 	// seenMatches remembers the (partner, partner id) pairs delivered, so a
 	// later match of the same pair is "updated"; kept in the state dir.
@@ -87,6 +88,13 @@ func OpenWebhook(o WebhookOptions, feed string) (*WebhookTarget, error) {
 		}
 	}
 	if t.cursor, err = t.state.readCursor(feed); err != nil {
+		return nil, err
+	}
+	erased, err := t.state.readCursor(erasureFeed(feed))
+	if err != nil {
+		return nil, err
+	}
+	if t.erased, err = parseErasureCursor(erased); err != nil {
 		return nil, err
 	}
 	if b, err := os.ReadFile(t.matchesFile()); err == nil {
@@ -168,6 +176,42 @@ func (t *WebhookTarget) Write(ctx context.Context, events []Event, next string) 
 		return fmt.Errorf("writing the cursor: %w", err)
 	}
 	t.cursor = next
+	return nil
+}
+
+// ErasureCursor implements Target.
+func (t *WebhookTarget) ErasureCursor() uint64 { return t.erased }
+
+// Erase delivers {"erasures": [{"seq": …, "event_ids": […]}]}, with the
+// retries and dead letters of Write, then writes the erasure cursor. The
+// receiver deletes those events.
+func (t *WebhookTarget) Erase(ctx context.Context, e Erasure) error {
+	if len(e.IDs) > 0 {
+		type erasure struct {
+			Seq      uint64   `json:"seq"`
+			EventIDs []string `json:"event_ids"`
+		}
+		body, err := json.Marshal(map[string]any{"erasures": []erasure{{e.Seq, e.IDs}}})
+		if err != nil {
+			return err
+		}
+		id := webhookID(t.feed, "erasure", strconv.FormatUint(e.Seq, 10))
+		attempts, err := t.deliver(ctx, id, body)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			t.o.Logger.Error("webhook erasure failed every attempt; kept as a dead letter (edgetrack sync replay sends it again)",
+				"webhook_id", id, "erasure", e.Seq, "events", len(e.IDs), "attempts", attempts, "err", err)
+			if derr := t.state.writeDead(deadLetter{ID: id, URL: redact(t.o.URL), Attempts: attempts, Error: err.Error(), Body: body}); derr != nil {
+				return fmt.Errorf("keeping a dead letter: %w", derr)
+			}
+		}
+	}
+	if err := t.state.writeCursor(erasureFeed(t.feed), strconv.FormatUint(e.Seq, 10), t.o.URL); err != nil {
+		return fmt.Errorf("writing the erasure cursor: %w", err)
+	}
+	t.erased = e.Seq
 	return nil
 }
 

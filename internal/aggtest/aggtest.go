@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -23,15 +24,17 @@ import (
 const (
 	EdgeToken  = "aggtest-edge-token"
 	QueryToken = "aggtest-query-token"
+	AdminToken = "aggtest-admin-token"
 )
 
 // Aggregator is an aggregator serving on loopback until the test ends.
 type Aggregator struct {
-	URL  string // its public listener, http://127.0.0.1:port
-	t    testing.TB
-	cfg  config.Aggregator
-	stop func()
-	seq  uint64
+	URL   string // its public listener, http://127.0.0.1:port
+	Admin string // its admin listener
+	t     testing.TB
+	cfg   config.Aggregator
+	stop  func()
+	seq   uint64
 }
 
 // Start runs an aggregator with its data in dir.
@@ -39,7 +42,7 @@ func Start(t testing.TB, dir string) *Aggregator {
 	t.Helper()
 	cfg := config.Default().Aggregator
 	cfg.Listen, cfg.AdminListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
-	cfg.Tokens = config.Tokens{Edge: []string{EdgeToken}, Query: []string{QueryToken}}
+	cfg.Tokens = config.Tokens{Edge: []string{EdgeToken}, Query: []string{QueryToken}, Admin: []string{AdminToken}}
 	a := &Aggregator{t: t, cfg: cfg}
 	a.start()
 	t.Cleanup(func() { a.stop() })
@@ -52,8 +55,8 @@ func (a *Aggregator) start() {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	a.cfg.Listen = agg.Addr() // the same port after a restart
-	a.URL = "http://" + agg.Addr()
+	a.cfg.Listen, a.cfg.AdminListen = agg.Addr(), agg.AdminAddr() // the same ports after a restart
+	a.URL, a.Admin = "http://"+agg.Addr(), "http://"+agg.AdminAddr()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { agg.Run(ctx); close(done) }()
@@ -94,5 +97,22 @@ func (a *Aggregator) Ingest(events ...*eventpb.Event) {
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
 		a.t.Fatalf("ingest: %d %s", resp.StatusCode, b)
+	}
+}
+
+// Erase erases the subject kind=value (DELETE /v1/subjects) and fails the
+// test unless it answers 200.
+func (a *Aggregator) Erase(kind, value string) {
+	a.t.Helper()
+	req, _ := http.NewRequest("DELETE", a.Admin+"/v1/subjects?"+url.Values{kind: {value}}.Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		a.t.Fatalf("erase %s=%s: %d %s", kind, value, resp.StatusCode, b)
 	}
 }
