@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 
-	"github.com/edgetrack/edgetrack/aggregator"
-	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/aggtest"
 	"github.com/edgetrack/edgetrack/internal/subject"
 )
 
@@ -26,29 +24,14 @@ func runErase(t *testing.T, args ...string) (string, error) {
 
 // TestErase runs `edgetrack erase` against an aggregator on loopback.
 func TestErase(t *testing.T) {
-	cfg := config.Default().Aggregator
-	cfg.Listen, cfg.AdminListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	cfg.Tokens = config.Tokens{Admin: []string{"admin-t"}, Edge: []string{"edge-t"}, Query: []string{"query-t"}}
-	agg, err := aggregator.New(aggregator.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- agg.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	t.Setenv(envAdminURL, "http://"+agg.AdminAddr())
+	agg := aggtest.Start(t, t.TempDir())
+	t.Setenv(envAdminURL, agg.Admin)
 	t.Setenv(envAdminToken, "")
 
 	if _, err := runErase(t, "--session-id", "s1"); err == nil || !strings.Contains(err.Error(), envAdminToken) {
 		t.Errorf("without a token: %v, want it to name %s", err, envAdminToken)
 	}
-	t.Setenv(envAdminToken, "admin-t")
+	t.Setenv(envAdminToken, aggtest.AdminToken)
 	for _, args := range [][]string{{}, {"--session-id", "a", "--user-id", "b"}} {
 		if _, err := runErase(t, args...); err == nil || !strings.Contains(err.Error(), "exactly one subject") {
 			t.Errorf("erase %q: %v, want a request for exactly one subject", args, err)

@@ -89,15 +89,7 @@ func (a *Aggregator) Ingest(events ...*eventpb.Event) {
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("Content-Encoding", "zstd")
 	req.Header.Set("X-Edgetrack-Edge", "edge-1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		a.t.Fatalf("ingest: %d %s", resp.StatusCode, b)
-	}
+	a.mustOK("ingest", req)
 }
 
 // Erase erases the subject kind=value (DELETE /v1/subjects) and fails the
@@ -106,6 +98,12 @@ func (a *Aggregator) Erase(kind, value string) {
 	a.t.Helper()
 	req, _ := http.NewRequest("DELETE", a.Admin+"/v1/subjects?"+url.Values{kind: {value}}.Encode(), nil)
 	req.Header.Set("Authorization", "Bearer "+AdminToken)
+	a.mustOK("erase "+kind+"="+value, req)
+}
+
+// mustOK sends req and fails the test unless it answers 200.
+func (a *Aggregator) mustOK(what string, req *http.Request) {
+	a.t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
@@ -113,6 +111,6 @@ func (a *Aggregator) Erase(kind, value string) {
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
-		a.t.Fatalf("erase %s=%s: %d %s", kind, value, resp.StatusCode, b)
+		a.t.Fatalf("%s: %d %s", what, resp.StatusCode, b)
 	}
 }
