@@ -50,11 +50,11 @@ type Options struct {
 
 // List is the edge's suppression list. It is safe for concurrent use.
 type List struct {
-	opts    Options
-	client  *http.Client
-	log     *slog.Logger
-	set     atomic.Pointer[subject.Set]
-	version atomic.Uint64
+	opts   Options
+	client *http.Client
+	log    *slog.Logger
+	set    atomic.Pointer[subject.Set]
+	list   atomic.Pointer[subject.List] // what set was made of
 
 	subjects prometheus.Gauge
 	polls    *prometheus.CounterVec
@@ -114,11 +114,13 @@ func Open(opts Options) (*List, error) {
 func (l *List) Set() *subject.Set { return l.set.Load() }
 
 // Version is the version of the list held.
-func (l *List) Version() uint64 { return l.version.Load() }
+func (l *List) Version() uint64 { return l.held().Version }
+
+func (l *List) held() subject.List { return *l.list.Load() }
 
 func (l *List) use(list subject.List) {
+	l.list.Store(&list)
 	l.set.Store(subject.NewSet(list.Subjects))
-	l.version.Store(list.Version)
 	l.subjects.Set(float64(len(list.Subjects)))
 }
 
@@ -128,10 +130,22 @@ func (l *List) Run(ctx context.Context) {
 		return
 	}
 	first, backoff := true, time.Second
+	unkept := false // the list held is not in Path yet
 	for ctx.Err() == nil {
 		list, changed, err := l.poll(ctx, first)
 		if err == nil && changed {
-			err = l.keep(list)
+			// In use before it is kept: once the file shows a version,
+			// the edge drops by it.
+			l.use(list)
+			l.log.Info("suppression list updated", "version", list.Version, "subjects", len(list.Subjects))
+			unkept = true
+		}
+		if unkept {
+			if kerr := l.keep(l.held()); kerr != nil {
+				l.log.Error("keeping the suppression list on disk failed; it applies until a restart", "err", kerr)
+			} else {
+				unkept = false
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -148,13 +162,11 @@ func (l *List) Run(ctx context.Context) {
 			continue
 		}
 		first, backoff = false, time.Second
-		if !changed {
+		if changed {
+			l.polls.WithLabelValues("changed").Inc()
+		} else {
 			l.polls.WithLabelValues("unchanged").Inc()
-			continue
 		}
-		l.polls.WithLabelValues("changed").Inc()
-		l.use(list)
-		l.log.Info("suppression list updated", "version", list.Version, "subjects", len(list.Subjects))
 	}
 }
 
