@@ -25,7 +25,8 @@ RACE_PKGS := ./edge/internal/spool ./edge ./aggregator ./client ./wasm/host ./wa
 # seed corpora; a crasher is written to the package's testdata/fuzz, where
 # it stays as a fixture once committed.
 FUZZ_TARGETS := ./wasm/instrument:FuzzInstrument ./wasm/host:FuzzLoad \
-  ./aggregator/internal/ingest:FuzzHamustroEventsReachTheStore ./aggregator/internal/ingest:FuzzEyeEventsReachTheStore
+  ./aggregator/internal/ingest:FuzzHamustroEventsReachTheStore ./aggregator/internal/ingest:FuzzEyeEventsReachTheStore \
+  ./aggregator/internal/store/pebble:FuzzQueryCursor ./internal/subject:FuzzSetAgreesWithMatches
 FUZZTIME ?= 60s
 
 # make install: where. DESTDIR stages the tree (packaging, tests).

@@ -50,3 +50,23 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSetAgreesWithMatches: for any event (session, data from the network)
+// and any subject, the hashed set and the plain match agree.
+func FuzzSetAgreesWithMatches(f *testing.F) {
+	f.Add("session_id", "s1", "s1", []byte(`{}`))
+	f.Add("user_id", "42", "x", []byte(`{"user_id":42}`))
+	f.Add("device_id", "d", "", []byte(`{"device_id":"d","user_id":"d"}`))
+	f.Add("uid", "u", "u", []byte(`not json`))
+	f.Add("user_id", "1e2", "", []byte(`{"user_id":1e2}`))
+	f.Fuzz(func(t *testing.T, kind, value, session string, data []byte) {
+		s := Subject{Kind: Kind(kind), Value: value}
+		if s.Validate() != nil {
+			return
+		}
+		set := NewSet([]Entry{{Kind: s.Kind, Hash: s.Hash()}})
+		if got, want := set.Suppressed(session, data), s.Matches(session, data); got != want {
+			t.Fatalf("subject %q, event (%q, %q): Suppressed %v, Matches %v", s, session, data, got, want)
+		}
+	})
+}
