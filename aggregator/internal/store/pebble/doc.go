@@ -7,8 +7,10 @@
 // Events are never changed once stored, which is what lets a query read an
 // index entry and then fetch the event without a snapshot. An erasure
 // (Erase, erase.go) deletes an event with its index entries and rollup
-// counts in one batch; a query or the feed that read an index or feed entry
-// just before passes over the event it no longer finds.
+// counts in one batch and empties its feed entry; a query or the feed that
+// read an index or feed entry just before passes over the event it no
+// longer finds. Pebble writes deletions as tombstones: the bytes leave the
+// files when compactions rewrite them.
 //
 // # Key layout
 //
@@ -30,7 +32,7 @@
 //	'k' category 0x00 T id                → empty      by category (non-empty category)
 //	'n' name 0x00 T id                    → empty      by name (non-empty name)
 //	'r' W B category 0x00 name            → count      rollup: events in one bucket
-//	'x' seq                               → id         export feed: stored order
+//	'x' seq                               → id         export feed: stored order (empty once erased)
 //
 // An event is written in one batch with its primary key and all of its index
 // entries, so an index entry never exists without its event; a call to

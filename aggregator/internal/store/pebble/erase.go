@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -25,8 +26,11 @@ const eraseBatch = 4096
 // store)); neither holds ingestMu. The events found are then removed in
 // batches under ingestMu: each event is read again (an erasure running at
 // the same time may have taken it), and its primary key, its index entries
-// and its counts in the rollups go in one synced batch. The feed keeps its
-// entries; Export passes over those whose event is gone.
+// and its counts in the rollups go in one synced batch, which also empties
+// the event's feed entry: the feed keeps its numbers (a cursor, and the next
+// number after a restart, stay as they were) but no longer holds the id,
+// and Export passes over it. Finding the feed entries reads the whole feed,
+// O(events stored).
 func (p *Store) Erase(ctx context.Context, s store.Subject) ([]string, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("store: erase: %w", err)
@@ -39,10 +43,17 @@ func (p *Store) Erase(ctx context.Context, s store.Subject) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: erase %s: %w", s, err)
 	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	seqs, err := p.feedSeqs(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: erase %s: %w", s, err)
+	}
 	var erased []string
 	for len(ids) > 0 {
 		n := min(len(ids), eraseBatch)
-		got, err := p.eraseIDs(ctx, ids[:n])
+		got, err := p.eraseIDs(ctx, ids[:n], seqs)
 		erased = append(erased, got...)
 		if err != nil {
 			return erased, fmt.Errorf("store: erase %s: %d events removed, then: %w", s, len(erased), err)
@@ -94,9 +105,36 @@ func (p *Store) subjectIDs(ctx context.Context, s store.Subject) ([]string, erro
 	return ids, errors.Join(it.Error(), it.Close())
 }
 
-// eraseIDs removes the events with these ids that are still stored, in one
-// synced batch, and returns the ids it removed.
-func (p *Store) eraseIDs(ctx context.Context, ids []string) ([]string, error) {
+// feedSeqs finds the feed entries of ids: id → seq. An event's entry is
+// written with it and never changes but by an erasure, so what it finds
+// stays true while the erasure runs.
+func (p *Store) feedSeqs(ctx context.Context, ids []string) (map[string]uint64, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	seqs := make(map[string]uint64, len(ids))
+	it, err := p.db.NewIterWithContext(ctx, &pebbledb.IterOptions{LowerBound: []byte{ksFeed}, UpperBound: []byte{ksFeed + 1}})
+	if err != nil {
+		return nil, err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return nil, err
+		}
+		if k := it.Key(); len(k) == 9 && want[string(v)] {
+			seqs[string(v)] = binary.BigEndian.Uint64(k[1:])
+		}
+	}
+	return seqs, errors.Join(it.Error(), it.Close())
+}
+
+// eraseIDs removes the events with these ids that are still stored, and
+// empties their feed entries (seqs), in one synced batch, and returns the
+// ids it removed.
+func (p *Store) eraseIDs(ctx context.Context, ids []string, seqs map[string]uint64) ([]string, error) {
 	p.ingestMu.Lock()
 	defer p.ingestMu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -121,6 +159,11 @@ func (p *Store) eraseIDs(ctx context.Context, ids []string) ([]string, error) {
 		}
 		if key, err = indexKeys(key, ev, func(k []byte) error { return b.Delete(k, nil) }); err != nil {
 			return nil, err
+		}
+		if seq, ok := seqs[id]; ok {
+			if err := b.Set(feedKey(seq), nil, nil); err != nil {
+				return nil, err
+			}
 		}
 		rollups.remove(ev)
 		erased = append(erased, id)

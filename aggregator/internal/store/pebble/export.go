@@ -22,7 +22,8 @@ const maxExportScan = 100_000
 
 // The feed's position is a sequence number given to each stored event at
 // ingest, in the order of the batches' commits and, within a batch, in the
-// order of the events given to Ingest. Keys 'x' seq(8, big-endian) → id.
+// order of the events given to Ingest. Keys 'x' seq(8, big-endian) → id; an
+// erasure empties the value of its events' entries.
 const (
 	ksFeed     = 'x'
 	storeIDKey = "mid" // 8 random bytes naming this database, in cursors
@@ -135,6 +136,10 @@ func (p *Store) export(ctx context.Context, q store.ExportQuery) (store.ExportRe
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return store.ExportResult{}, fmt.Errorf("store: export: %w", err)
+		}
+		if len(v) == 0 { // emptied by an erasure
+			last = binary.BigEndian.Uint64(k[1:])
+			continue
 		}
 		idKey = append(idKey[:1], v...)
 		ev, err := p.get(p.db, idKey)
