@@ -189,6 +189,8 @@ func TestEveryPathFromEnv(t *testing.T) {
 			val, ok = "3s", true
 		case ByteSize:
 			val, ok = "3KiB", true
+		case Rate:
+			val, ok = "3/s", true
 		}
 		if !ok {
 			t.Errorf("%s: no sample for %s", s.path, v.Type())

@@ -169,3 +169,90 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 func nodeError(n *yaml.Node, msg string) error {
 	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
 }
+
+// Rate is a number of requests per unit of time, written "20/s", "600/m" or
+// "3600/h" (also "1.5/s"); "0" means no limit.
+type Rate float64
+
+// ParseRate parses a rate setting.
+func ParseRate(s string) (Rate, error) {
+	bad := func() (Rate, error) {
+		return 0, fmt.Errorf("%q is not a rate (write e.g. \"20/s\", \"600/m\", \"3600/h\", or 0 for no limit)", s)
+	}
+	t := strings.TrimSpace(s)
+	if t == "0" {
+		return 0, nil
+	}
+	num, unit, ok := strings.Cut(t, "/")
+	if !ok {
+		return bad()
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) || strings.ContainsAny(num, "eEpPxX_") {
+		return bad()
+	}
+	var per float64
+	switch strings.TrimSpace(unit) {
+	case "s":
+		per = 1
+	case "m":
+		per = 60
+	case "h":
+		per = 3600
+	default:
+		return bad()
+	}
+	return Rate(n / per), nil
+}
+
+// PerSecond returns the rate in requests per second.
+func (r Rate) PerSecond() float64 { return float64(r) }
+
+// String writes r in the largest unit that gives a whole number, or per
+// second: 20/s, 10/m, 1/h, 0.25/s. The result parses back to r (for rates
+// written with at most a few decimals).
+func (r Rate) String() string {
+	if r == 0 {
+		return "0"
+	}
+	for _, u := range []struct {
+		name string
+		per  float64
+	}{{"s", 1}, {"m", 60}, {"h", 3600}} {
+		n := float64(r) * u.per
+		if math.Abs(n-math.Round(n)) < 1e-9*n {
+			return strconv.FormatFloat(math.Round(n), 'f', -1, 64) + "/" + u.name
+		}
+	}
+	return strconv.FormatFloat(float64(r), 'f', -1, 64) + "/s"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (r Rate) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler; it is used for
+// environment variables.
+func (r *Rate) UnmarshalText(b []byte) error {
+	v, err := ParseRate(string(b))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (r Rate) MarshalYAML() (any, error) { return r.String(), nil }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return nodeError(n, "expected a rate such as \"20/s\"")
+	}
+	v, err := ParseRate(n.Value)
+	if err != nil {
+		return nodeError(n, err.Error())
+	}
+	*r = v
+	return nil
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -102,6 +103,8 @@ func (e *Edge) validate(p *problems) {
 		}
 	}
 
+	e.Limits.validate(p)
+
 	positiveSize(p, "edge.spool.quota_bytes", e.Spool.QuotaBytes)
 	if e.Spool.MinFreeBytes < 0 {
 		p.add("edge.spool.min_free_bytes", "%d is negative (0 turns the check off)", e.Spool.MinFreeBytes)
@@ -175,6 +178,29 @@ func (e *Edge) validate(p *problems) {
 	positiveDuration(p, "edge.forward.backoff_max", f.BackoffMax)
 	if f.BackoffMin > f.BackoffMax {
 		p.add("edge.forward.backoff_min", "%s exceeds edge.forward.backoff_max (%s)", f.BackoffMin, f.BackoffMax)
+	}
+}
+
+func (l *Limits) validate(p *problems) {
+	if l.MaxInFlight < 0 {
+		p.add("edge.limits.max_in_flight", "%d is negative (0 means 32 × edge.rules.pool_size)", l.MaxInFlight)
+	}
+	if l.MaxClients < 1 {
+		p.add("edge.limits.max_clients", "must be at least 1, got %d", l.MaxClients)
+	}
+	routes := l.Routes()
+	for _, name := range slices.Sorted(maps.Keys(routes)) {
+		r, path := routes[name], "edge.limits."+name
+		switch {
+		case r.Rate < 0:
+			p.add(path+".rate", "%s is negative (0 means no limit)", r.Rate)
+		case r.Burst < 0:
+			p.add(path+".burst", "%d is negative", r.Burst)
+		case r.Rate > 0 && r.Burst < 1:
+			p.add(path+".burst", "must be at least 1 when %s.rate is set (how many requests a client may send at once)", path)
+		case r.Rate == 0 && r.Burst != 0:
+			p.add(path+".burst", "is %d, but %s.rate is 0 (no limit); set a rate or remove the burst", r.Burst, path)
+		}
 	}
 }
 
