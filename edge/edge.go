@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/edgetrack/edgetrack/edge/internal/forward"
+	"github.com/edgetrack/edgetrack/edge/internal/ratelimit"
 	"github.com/edgetrack/edgetrack/edge/internal/rollout"
 	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
 	"github.com/edgetrack/edgetrack/edge/internal/server"
@@ -64,22 +66,27 @@ type Edge struct {
 	ln, adminLn net.Listener
 }
 
-// route describes one built-in rule: the paths it decides, their methods,
-// the settings the rule gets from the configuration, and whether the
-// configuration turns it on.
+// route describes one built-in rule: the paths it decides (each with the
+// name of its setting under edge.limits), their methods, the settings the
+// rule gets from the configuration, and whether the configuration turns it
+// on.
 type route struct {
 	name     string
-	paths    []string
+	paths    []routePath
 	methods  []string
 	cors     bool
 	settings func(c *config.Edge) []abi.Setting
 	enabled  func(c *config.Edge) bool
 }
 
+type routePath struct{ path, limit string }
+
 var routes = []route{
-	{name: "hamustro", paths: []string{"/api/v1/track"}, methods: []string{"POST"}, settings: hamustroSettings},
-	{name: "eye", paths: []string{"/events"}, methods: []string{"POST"}, cors: true, settings: eyeSettings},
-	{name: "cookiesync", paths: []string{"/cookiesync/i", "/cookiesync/sync", "/cookiesync/done", "/cs/i", "/cs/s", "/cs/d"},
+	{name: "hamustro", paths: []routePath{{"/api/v1/track", "hamustro"}}, methods: []string{"POST"}, settings: hamustroSettings},
+	{name: "eye", paths: []routePath{{"/events", "eye"}}, methods: []string{"POST"}, cors: true, settings: eyeSettings},
+	{name: "cookiesync", paths: []routePath{
+		{"/cookiesync/i", "cookiesync_init"}, {"/cookiesync/sync", "cookiesync_sync"}, {"/cookiesync/done", "cookiesync_done"},
+		{"/cs/i", "cookiesync_init"}, {"/cs/s", "cookiesync_sync"}, {"/cs/d", "cookiesync_done"}},
 		methods: []string{"GET"}, settings: cookiesyncSettings,
 		enabled: func(c *config.Edge) bool { return len(c.CookieSync.Partners) > 0 }},
 }
@@ -191,6 +198,8 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	var srvRoutes []*server.Route
+	limitCfg := cfg.Limits.Routes()
+	limits := map[string]*ratelimit.PerClient{} // shared by a path and its alias
 	rules := map[string]rollout.Rule{}
 	initial := map[string][]byte{}
 	for _, r := range routes {
@@ -223,8 +232,18 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		if r.cors {
 			cors = &server.CORS{AllowedOrigins: cfg.Eye.AllowedOrigins}
 		}
-		for _, path := range r.paths {
-			srvRoutes = append(srvRoutes, &server.Route{Name: r.name, Path: path, Methods: r.methods, Rule: slot, CORS: cors})
+		for _, p := range r.paths {
+			sr := &server.Route{Name: r.name, Path: p.path, Methods: r.methods, Rule: slot, CORS: cors}
+			if l, ok := limitCfg[p.limit]; !ok {
+				return nil, fmt.Errorf("edge: route %s: no setting edge.limits.%s", p.path, p.limit)
+			} else if l.Enabled() {
+				if limits[p.limit] == nil {
+					limits[p.limit] = ratelimit.New(ratelimit.Options{Rate: l.Rate.PerSecond(), Burst: l.Burst, MaxClients: cfg.Limits.MaxClients})
+					e.log.Info("rate limit on", "limit", p.limit, "rate", l.Rate, "burst", l.Burst, "max_clients", cfg.Limits.MaxClients)
+				}
+				sr.Limit, sr.LimitName = limits[p.limit], p.limit
+			}
+			srvRoutes = append(srvRoutes, sr)
 		}
 		e.log.Info("rule loaded", "rule", r.name, "version", m.Hash()[:12], "bytes", len(wasm))
 	}
@@ -264,6 +283,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		WriteTimeout:   cfg.WriteTimeout.Duration(),
 		IdleTimeout:    cfg.IdleTimeout.Duration(),
 		TrustedProxies: trusted,
+		MaxInFlight:    cfg.Limits.MaxInFlightFor(cfg.Rules.PoolSizeFor(runtime.GOMAXPROCS(0))),
 		Spool:          e.spool,
 		// e.fwd is made below, before the server runs.
 		NotReady: func() error {
