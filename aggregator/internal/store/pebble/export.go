@@ -138,13 +138,13 @@ func (p *Store) export(ctx context.Context, q store.ExportQuery) (store.ExportRe
 		}
 		idKey = append(idKey[:1], v...)
 		ev, err := p.get(p.db, idKey)
+		last = binary.BigEndian.Uint64(k[1:])
 		if errors.Is(err, store.ErrNotFound) {
-			return store.ExportResult{}, fmt.Errorf("store: export: feed entry %d names event %q, which is not stored", binary.BigEndian.Uint64(k[1:]), v)
+			continue // removed by retention (Expire): passed over
 		}
 		if err != nil {
 			return store.ExportResult{}, fmt.Errorf("store: export: %w", err)
 		}
-		last = binary.BigEndian.Uint64(k[1:])
 		if q.Matches(ev) {
 			res.Events = append(res.Events, ev)
 		}

@@ -89,8 +89,17 @@ func (d rollupDeltas) add(ev *eventpb.Event) {
 	}
 }
 
+// remove counts ev as removed (minus one) in each bucket width.
+func (d rollupDeltas) remove(ev *eventpb.Event) {
+	t := store.EventTime(ev)
+	for _, b := range buckets {
+		d[rollupCell{b, b.Index(t), ev.GetCategory(), ev.GetName()}]--
+	}
+}
+
 // apply adds the deltas to the counts read from r and writes the sums into
-// batch. The caller must make sure that no other batch changes the counts
+// batch; a count that becomes 0 is deleted (a removed event's bucket holds
+// no other), and one that would become negative is an error. The caller must make sure that no other batch changes the counts
 // between the reads and the commit of batch: Ingest holds ingestMu.
 //
 // The reads go in key order through one iterator, whose seeks then move
@@ -127,9 +136,18 @@ func (d rollupDeltas) apply(r pebbledb.Reader, batch *pebbledb.Batch) error {
 		if err := it.Error(); err != nil {
 			return fmt.Errorf("read rollup %q: %w", key, err)
 		}
-		binary.BigEndian.PutUint64(val, uint64(n+d[c]))
-		if err := batch.Set(key, val, nil); err != nil {
-			return err
+		switch sum := n + d[c]; {
+		case sum < 0:
+			return fmt.Errorf("rollup %q would count %d events", key, sum)
+		case sum == 0:
+			if err := batch.Delete(key, nil); err != nil {
+				return err
+			}
+		default:
+			binary.BigEndian.PutUint64(val, uint64(sum))
+			if err := batch.Set(key, val, nil); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
