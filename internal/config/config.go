@@ -269,6 +269,36 @@ type Aggregator struct {
 	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
 	Query         Query    `yaml:"query"`
 	Store         Store    `yaml:"store"`
+	// Retention removes events older than their category's retention.
+	Retention Retention `yaml:"retention"`
+}
+
+// Retention says how long the aggregator keeps events, by category, judged
+// by event time (client_time, else received_at). A pass removes the
+// expired ones every Interval, with their index entries; the counts of
+// /stats are decremented with them, so they always count what is stored.
+type Retention struct {
+	// Default applies to every category not in Categories, and to events
+	// without a category; 0 keeps them forever.
+	Default Duration `yaml:"default"`
+	// Categories overrides Default per category; 0 keeps that category
+	// forever.
+	Categories CategoryDurations `yaml:"categories"`
+	// Interval is the time between two passes (the first runs at start).
+	Interval Duration `yaml:"interval"`
+}
+
+// Enabled reports whether any event can expire.
+func (r *Retention) Enabled() bool {
+	if r.Default > 0 {
+		return true
+	}
+	for _, d := range r.Categories {
+		if d > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Store configures the event store.
@@ -372,6 +402,11 @@ func Default() *Config {
 			MaxBatchBytes: 64 * MiB,
 			Query:         Query{MaxPageSize: 1000},
 			Store:         Store{CacheSize: 256 * MiB},
+			Retention: Retention{
+				Default:    0,
+				Categories: CategoryDurations{},
+				Interval:   Duration(time.Hour),
+			},
 		},
 	}
 }

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -254,5 +256,95 @@ func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
 		return nodeError(n, err.Error())
 	}
 	*r = v
+	return nil
+}
+
+// CategoryDurations maps event categories to durations. In YAML it is a
+// mapping ({page_interaction: 720h}); in the environment a comma-separated
+// list of category=duration (page_interaction=720h,form_interaction=24h).
+type CategoryDurations map[string]Duration
+
+// ParseCategoryDurations parses the environment form.
+func ParseCategoryDurations(s string) (CategoryDurations, error) {
+	out := CategoryDurations{}
+	for _, item := range splitList(s) {
+		cat, dur, ok := strings.Cut(item, "=")
+		cat = strings.TrimSpace(cat)
+		if !ok || cat == "" {
+			return nil, fmt.Errorf("%q is not category=duration", item)
+		}
+		if _, dup := out[cat]; dup {
+			return nil, fmt.Errorf("category %q is listed twice", cat)
+		}
+		d, err := ParseDuration(dur)
+		if err != nil {
+			return nil, fmt.Errorf("category %q: %w", cat, err)
+		}
+		out[cat] = d
+	}
+	return out, nil
+}
+
+// String writes the environment form, categories sorted.
+func (c CategoryDurations) String() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		parts = append(parts, k+"="+c[k].String())
+	}
+	return strings.Join(parts, ",")
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (c CategoryDurations) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler; it is used for
+// environment variables.
+func (c *CategoryDurations) UnmarshalText(b []byte) error {
+	v, err := ParseCategoryDurations(string(b))
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (c CategoryDurations) MarshalYAML() (any, error) {
+	out := make(map[string]string, len(c))
+	for k, v := range c {
+		out[k] = v.String()
+	}
+	return out, nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler: a mapping of category to
+// duration.
+func (c *CategoryDurations) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return nodeError(n, "expected a mapping of category to duration, such as {page_interaction: 720h}")
+	}
+	out := CategoryDurations{}
+	var msgs []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || v.Kind != yaml.ScalarNode {
+			msgs = append(msgs, fmt.Sprintf("line %d: expected category: duration", k.Line))
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			msgs = append(msgs, fmt.Sprintf("line %d: category %q is listed twice", k.Line, k.Value))
+			continue
+		}
+		d, err := ParseDuration(v.Value)
+		if err != nil {
+			msgs = append(msgs, fmt.Sprintf("line %d: category %q: %v", v.Line, k.Value, err))
+			continue
+		}
+		out[k.Value] = d
+	}
+	if len(msgs) > 0 {
+		return &yaml.TypeError{Errors: msgs}
+	}
+	*c = out
 	return nil
 }

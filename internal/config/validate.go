@@ -12,7 +12,13 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
+
+	"github.com/edgetrack/edgetrack/internal/storable"
 )
+
+// storableMaxValueLen is the longest category a stored event can have.
+const storableMaxValueLen = storable.MaxValueLen
 
 // A FieldError is one problem with one setting. Validation returns them
 // joined (errors.Join), one per line; use errors.As or the Unwrap() []error
@@ -244,6 +250,36 @@ func (a *Aggregator) validate(p *problems) {
 	positiveSize(p, "aggregator.store.cache_size", a.Store.CacheSize)
 	if a.Query.MaxPageSize < 1 {
 		p.add("aggregator.query.max_page_size", "must be at least 1, got %d", a.Query.MaxPageSize)
+	}
+	a.Retention.validate(p)
+}
+
+// minRetention is the shortest retention accepted: less would remove
+// events while their edges may still be re-sending them.
+const minRetention = time.Minute
+
+func (r *Retention) validate(p *problems) {
+	retention := func(path, of string, d Duration) {
+		switch {
+		case d < 0:
+			p.add(path, "%s%s is negative (0 keeps events forever)", of, d)
+		case d > 0 && d.Duration() < minRetention:
+			p.add(path, "%s%s is shorter than %s (0 keeps events forever)", of, d, minRetention)
+		}
+	}
+	retention("aggregator.retention.default", "", r.Default)
+	for _, c := range slices.Sorted(maps.Keys(r.Categories)) {
+		switch {
+		case c == "":
+			p.add("aggregator.retention.categories", "an empty category name; events without a category follow aggregator.retention.default")
+		case len(c) > storableMaxValueLen || strings.IndexByte(c, 0) >= 0 || !utf8.ValidString(c):
+			p.add("aggregator.retention.categories", "%q cannot be the category of a stored event (at most %d bytes of UTF-8 without NUL)", c, storableMaxValueLen)
+		default:
+			retention("aggregator.retention.categories", fmt.Sprintf("category %q: ", c), r.Categories[c])
+		}
+	}
+	if d := r.Interval.Duration(); d < time.Second {
+		p.add("aggregator.retention.interval", "must be at least 1s, got %s", r.Interval)
 	}
 }
 

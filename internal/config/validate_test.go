@@ -276,3 +276,70 @@ func TestLimitsFromYAMLAndEnv(t *testing.T) {
 		t.Fatalf("a bad rate loaded: %v", err)
 	}
 }
+
+func TestRetentionConfig(t *testing.T) {
+	path := t.TempDir() + "/c.yaml"
+	if err := os.WriteFile(path, []byte("aggregator:\n  retention:\n    default: 2160h\n    categories: {page_interaction: 720h, audit: 0s}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Aggregator.Retention
+	if r.Default.Duration() != 2160*time.Hour || len(r.Categories) != 2 ||
+		r.Categories["page_interaction"].Duration() != 720*time.Hour || r.Categories["audit"] != 0 || !r.Enabled() {
+		t.Fatalf("retention not loaded: %+v", r)
+	}
+	c, err = Load(path, []string{"EDGETRACK_AGGREGATOR_RETENTION_CATEGORIES=form_interaction=24h, page_interaction=1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Aggregator.Retention.Categories.String(); got != "form_interaction=24h0m0s,page_interaction=1h0m0s" {
+		t.Fatalf("the environment's categories: %s", got)
+	}
+	if Default().Aggregator.Retention.Enabled() {
+		t.Fatal("retention is on by default")
+	}
+	for _, bad := range []struct{ env, want string }{
+		{"EDGETRACK_AGGREGATOR_RETENTION_CATEGORIES=view", `"view" is not category=duration`},
+		{"EDGETRACK_AGGREGATOR_RETENTION_CATEGORIES=view=1h,view=2h", `category "view" is listed twice`},
+		{"EDGETRACK_AGGREGATOR_RETENTION_CATEGORIES=view=soon", `category "view": "soon" is not a duration`},
+	} {
+		if _, err := Load("", []string{bad.env}); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: %v, want an error with %q", bad.env, err, bad.want)
+		}
+	}
+	if err := os.WriteFile(path, []byte("aggregator:\n  retention:\n    categories: [a, b]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path, nil); err == nil || !strings.Contains(err.Error(), "expected a mapping of category to duration") {
+		t.Fatalf("a list for categories: %v", err)
+	}
+
+	v := validConfig()
+	v.Aggregator.Retention = Retention{
+		Default:    Duration(-time.Hour),
+		Categories: CategoryDurations{"": Duration(time.Hour), "short": Duration(time.Second), "neg": Duration(-1), "nul\x00": Duration(time.Hour), "ok": Duration(time.Hour)},
+		Interval:   0,
+	}
+	got := map[string]bool{}
+	for _, fe := range fieldErrors(t, v.ValidateAggregator()) {
+		got[fe.Path+": "+fe.Problem] = true
+	}
+	for _, want := range []string{
+		"aggregator.retention.default: -1h0m0s is negative (0 keeps events forever)",
+		"aggregator.retention.categories: an empty category name; events without a category follow aggregator.retention.default",
+		`aggregator.retention.categories: category "short": 1s is shorter than 1m0s (0 keeps events forever)`,
+		`aggregator.retention.categories: category "neg": -1ns is negative (0 keeps events forever)`,
+		`aggregator.retention.categories: "nul\x00" cannot be the category of a stored event (at most 256 bytes of UTF-8 without NUL)`,
+		"aggregator.retention.interval: must be at least 1s, got 0s",
+	} {
+		if !got[want] {
+			t.Errorf("missing problem %q in %v", want, got)
+		}
+	}
+	if len(got) != 6 {
+		t.Errorf("%d problems, want 6: %v", len(got), got)
+	}
+}

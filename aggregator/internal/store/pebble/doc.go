@@ -4,8 +4,10 @@
 // how databases of an earlier layout are migrated.
 //
 // A call to Ingest is one batch, committed with a sync before it returns.
-// Events are never changed or deleted once stored, which is what lets a query
-// read an index entry and then fetch the event without a snapshot.
+// Events are never changed once stored; Expire removes an event with all of
+// its keys in one batch. A query reads an index entry and then fetches the
+// event without a snapshot, and passes over an entry whose event Expire
+// removed in between.
 //
 // # Key layout
 //
@@ -58,6 +60,28 @@
 // events (a channel replaced at each one) when asked to long-poll. One read
 // passes over at most maxExportScan feed entries, so a filtered read of a
 // large feed answers in bounded time.
+//
+// # Retention
+//
+// Expire (retention.go) lists the categories of stored events from the day
+// rollups, and for each one with a retention walks the events older than its
+// cutoff: for a category, the tail of its 'k' index (T sorts later times
+// first, so events before the cutoff are one key range, from
+// prefix+T(cutoff-1) to the prefix's end); for events without a category,
+// the tail of the 't' index, reading each event and passing over other
+// categories' (so a default retention costs a read of every older event of
+// a category kept longer, on each pass). In batches of at most expireChunk
+// events, each read and committed (synced) under ingestMu so that no ingest
+// adds to the range meanwhile, it deletes each event's primary key and its
+// 't', 's', 'c' and 'n' entries, covers the 'k' entries it read with one
+// range deletion, and decrements the event's minute, hour and day rollups
+// in the same batch (a cell that reaches 0 is deleted). The feed's 'x'
+// entries of removed events stay and are passed over by Export, except for
+// the leading run of them, which trimFeed range-deletes — never the last
+// entry of the feed, whose seq Open reads as the last number given out.
+// Last, it compacts the key ranges it walked, so that their tombstones go;
+// those of the primary, session and name keyspaces are scattered across
+// them and left to Pebble's compactions.
 //
 // # Migrations
 //
