@@ -70,9 +70,10 @@
 // prefix+T(cutoff-1) to the prefix's end); for events without a category,
 // the tail of the 't' index, reading each event and passing over other
 // categories' (so a default retention costs a read of every older event of
-// a category kept longer, on each pass). In batches of at most expireChunk
-// events, each read and committed (synced) under ingestMu so that no ingest
-// adds to the range meanwhile, it deletes each event's primary key and its
+// a category kept longer, on each pass). In synced batches of at most
+// expireChunk events (a category's read and committed under ingestMu, so
+// that no ingest adds to the range meanwhile; the time index's read without
+// it and checked and committed under it), it deletes each event's primary key and its
 // 't', 's', 'c' and 'n' entries, covers the 'k' entries it read with one
 // range deletion, and decrements the event's minute, hour and day rollups
 // in the same batch (a cell that reaches 0 is deleted). The feed's 'x'

@@ -12,6 +12,7 @@ import (
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
 var _ store.Expirer = (*Store)(nil)
@@ -90,13 +91,24 @@ func (p *Store) Expire(ctx context.Context, r store.Retention, now time.Time) (s
 	return st, nil
 }
 
-// expireBatch removes, in one synced batch under ingestMu, up to
-// expireChunk events of category from the index range [lower, upper) whose
-// keys start with prefix. It returns how many it removed and where the next
-// batch starts, nil when the range is done.
+// expireBatch removes, in one synced batch, up to expireChunk events of
+// category from the index range [lower, upper) whose keys start with prefix.
+// It returns how many it removed and where the next batch starts, nil when
+// the range is done.
+//
+// Walking a category's index, it holds ingestMu from the first read to the
+// commit, because it covers the entries it read with one range deletion and
+// no ingest may add an entry inside that range meanwhile. Walking the time
+// index (events without a category) it deletes keys one by one and reads
+// without the lock, taking it only to check that the events it found are
+// still stored (a concurrent Expire may have removed them; nothing else
+// changes a stored event) and to commit.
 func (p *Store) expireBatch(ctx context.Context, category string, cut int64, prefix, lower, upper []byte) (int, []byte, error) {
-	p.ingestMu.Lock()
-	defer p.ingestMu.Unlock()
+	byCategory := prefix[0] == ksCategory
+	if byCategory {
+		p.ingestMu.Lock()
+		defer p.ingestMu.Unlock()
+	}
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}
@@ -105,15 +117,12 @@ func (p *Store) expireBatch(ctx context.Context, category string, cut int64, pre
 		return 0, nil, err
 	}
 	defer it.Close()
-	b := p.db.NewBatch()
-	defer b.Close()
-	byCategory := prefix[0] == ksCategory
-	rollups := rollupDeltas{}
 	idKey := []byte{ksEvent}
-	var first, last, key []byte
-	removed, scanned := 0, 0
+	var first, last []byte
+	var found []*eventpb.Event
+	scanned := 0
 	valid := it.First()
-	for ; valid && removed < expireChunk && scanned < expireScan; valid = it.Next() {
+	for ; valid && len(found) < expireChunk && scanned < expireScan; valid = it.Next() {
 		scanned++
 		k := it.Key()
 		if len(k) < len(prefix)+timeLen {
@@ -126,7 +135,7 @@ func (p *Store) expireBatch(ctx context.Context, category string, cut int64, pre
 		idKey = append(idKey[:1], k[len(prefix)+timeLen:]...)
 		ev, err := p.get(p.db, idKey)
 		if errors.Is(err, store.ErrNotFound) {
-			continue // an entry without its event: the range deletion below drops it (category index)
+			continue // removed meanwhile; on the category index, an entry the range deletion drops
 		}
 		if err != nil {
 			return 0, nil, err
@@ -137,7 +146,44 @@ func (p *Store) expireBatch(ctx context.Context, category string, cut int64, pre
 			}
 			continue // another category's event in the time index
 		}
-		if err := b.Delete(idKey, nil); err != nil {
+		found = append(found, ev)
+	}
+	if err := it.Error(); err != nil {
+		return 0, nil, err
+	}
+	if first == nil {
+		return 0, nil, nil
+	}
+	after := append(bytes.Clone(last), 0)
+	next := after
+	if !valid {
+		next = nil
+	}
+	if len(found) == 0 && !byCategory {
+		return 0, next, nil
+	}
+	if !byCategory {
+		p.ingestMu.Lock()
+		defer p.ingestMu.Unlock()
+		kept := found[:0]
+		for _, ev := range found {
+			ok, err := p.has(eventKey(idKey[:0], ev.GetId()))
+			if err != nil {
+				return 0, nil, err
+			}
+			if ok {
+				kept = append(kept, ev)
+			}
+		}
+		found = kept
+	}
+
+	b := p.db.NewBatch()
+	defer b.Close()
+	rollups := rollupDeltas{}
+	var key []byte
+	for _, ev := range found {
+		if err := b.Delete(eventKey(idKey[:0], ev.GetId()), nil); err != nil {
 			return 0, nil, err
 		}
 		key, err = indexKeys(key, ev, func(ik []byte) error {
@@ -150,34 +196,22 @@ func (p *Store) expireBatch(ctx context.Context, category string, cut int64, pre
 			return 0, nil, err
 		}
 		rollups.remove(ev)
-		removed++
 	}
-	if err := it.Error(); err != nil {
-		return 0, nil, err
-	}
-	if first == nil {
-		return 0, nil, nil
-	}
-	// Every key of [first, last] was read under ingestMu, which no ingest
-	// can add to meanwhile: the range deletion removes exactly those.
-	after := append(bytes.Clone(last), 0)
 	if byCategory {
+		// Every key of [first, last] was read under ingestMu, which no
+		// ingest can add to meanwhile: the range deletion removes exactly
+		// those.
 		if err := b.DeleteRange(first, after, nil); err != nil {
 			return 0, nil, err
 		}
 	}
-	if removed > 0 || byCategory {
-		if err := rollups.apply(p.db, b); err != nil {
-			return 0, nil, fmt.Errorf("rollups: %w", err)
-		}
-		if err := b.Commit(pebbledb.Sync); err != nil {
-			return 0, nil, fmt.Errorf("commit removal of %d events: %w", removed, err)
-		}
+	if err := rollups.apply(p.db, b); err != nil {
+		return 0, nil, fmt.Errorf("rollups: %w", err)
 	}
-	if !valid {
-		return removed, nil, nil
+	if err := b.Commit(pebbledb.Sync); err != nil {
+		return 0, nil, fmt.Errorf("commit removal of %d events: %w", len(found), err)
 	}
-	return removed, after, nil
+	return len(found), next, nil
 }
 
 // rollupCategories returns every category that has a day rollup: every
