@@ -275,6 +275,10 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	if len(limits) > 0 && len(trusted) == 0 {
+		e.log.Info("rate limits count clients by the peer's address (no edge.trusted_proxies): behind a load balancer, list it there")
+	}
+	maxInFlight := cfg.Limits.MaxInFlightFor(cfg.Rules.PoolSizeFor(runtime.GOMAXPROCS(0)))
 	e.srv, err = server.New(server.Options{
 		EdgeID:         cfg.ID,
 		MaxBodyBytes:   int(cfg.MaxBodyBytes),
@@ -283,7 +287,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		WriteTimeout:   cfg.WriteTimeout.Duration(),
 		IdleTimeout:    cfg.IdleTimeout.Duration(),
 		TrustedProxies: trusted,
-		MaxInFlight:    cfg.Limits.MaxInFlightFor(cfg.Rules.PoolSizeFor(runtime.GOMAXPROCS(0))),
+		MaxInFlight:    maxInFlight,
 		Spool:          e.spool,
 		// e.fwd is made below, before the server runs.
 		NotReady: func() error {
@@ -403,7 +407,8 @@ func (e *Edge) Run(ctx context.Context) error {
 		defer wg.Done()
 		_ = e.roll.Run(fwdCtx)
 	}()
-	e.log.Info("edge running", "id", e.cfg.ID, "listen", e.Addr(), "admin", e.AdminAddr(), "aggregator", e.cfg.AggregatorURL)
+	e.log.Info("edge running", "id", e.cfg.ID, "listen", e.Addr(), "admin", e.AdminAddr(), "aggregator", e.cfg.AggregatorURL,
+		"max_in_flight", e.cfg.Limits.MaxInFlightFor(e.cfg.Rules.PoolSizeFor(runtime.GOMAXPROCS(0))))
 	e.certs.Log(e.log, "serving HTTPS")
 
 	var runErr error
