@@ -130,8 +130,9 @@
 // count.go). Cost: one rollup key per bucket, category and name in the range
 // (days in the middle, up to 2·23 hours and 2·59 minutes at the ends) plus
 // two minutes of index keys — independent of how many events match and of
-// the page number. The page is read in a snapshot, so the rollups and index
-// agree. A session query counts and skips by walking the session's index keys
+// the page number. Count, and a page at an offset, read in one snapshot, so
+// the rollups and index agree (also while Expire removes events). A session
+// query counts and skips by walking the session's index keys
 // in the range (keys only); with a category or name as well, each key's
 // event is read and checked: O(the session's events in the range).
 //

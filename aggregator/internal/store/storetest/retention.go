@@ -197,8 +197,9 @@ func checkFeedAfter(t *testing.T, s store.Store, cursor string, before []string,
 }
 
 // testRetentionWhileIngesting runs a pass while new events are ingested
-// and queried: the pass removes exactly the expired events, every new event
-// is stored, and queries during the pass never fail.
+// and the store is read: the pass removes exactly the expired events, every
+// new event is stored, and queries, counts, stats, IDPrefix and the feed
+// never fail during the pass.
 func testRetentionWhileIngesting(t *testing.T, open Open) {
 	s := openEmpty(t, open)
 	x := expirer(t, s)
@@ -245,9 +246,19 @@ func testRetentionWhileIngesting(t *testing.T, open Open) {
 					mu.Unlock()
 				}
 			}
-			if _, err := s.Export(context.Background(), store.ExportQuery{Limit: 100}); err != nil {
+			for _, q := range []store.Query{{}, {Category: "view"}, {Session: "s1", Category: "view"}} {
+				if _, err := s.Count(context.Background(), q); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("count %+v during the pass: %w", q, err))
+					mu.Unlock()
+				}
+			}
+			_, errStats := s.Stats(context.Background(), store.StatsQuery{Bucket: store.Hour, ByCategory: true})
+			_, errExport := s.Export(context.Background(), store.ExportQuery{Limit: 100})
+			_, errPrefix := s.IDPrefix(context.Background(), "old-", 100)
+			if err := errors.Join(errStats, errExport, errPrefix); err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("export during the pass: %w", err))
+				errs = append(errs, fmt.Errorf("stats, export or IDPrefix during the pass: %w", err))
 				mu.Unlock()
 			}
 		}
