@@ -19,7 +19,7 @@ GOTEST_FLAGS ?= -count=1 -timeout 20m
 
 # Packages whose tests exercise concurrency: `make race` runs them under the
 # race detector.
-RACE_PKGS := ./edge/internal/spool ./edge ./aggregator ./client ./wasm/host ./wasm/native ./internal/tlsconf ./syncer \
+RACE_PKGS := ./edge/internal/spool ./edge ./edge/internal/ratelimit ./edge/internal/server ./aggregator ./client ./wasm/host ./wasm/native ./internal/tlsconf ./syncer \
   ./aggregator/internal/store/...
 # Fuzz targets run for FUZZTIME each by `make fuzz`, from their committed
 # seed corpora; a crasher is written to the package's testdata/fuzz, where

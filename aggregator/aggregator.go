@@ -5,7 +5,8 @@
 // This package only wires: [New] validates the configuration, opens the store,
 // builds the HTTP handlers and binds the listeners; [Aggregator.Run] serves
 // until its context is done and then stops in reverse order, logging each
-// step. The pieces live in internal/: store (events on Pebble), server
+// step; it also runs the retention passes (aggregator.retention). The pieces
+// live in internal/: store (events on Pebble), server
 // (routes, auth, the error→status boundary), ingest (the batch wire format),
 // query (the JSON view of events), auth (bearer tokens) and registry (rule
 // versions that edges follow).
@@ -62,6 +63,7 @@ type Aggregator struct {
 	publicLn      net.Listener
 	adminLn       net.Listener
 	certs         tlsconf.Set // the listeners' certificates, for ReloadTLS
+	retain        *retainer
 
 	running   atomic.Bool
 	closeOnce sync.Once
@@ -122,6 +124,11 @@ func New(opts Options) (_ *Aggregator, err error) {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	undo = append(undo, func() { _ = erasures.Close() })
+
+	retain, err := newRetainer(cfg.Retention, st, reg, base.With("component", "retention"))
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
 
 	rules, err := registry.Open(context.Background(), registry.Options{
 		Dir:        filepath.Join(cfg.DataDir, "rules"),
@@ -184,6 +191,7 @@ func New(opts Options) (_ *Aggregator, err error) {
 		publicLn: publicLn,
 		adminLn:  adminLn,
 		certs:    tlsconf.Set{publicCert, adminCert},
+		retain:   retain,
 	}, nil
 }
 
@@ -226,6 +234,9 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go a.erasures.Run(sweepCtx)
+	retainCtx, stopRetain := context.WithCancel(context.WithoutCancel(ctx))
+	var retaining sync.WaitGroup
+	retaining.Go(func() { a.retain.run(retainCtx) })
 	a.log.Info("aggregator serving", "addr", a.Addr(), "admin_addr", a.AdminAddr())
 	a.certs.Log(a.log, "serving HTTPS")
 
@@ -242,6 +253,8 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	a.srv.Drain()
 	a.rules.Drain() // manifest long-polls answer now instead of holding up shutdown
 	a.erasures.Drain()
+	stopRetain() // a pass in progress stops after its current batch
+	retaining.Wait()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
 	errs := []error{runErr}

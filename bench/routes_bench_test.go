@@ -16,7 +16,9 @@ import (
 // its own process: the limit of the server stack; the edge with the rule's
 // logic compiled natively and the edge as shipped (the rule as wasm), both
 // with their synced spools on tmpfs, where fsync returns at once, so that
-// they compare CPU cost rather than this machine's disk; and the wasm edge
+// they compare CPU cost rather than this machine's disk; the wasm edge with
+// every per-client rate limit on, none of them reached (the limits' cost
+// per request for a known client); and the wasm edge
 // with its spool on disk, which shows what the disk's fsyncs add. None of
 // them forwards (see startServer), so none is the configuration an edge
 // ships with.
@@ -28,6 +30,7 @@ var targets = []struct {
 	{"bare-fasthttp", serveBare, onDisk},
 	{"edge-native-rule", serveEdgeNative, inRAM},
 	{"edge-wasm-rule", serveEdge, inRAM},
+	{"edge-wasm-rule-limits", serveEdgeLimits, inRAM},
 	{"edge-wasm-rule-disk", serveEdge, onDisk},
 }
 

@@ -48,6 +48,7 @@ const (
 	serveRedirect   = "redirect"        // answers every request with a fixed 302
 	serveEdge       = "edge"            // the edge, rules as wasm
 	serveEdgeNative = "edge-native"     // the edge, rule logic compiled natively
+	serveEdgeLimits = "edge-limits"     // the edge, rules as wasm, every rate limit on (none reached)
 	serveCookieSync = "edge-cookiesync" // the edge with one cookie-sync partner
 )
 
@@ -183,7 +184,7 @@ func startServer(kind, dir string) (addr string, stop func(), err error) {
 		srv := &fasthttp.Server{Handler: h}
 		go srv.Serve(ln)
 		return ln.Addr().String(), func() { srv.Shutdown() }, nil
-	case serveEdge, serveEdgeNative, serveCookieSync:
+	case serveEdge, serveEdgeNative, serveEdgeLimits, serveCookieSync:
 		cfg := config.Default().Edge
 		cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.DataDir = filepath.Join(dir, "edge")
@@ -196,6 +197,13 @@ func startServer(kind, dir string) (addr string, stop func(), err error) {
 		// it to 503s within a run.
 		cfg.Spool.QuotaBytes = 16 * config.GiB
 		cfg.Rules.Pull = false
+		if kind == serveEdgeLimits {
+			// Buckets no load here empties: what a request costs when its
+			// client is known to the limit and under it.
+			on := config.RouteLimit{Rate: 1e9, Burst: 1 << 30}
+			l := &cfg.Limits
+			l.Hamustro, l.Eye, l.CookieSyncInit, l.CookieSyncSync, l.CookieSyncDone = on, on, on, on, on
+		}
 		if kind == serveCookieSync {
 			cfg.CookieSync.Partners = []string{"acme|" + cookiesynctest.AcmeSync + "|" + cookiesynctest.AcmeDone + "|sync.acme.example"}
 			cfg.CookieSync.GDPRDefault = "not_applies"

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/edgetrack/edgetrack/edge/internal/forward"
+	"github.com/edgetrack/edgetrack/edge/internal/ratelimit"
 	"github.com/edgetrack/edgetrack/edge/internal/rollout"
 	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
 	"github.com/edgetrack/edgetrack/edge/internal/server"
@@ -68,17 +70,33 @@ type Edge struct {
 
 // routeConfig is what the edge's configuration says about a built-in rule
 // (wasm/dist's table gives its paths, methods and module): the settings the
-// rule gets, and, when set, whether the configuration turns it on. Every
-// built-in rule has an entry (TestEveryBuiltinRuleIsConfigured).
+// rule gets, the name of each path's rate limit under edge.limits, and, when
+// set, whether the configuration turns it on. Every built-in rule has an
+// entry (TestEveryBuiltinRuleIsConfigured).
 type routeConfig struct {
 	settings func(c *config.Edge) []abi.Setting
 	enabled  func(c *config.Edge) bool
+	// limits names a path's setting under edge.limits; a path not in it
+	// uses the rule's name. A path and its alias share one.
+	limits map[string]string
+}
+
+// limitFor returns the edge.limits setting of the rule's path.
+func (rc routeConfig) limitFor(rule, path string) string {
+	if l, ok := rc.limits[path]; ok {
+		return l
+	}
+	return rule
 }
 
 var routeConfigs = map[string]routeConfig{
 	"hamustro": {settings: hamustroSettings},
 	"eye":      {settings: eyeSettings},
 	"cookiesync": {settings: cookiesyncSettings,
+		limits: map[string]string{
+			"/cookiesync/i": "cookiesync_init", "/cookiesync/sync": "cookiesync_sync", "/cookiesync/done": "cookiesync_done",
+			"/cs/i": "cookiesync_init", "/cs/s": "cookiesync_sync", "/cs/d": "cookiesync_done",
+		},
 		enabled: func(c *config.Edge) bool { return len(c.CookieSync.Partners) > 0 }},
 }
 
@@ -189,6 +207,8 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	var srvRoutes []*server.Route
+	limitCfg := cfg.Limits.Routes()
+	limits := map[string]*ratelimit.PerClient{} // shared by a path and its alias
 	rules := map[string]rollout.Rule{}
 	initial := map[string][]byte{}
 	for _, r := range dist.Builtins() {
@@ -224,7 +244,18 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 			cors = &server.CORS{AllowedOrigins: cfg.Eye.AllowedOrigins}
 		}
 		for _, path := range r.Paths {
-			srvRoutes = append(srvRoutes, &server.Route{Name: r.Name, Path: path, Methods: r.Methods, Rule: slot, CORS: cors})
+			sr := &server.Route{Name: r.Name, Path: path, Methods: r.Methods, Rule: slot, CORS: cors}
+			limit := rc.limitFor(r.Name, path)
+			if l, ok := limitCfg[limit]; !ok {
+				return nil, fmt.Errorf("edge: route %s: no setting edge.limits.%s", path, limit)
+			} else if l.Enabled() {
+				if limits[limit] == nil {
+					limits[limit] = ratelimit.New(ratelimit.Options{Rate: l.Rate.PerSecond(), Burst: l.Burst, MaxClients: cfg.Limits.MaxClients})
+					e.log.Info("rate limit on", "limit", limit, "rate", l.Rate, "burst", l.Burst, "max_clients", cfg.Limits.MaxClients)
+				}
+				sr.Limit, sr.LimitName = limits[limit], limit
+			}
+			srvRoutes = append(srvRoutes, sr)
 		}
 		e.log.Info("rule loaded", "rule", r.Name, "version", m.Hash()[:12], "bytes", len(wasm))
 	}
@@ -270,6 +301,10 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	if len(limits) > 0 && len(trusted) == 0 {
+		e.log.Info("rate limits count clients by the peer's address (no edge.trusted_proxies): behind a load balancer, list it there")
+	}
+	maxInFlight := cfg.Limits.MaxInFlightFor(cfg.Rules.PoolSizeFor(runtime.GOMAXPROCS(0)))
 	e.srv, err = server.New(server.Options{
 		EdgeID:         cfg.ID,
 		MaxBodyBytes:   int(cfg.MaxBodyBytes),
@@ -278,6 +313,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		WriteTimeout:   cfg.WriteTimeout.Duration(),
 		IdleTimeout:    cfg.IdleTimeout.Duration(),
 		TrustedProxies: trusted,
+		MaxInFlight:    maxInFlight,
 		Spool:          e.spool,
 		Suppressed:     e.supp.Set,
 		// e.fwd is made below, before the server runs.
@@ -402,7 +438,8 @@ func (e *Edge) Run(ctx context.Context) error {
 		defer wg.Done()
 		e.supp.Run(fwdCtx)
 	}()
-	e.log.Info("edge running", "id", e.cfg.ID, "listen", e.Addr(), "admin", e.AdminAddr(), "aggregator", e.cfg.AggregatorURL)
+	e.log.Info("edge running", "id", e.cfg.ID, "listen", e.Addr(), "admin", e.AdminAddr(), "aggregator", e.cfg.AggregatorURL,
+		"max_in_flight", e.cfg.Limits.MaxInFlightFor(e.cfg.Rules.PoolSizeFor(runtime.GOMAXPROCS(0))))
 	e.certs.Log(e.log, "serving HTTPS")
 
 	var runErr error

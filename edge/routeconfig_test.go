@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/edgetrack/edgetrack/internal/config"
@@ -8,7 +9,8 @@ import (
 )
 
 // TestEveryBuiltinRuleIsConfigured: each row of wasm/dist's table has the
-// edge's settings for it, and there are none for rules not in the table.
+// edge's settings for it and a rate limit under edge.limits for each of its
+// paths, and there are none for rules or paths not in the table.
 func TestEveryBuiltinRuleIsConfigured(t *testing.T) {
 	cfg := config.Default().Edge
 	for _, name := range dist.Names() {
@@ -20,6 +22,17 @@ func TestEveryBuiltinRuleIsConfigured(t *testing.T) {
 		for _, s := range rc.settings(&cfg) {
 			if s.Key == "" {
 				t.Errorf("%s: a setting without a key", name)
+			}
+		}
+		b, _ := dist.Lookup(name)
+		for _, path := range b.Paths {
+			if _, ok := cfg.Limits.Routes()[rc.limitFor(name, path)]; !ok {
+				t.Errorf("%s %s: no setting edge.limits.%s", name, path, rc.limitFor(name, path))
+			}
+		}
+		for path := range rc.limits {
+			if !slices.Contains(b.Paths, path) {
+				t.Errorf("%s: a limit for %s, which the rule does not decide", name, path)
 			}
 		}
 	}

@@ -65,6 +65,9 @@ type Edge struct {
 	// TrustedProxies lists peers (IP addresses or CIDR prefixes) whose
 	// X-Forwarded-For header is believed. See [Edge.TrustedPrefixes].
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Limits protect the edge from abuse: token buckets per client address
+	// and route, and a cap on requests handled at once.
+	Limits Limits `yaml:"limits"`
 
 	Spool    Spool    `yaml:"spool"`
 	Rules    Rules    `yaml:"rules"`
@@ -138,6 +141,75 @@ type Spool struct {
 	MinFreeBytes ByteSize `yaml:"min_free_bytes"` // 503 when the disk has less free space; 0 = off
 }
 
+// Limits configure the edge's abuse protection. The client of a request is
+// its peer address, or with edge.trusted_proxies the address
+// X-Forwarded-For names (see [Edge.TrustedPrefixes]); IPv6 clients are
+// counted by /64.
+type Limits struct {
+	// MaxInFlight is how many requests to the rule routes the edge handles
+	// at once (running a rule or waiting for the spool); a request beyond it
+	// gets 503 with Retry-After at once instead of queueing. 0 means 32 ×
+	// edge.rules.pool_size (see [Limits.MaxInFlightFor]).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxClients bounds the client addresses each limited route remembers
+	// (twice this at most, counting the previous generation); beyond it the
+	// least recently seen are forgotten and start again with a full bucket.
+	MaxClients int `yaml:"max_clients"`
+
+	// Per-client token buckets, one setting per route.
+	Hamustro       RouteLimit `yaml:"hamustro"`        // POST /api/v1/track
+	Eye            RouteLimit `yaml:"eye"`             // POST /events
+	CookieSyncInit RouteLimit `yaml:"cookiesync_init"` // /cookiesync/i, /cs/i
+	CookieSyncSync RouteLimit `yaml:"cookiesync_sync"` // /cookiesync/sync, /cs/s
+	CookieSyncDone RouteLimit `yaml:"cookiesync_done"` // /cookiesync/done, /cs/d
+}
+
+// RouteLimit is one route's token bucket per client: Rate tokens refill
+// per unit of time up to Burst, and each request takes one; a request that
+// finds none gets 429 with Retry-After.
+type RouteLimit struct {
+	// Rate is the sustained request rate per client, e.g. "20/s"; 0 = no
+	// limit on this route.
+	Rate Rate `yaml:"rate"`
+	// Burst is the bucket's size: requests a client may send at once
+	// after being idle. Required (at least 1) when Rate is set.
+	Burst int `yaml:"burst"`
+}
+
+// Enabled reports whether the route is limited.
+func (r RouteLimit) Enabled() bool { return r.Rate > 0 }
+
+// MaxInFlightFor returns edge.limits.max_in_flight, or 32 × poolSize when
+// it is 0. The caller passes edge.rules.pool_size resolved
+// ([Rules.PoolSizeFor]).
+//
+// Why 32 × the pool: a request holds a rule instance only while its rule
+// runs (tens of microseconds), then waits for the spool's shared fsync
+// (milliseconds), so most requests in flight are waiting for a sync that
+// many of them share. 32 requests per instance keeps group commits full
+// with a slow disk while bounding the queue in front of the rule pool and
+// the spool: beyond it, waiting adds latency, not throughput. fasthttp
+// reads a request whole before the handler runs, so slow clients never
+// hold a slot.
+func (l *Limits) MaxInFlightFor(poolSize int) int {
+	if l.MaxInFlight > 0 {
+		return l.MaxInFlight
+	}
+	return 32 * max(poolSize, 1)
+}
+
+// Routes returns the per-route limits by the name the edge's metrics use
+// (edgetrack_rate_limited_total's limit label): the YAML key of each.
+func (l *Limits) Routes() map[string]RouteLimit {
+	return map[string]RouteLimit{
+		"hamustro":        l.Hamustro,
+		"eye":             l.Eye,
+		"cookiesync_init": l.CookieSyncInit,
+		"cookiesync_sync": l.CookieSyncSync,
+		"cookiesync_done": l.CookieSyncDone,
+	}
+}
+
 // Rules configures the wasm rule runtime.
 type Rules struct {
 	// PoolSize is the number of wasm instances per rule; 0 means
@@ -198,6 +270,8 @@ type Aggregator struct {
 	Query         Query    `yaml:"query"`
 	Store         Store    `yaml:"store"`
 	Erasure       Erasure  `yaml:"erasure"`
+	// Retention removes events older than their category's retention.
+	Retention Retention `yaml:"retention"`
 }
 
 // Erasure configures erasure requests (DELETE /v1/subjects).
@@ -207,6 +281,34 @@ type Erasure struct {
 	// /v1/export/erasures). A sync client that falls further behind is told
 	// to rebuild its target.
 	TombstoneRetention Duration `yaml:"tombstone_retention"`
+}
+
+// Retention says how long the aggregator keeps events, by category, judged
+// by event time (client_time, else received_at). A pass removes the
+// expired ones every Interval, with their index entries; the counts of
+// /stats are decremented with them, so they always count what is stored.
+type Retention struct {
+	// Default applies to every category not in Categories, and to events
+	// without a category; 0 keeps them forever.
+	Default Duration `yaml:"default"`
+	// Categories overrides Default per category; 0 keeps that category
+	// forever.
+	Categories CategoryDurations `yaml:"categories"`
+	// Interval is the time between two passes (the first runs at start).
+	Interval Duration `yaml:"interval"`
+}
+
+// Enabled reports whether any event can expire.
+func (r *Retention) Enabled() bool {
+	if r.Default > 0 {
+		return true
+	}
+	for _, d := range r.Categories {
+		if d > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Store configures the event store.
@@ -249,6 +351,12 @@ func Default() *Config {
 			IdleTimeout:     Duration(60 * time.Second),
 			ShutdownTimeout: Duration(15 * time.Second),
 			TrustedProxies:  []string{},
+			Limits: Limits{
+				MaxInFlight: 0,
+				MaxClients:  50000,
+				// Off: see edgetrack.example.yaml for why, and values to
+				// start from.
+			},
 			Spool: Spool{
 				QuotaBytes:   1 * GiB,
 				MinFreeBytes: 64 * MiB,
@@ -305,6 +413,11 @@ func Default() *Config {
 			Query:         Query{MaxPageSize: 1000},
 			Store:         Store{CacheSize: 256 * MiB},
 			Erasure:       Erasure{TombstoneRetention: Duration(30 * 24 * time.Hour)},
+			Retention: Retention{
+				Default:    0,
+				Categories: CategoryDurations{},
+				Interval:   Duration(time.Hour),
+			},
 		},
 	}
 }

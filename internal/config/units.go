@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -168,4 +170,181 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 // other errors of the document instead of stopping at the first.
 func nodeError(n *yaml.Node, msg string) error {
 	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
+}
+
+// Rate is a number of requests per unit of time, written "20/s", "600/m" or
+// "3600/h" (also "1.5/s"); "0" means no limit.
+type Rate float64
+
+// ParseRate parses a rate setting.
+func ParseRate(s string) (Rate, error) {
+	bad := func() (Rate, error) {
+		return 0, fmt.Errorf("%q is not a rate (write e.g. \"20/s\", \"600/m\", \"3600/h\", or 0 for no limit)", s)
+	}
+	t := strings.TrimSpace(s)
+	if t == "0" {
+		return 0, nil
+	}
+	num, unit, ok := strings.Cut(t, "/")
+	if !ok {
+		return bad()
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) || strings.ContainsAny(num, "eEpPxX_") {
+		return bad()
+	}
+	var per float64
+	switch strings.TrimSpace(unit) {
+	case "s":
+		per = 1
+	case "m":
+		per = 60
+	case "h":
+		per = 3600
+	default:
+		return bad()
+	}
+	return Rate(n / per), nil
+}
+
+// PerSecond returns the rate in requests per second.
+func (r Rate) PerSecond() float64 { return float64(r) }
+
+// String writes r in the largest unit that gives a whole number, or per
+// second: 20/s, 10/m, 1/h, 0.25/s. The result parses back to r (for rates
+// written with at most a few decimals).
+func (r Rate) String() string {
+	if r == 0 {
+		return "0"
+	}
+	for _, u := range []struct {
+		name string
+		per  float64
+	}{{"s", 1}, {"m", 60}, {"h", 3600}} {
+		n := float64(r) * u.per
+		if math.Abs(n-math.Round(n)) < 1e-9*n {
+			return strconv.FormatFloat(math.Round(n), 'f', -1, 64) + "/" + u.name
+		}
+	}
+	return strconv.FormatFloat(float64(r), 'f', -1, 64) + "/s"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (r Rate) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler; it is used for
+// environment variables.
+func (r *Rate) UnmarshalText(b []byte) error {
+	v, err := ParseRate(string(b))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (r Rate) MarshalYAML() (any, error) { return r.String(), nil }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return nodeError(n, "expected a rate such as \"20/s\"")
+	}
+	v, err := ParseRate(n.Value)
+	if err != nil {
+		return nodeError(n, err.Error())
+	}
+	*r = v
+	return nil
+}
+
+// CategoryDurations maps event categories to durations. In YAML it is a
+// mapping ({page_interaction: 720h}); in the environment a comma-separated
+// list of category=duration (page_interaction=720h,form_interaction=24h).
+type CategoryDurations map[string]Duration
+
+// ParseCategoryDurations parses the environment form.
+func ParseCategoryDurations(s string) (CategoryDurations, error) {
+	out := CategoryDurations{}
+	for _, item := range splitList(s) {
+		cat, dur, ok := strings.Cut(item, "=")
+		cat = strings.TrimSpace(cat)
+		if !ok || cat == "" {
+			return nil, fmt.Errorf("%q is not category=duration", item)
+		}
+		if _, dup := out[cat]; dup {
+			return nil, fmt.Errorf("category %q is listed twice", cat)
+		}
+		d, err := ParseDuration(dur)
+		if err != nil {
+			return nil, fmt.Errorf("category %q: %w", cat, err)
+		}
+		out[cat] = d
+	}
+	return out, nil
+}
+
+// String writes the environment form, categories sorted.
+func (c CategoryDurations) String() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		parts = append(parts, k+"="+c[k].String())
+	}
+	return strings.Join(parts, ",")
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (c CategoryDurations) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler; it is used for
+// environment variables.
+func (c *CategoryDurations) UnmarshalText(b []byte) error {
+	v, err := ParseCategoryDurations(string(b))
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (c CategoryDurations) MarshalYAML() (any, error) {
+	out := make(map[string]string, len(c))
+	for k, v := range c {
+		out[k] = v.String()
+	}
+	return out, nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler: a mapping of category to
+// duration.
+func (c *CategoryDurations) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return nodeError(n, "expected a mapping of category to duration, such as {page_interaction: 720h}")
+	}
+	out := CategoryDurations{}
+	var msgs []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || v.Kind != yaml.ScalarNode {
+			msgs = append(msgs, fmt.Sprintf("line %d: expected category: duration", k.Line))
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			msgs = append(msgs, fmt.Sprintf("line %d: category %q is listed twice", k.Line, k.Value))
+			continue
+		}
+		d, err := ParseDuration(v.Value)
+		if err != nil {
+			msgs = append(msgs, fmt.Sprintf("line %d: category %q: %v", v.Line, k.Value, err))
+			continue
+		}
+		out[k.Value] = d
+	}
+	if len(msgs) > 0 {
+		return &yaml.TypeError{Errors: msgs}
+	}
+	*c = out
+	return nil
 }

@@ -129,3 +129,38 @@ func FuzzParseByteSize(f *testing.F) {
 		}
 	})
 }
+
+func TestRate(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		perSec float64
+		str    string
+	}{
+		{"20/s", 20, "20/s"},
+		{"600/m", 10, "10/s"},
+		{"90/m", 1.5, "90/m"},
+		{"3600/h", 1, "1/s"},
+		{"1/h", 1.0 / 3600, "1/h"},
+		{"0.5/s", 0.5, "30/m"},
+		{" 5 / s ", 5, "5/s"},
+		{"0", 0, "0"},
+		{"0/s", 0, "0"},
+	} {
+		got, err := ParseRate(tc.in)
+		if err != nil || got.PerSecond() != tc.perSec {
+			t.Errorf("ParseRate(%q) = %v, %v; want %v per second", tc.in, got.PerSecond(), err, tc.perSec)
+			continue
+		}
+		if s := got.String(); s != tc.str {
+			t.Errorf("ParseRate(%q).String() = %q, want %q", tc.in, s, tc.str)
+		}
+		if back, err := ParseRate(got.String()); err != nil || back != got {
+			t.Errorf("%q does not parse back to itself: %v, %v", got.String(), back, err)
+		}
+	}
+	for _, in := range []string{"", "20", "20/d", "-1/s", "/s", "1e3/s", "inf/s", "NaN/s", "0x10/s", "ten/s", "1/s/s"} {
+		if r, err := ParseRate(in); err == nil {
+			t.Errorf("ParseRate(%q) = %v, want an error", in, r)
+		}
+	}
+}

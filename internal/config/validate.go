@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -11,7 +12,13 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
+
+	"github.com/edgetrack/edgetrack/internal/storable"
 )
+
+// storableMaxValueLen is the longest category a stored event can have.
+const storableMaxValueLen = storable.MaxValueLen
 
 // A FieldError is one problem with one setting. Validation returns them
 // joined (errors.Join), one per line; use errors.As or the Unwrap() []error
@@ -102,6 +109,8 @@ func (e *Edge) validate(p *problems) {
 		}
 	}
 
+	e.Limits.validate(p)
+
 	positiveSize(p, "edge.spool.quota_bytes", e.Spool.QuotaBytes)
 	if e.Spool.MinFreeBytes < 0 {
 		p.add("edge.spool.min_free_bytes", "%d is negative (0 turns the check off)", e.Spool.MinFreeBytes)
@@ -178,6 +187,29 @@ func (e *Edge) validate(p *problems) {
 	}
 }
 
+func (l *Limits) validate(p *problems) {
+	if l.MaxInFlight < 0 {
+		p.add("edge.limits.max_in_flight", "%d is negative (0 means 32 × edge.rules.pool_size)", l.MaxInFlight)
+	}
+	if l.MaxClients < 1 {
+		p.add("edge.limits.max_clients", "must be at least 1, got %d", l.MaxClients)
+	}
+	routes := l.Routes()
+	for _, name := range slices.Sorted(maps.Keys(routes)) {
+		r, path := routes[name], "edge.limits."+name
+		switch {
+		case r.Rate < 0:
+			p.add(path+".rate", "%s is negative (0 means no limit)", r.Rate)
+		case r.Burst < 0:
+			p.add(path+".burst", "%d is negative", r.Burst)
+		case r.Rate > 0 && r.Burst < 1:
+			p.add(path+".burst", "must be at least 1 when %s.rate is set (how many requests a client may send at once)", path)
+		case r.Rate == 0 && r.Burst != 0:
+			p.add(path+".burst", "is %d, but %s.rate is 0 (no limit); set a rate or remove the burst", r.Burst, path)
+		}
+	}
+}
+
 func (a *Aggregator) validate(p *problems) {
 	listenAddr(p, "aggregator.listen", a.Listen)
 	listenAddr(p, "aggregator.admin_listen", a.AdminListen)
@@ -219,6 +251,36 @@ func (a *Aggregator) validate(p *problems) {
 	positiveDuration(p, "aggregator.erasure.tombstone_retention", a.Erasure.TombstoneRetention)
 	if a.Query.MaxPageSize < 1 {
 		p.add("aggregator.query.max_page_size", "must be at least 1, got %d", a.Query.MaxPageSize)
+	}
+	a.Retention.validate(p)
+}
+
+// minRetention is the shortest retention accepted: less would remove
+// events while their edges may still be re-sending them.
+const minRetention = time.Minute
+
+func (r *Retention) validate(p *problems) {
+	retention := func(path, of string, d Duration) {
+		switch {
+		case d < 0:
+			p.add(path, "%s%s is negative (0 keeps events forever)", of, d)
+		case d > 0 && d.Duration() < minRetention:
+			p.add(path, "%s%s is shorter than %s (0 keeps events forever)", of, d, minRetention)
+		}
+	}
+	retention("aggregator.retention.default", "", r.Default)
+	for _, c := range slices.Sorted(maps.Keys(r.Categories)) {
+		switch {
+		case c == "":
+			p.add("aggregator.retention.categories", "an empty category name; events without a category follow aggregator.retention.default")
+		case len(c) > storableMaxValueLen || strings.IndexByte(c, 0) >= 0 || !utf8.ValidString(c):
+			p.add("aggregator.retention.categories", "%q cannot be the category of a stored event (at most %d bytes of UTF-8 without NUL)", c, storableMaxValueLen)
+		default:
+			retention("aggregator.retention.categories", fmt.Sprintf("category %q: ", c), r.Categories[c])
+		}
+	}
+	if d := r.Interval.Duration(); d < time.Second {
+		p.add("aggregator.retention.interval", "must be at least 1s, got %s", r.Interval)
 	}
 }
 

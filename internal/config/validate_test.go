@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -213,5 +214,132 @@ func TestTrustedPrefixes(t *testing.T) {
 	e.TrustedProxies = []string{"nope"}
 	if _, err := e.TrustedPrefixes(); err == nil {
 		t.Error("want an error")
+	}
+}
+
+func TestValidateLimits(t *testing.T) {
+	c := validConfig()
+	c.Edge.Limits.MaxInFlight = -1
+	c.Edge.Limits.MaxClients = 0
+	c.Edge.Limits.Hamustro = RouteLimit{Rate: 10, Burst: 0}
+	c.Edge.Limits.Eye = RouteLimit{Rate: 0, Burst: 5}
+	c.Edge.Limits.CookieSyncInit = RouteLimit{Rate: 1, Burst: -2}
+	c.Edge.Limits.CookieSyncDone = RouteLimit{Rate: -1, Burst: 1}
+	c.Edge.Limits.CookieSyncSync = RouteLimit{Rate: 5, Burst: 20} // valid
+	got := map[string]string{}
+	for _, fe := range fieldErrors(t, c.ValidateEdge()) {
+		got[fe.Path] = fe.Problem
+	}
+	want := map[string]string{
+		"edge.limits.max_in_flight":         "-1 is negative (0 means 32 × edge.rules.pool_size)",
+		"edge.limits.max_clients":           "must be at least 1, got 0",
+		"edge.limits.hamustro.burst":        "must be at least 1 when edge.limits.hamustro.rate is set (how many requests a client may send at once)",
+		"edge.limits.eye.burst":             "is 5, but edge.limits.eye.rate is 0 (no limit); set a rate or remove the burst",
+		"edge.limits.cookiesync_init.burst": "-2 is negative",
+		"edge.limits.cookiesync_done.rate":  "-1/s is negative (0 means no limit)",
+	}
+	for path, problem := range want {
+		if got[path] != problem {
+			t.Errorf("%s: got %q, want %q", path, got[path], problem)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("problems %v, want exactly %v", got, want)
+	}
+}
+
+func TestLimitsFromYAMLAndEnv(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/c.yaml"
+	if err := os.WriteFile(path, []byte("edge:\n  limits:\n    hamustro: {rate: 600/m, burst: 50}\n    max_in_flight: 7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, []string{"EDGETRACK_EDGE_LIMITS_EYE_RATE=2/s", "EDGETRACK_EDGE_LIMITS_EYE_BURST=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Edge.Limits
+	if l.Hamustro != (RouteLimit{Rate: 10, Burst: 50}) || l.Eye != (RouteLimit{Rate: 2, Burst: 4}) || l.MaxInFlight != 7 {
+		t.Fatalf("limits not loaded: %+v", l)
+	}
+	if l.CookieSyncInit.Enabled() || !l.Hamustro.Enabled() {
+		t.Fatalf("Enabled wrong: %+v", l)
+	}
+	if n := l.MaxInFlightFor(4); n != 7 {
+		t.Fatalf("MaxInFlightFor = %d, want the setting 7", n)
+	}
+	l.MaxInFlight = 0
+	if n := l.MaxInFlightFor(4); n != 128 {
+		t.Fatalf("MaxInFlightFor(4) = %d, want 32 × 4", n)
+	}
+	if _, err := Load("", []string{"EDGETRACK_EDGE_LIMITS_EYE_RATE=fast"}); err == nil || !strings.Contains(err.Error(), "is not a rate") {
+		t.Fatalf("a bad rate loaded: %v", err)
+	}
+}
+
+func TestRetentionConfig(t *testing.T) {
+	path := t.TempDir() + "/c.yaml"
+	if err := os.WriteFile(path, []byte("aggregator:\n  retention:\n    default: 2160h\n    categories: {page_interaction: 720h, audit: 0s}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Aggregator.Retention
+	if r.Default.Duration() != 2160*time.Hour || len(r.Categories) != 2 ||
+		r.Categories["page_interaction"].Duration() != 720*time.Hour || r.Categories["audit"] != 0 || !r.Enabled() {
+		t.Fatalf("retention not loaded: %+v", r)
+	}
+	c, err = Load(path, []string{"EDGETRACK_AGGREGATOR_RETENTION_CATEGORIES=form_interaction=24h, page_interaction=1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Aggregator.Retention.Categories.String(); got != "form_interaction=24h0m0s,page_interaction=1h0m0s" {
+		t.Fatalf("the environment's categories: %s", got)
+	}
+	if Default().Aggregator.Retention.Enabled() {
+		t.Fatal("retention is on by default")
+	}
+	for _, bad := range []struct{ env, want string }{
+		{"EDGETRACK_AGGREGATOR_RETENTION_CATEGORIES=view", `"view" is not category=duration`},
+		{"EDGETRACK_AGGREGATOR_RETENTION_CATEGORIES=view=1h,view=2h", `category "view" is listed twice`},
+		{"EDGETRACK_AGGREGATOR_RETENTION_CATEGORIES=view=soon", `category "view": "soon" is not a duration`},
+	} {
+		if _, err := Load("", []string{bad.env}); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: %v, want an error with %q", bad.env, err, bad.want)
+		}
+	}
+	if err := os.WriteFile(path, []byte("aggregator:\n  retention:\n    categories: [a, b]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path, nil); err == nil || !strings.Contains(err.Error(), "expected a mapping of category to duration") {
+		t.Fatalf("a list for categories: %v", err)
+	}
+
+	v := validConfig()
+	v.Aggregator.Retention = Retention{
+		Default:    Duration(-time.Hour),
+		Categories: CategoryDurations{"": Duration(time.Hour), "short": Duration(time.Second), "neg": Duration(-1), "nul\x00": Duration(time.Hour), "ok": Duration(time.Hour)},
+		Interval:   0,
+	}
+	got := map[string]bool{}
+	for _, fe := range fieldErrors(t, v.ValidateAggregator()) {
+		got[fe.Path+": "+fe.Problem] = true
+	}
+	for _, want := range []string{
+		"aggregator.retention.default: -1h0m0s is negative (0 keeps events forever)",
+		"aggregator.retention.categories: an empty category name; events without a category follow aggregator.retention.default",
+		`aggregator.retention.categories: category "short": 1s is shorter than 1m0s (0 keeps events forever)`,
+		`aggregator.retention.categories: category "neg": -1ns is negative (0 keeps events forever)`,
+		`aggregator.retention.categories: "nul\x00" cannot be the category of a stored event (at most 256 bytes of UTF-8 without NUL)`,
+		"aggregator.retention.interval: must be at least 1s, got 0s",
+	} {
+		if !got[want] {
+			t.Errorf("missing problem %q in %v", want, got)
+		}
+	}
+	if len(got) != 6 {
+		t.Errorf("%d problems, want 6: %v", len(got), got)
 	}
 }

@@ -34,8 +34,9 @@
 //   - When Ingest returns an error, none of its events may be taken as
 //     stored (the caller sends them again, which idempotence makes safe); a
 //     context done before the call stores nothing.
-//   - Events are never changed once stored. They are deleted only by an
-//     erasure (Eraser, erase.go), which has promises of its own.
+//   - Events are never changed once stored. They are removed only by
+//     retention (below) and by an erasure (Eraser, erase.go), which have
+//     promises of their own.
 //
 // Reading:
 //
@@ -82,6 +83,37 @@
 //   - With Wait it long-polls: it returns as soon as a matching event is
 //     stored, or with no events once Wait has passed, or when the context
 //     ends or the store closes, with what it read so far.
+//
+// Retention (Expire), for a backend that implements the optional Expirer
+// (storetest.Run checks these promises when it does, and skips them when
+// not):
+//
+//   - Expire removes exactly the events that Retention.Expired calls
+//     expired at its now — older, by EventTime, than the retention of
+//     their category — and nothing else: newer events, categories kept
+//     forever and every other category are untouched.
+//   - Once it has returned, a removed event is in no answer: Get says
+//     ErrNotFound; Query, Count, Query.Offset, IDPrefix and Export do not
+//     have it; Stats no longer counts it (the counters are decremented with
+//     the removal, so Stats and Count keep counting exactly the stored
+//     events, and counts of older buckets are not kept longer than their
+//     events).
+//   - While a pass runs, each event is stored or removed as a whole:
+//     queries, counts and reads of the feed go on without errors, and an
+//     event removed while a page is read is left out of it.
+//   - The export feed passes over removed events. Cursors stay valid and
+//     positions keep their meaning: a reader after a removed event's
+//     position never gets it, one that read it before keeps what it read
+//     (a sync target keeps its rows: retention is the store's, not the
+//     targets'), and events stored later come after every cursor given
+//     out, across restarts too.
+//   - An event sent again after it was removed is new to the store: it is
+//     stored, with a new position in the feed, and removed by the next pass
+//     if it is still expired. A reader whose cursor is before the removed
+//     copy's old position may then get it at both positions (sinks upsert
+//     by id).
+//   - A pass that stops (an error, a context done, a crash) leaves every
+//     event whole, stored or removed; the next pass goes on.
 //
 // Every backend:
 //

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // httpError is an error with the status it should be answered with: the
@@ -48,6 +49,26 @@ const spoolRetryAfter = 30
 
 // spoolRefused returns the 503 for events the spool cannot take.
 func spoolRefused(msg string, cause error) error { return retryLater(msg, spoolRetryAfter, cause) }
+
+// rateLimited returns the 429 for a client whose bucket on r is empty;
+// wait is how long until it has a token again.
+func rateLimited(r *Route, wait time.Duration) error {
+	secs := max(int(wait/time.Second), 1)
+	return &httpError{status: 429, retryAfter: secs, msg: fmt.Sprintf(
+		"too many requests from your address to %s: the limit is %g per second with bursts of %d (edge.limits.%s); retry in %d s",
+		r.Path, r.Limit.Rate(), r.Limit.Burst(), r.LimitName, secs)}
+}
+
+// overloadRetryAfter is the Retry-After of a request shed by the cap on
+// requests in flight: requests finish in milliseconds, so a second later
+// the edge has room again unless the overload lasts.
+const overloadRetryAfter = 1
+
+// overloaded returns the 503 for a request beyond the cap on requests in
+// flight.
+func overloaded(limit int) error {
+	return retryLater(fmt.Sprintf("edge is overloaded (%d requests in flight, edge.limits.max_in_flight); retry", limit), overloadRetryAfter, nil)
+}
 
 // internal returns a 500 that logs cause and tells the client little.
 func internal(msg string, cause error) error { return &httpError{status: 500, msg: msg, cause: cause} }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgetrack/edgetrack/edge/internal/ratelimit"
 )
 
 type metrics struct {
@@ -14,6 +16,9 @@ type metrics struct {
 	events     *prometheus.CounterVec
 	suppressed *prometheus.CounterVec
 	refusals   *prometheus.CounterVec
+	limited    *prometheus.CounterVec
+	shed       prometheus.Counter
+	reg        prometheus.Registerer
 
 	mu      sync.Mutex
 	reasons map[string]bool // distinct reason labels seen, capped
@@ -23,7 +28,7 @@ type metrics struct {
 // are untrusted code.
 const maxReasons = 64
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, inFlight func() float64) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "edgetrack_http_requests_total",
@@ -46,12 +51,45 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "edgetrack_rule_refusals_total",
 			Help: "Requests a rule refused, by route and the reason it gave (X-Edgetrack-Reason).",
 		}, []string{"route", "reason"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgetrack_rate_limited_total",
+			Help: "Requests answered 429 because their client's token bucket was empty, by limit (edge.limits.<limit>).",
+		}, []string{"limit"}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgetrack_shed_total",
+			Help: "Requests answered 503 because edge.limits.max_in_flight requests were in flight.",
+		}),
 		reasons: map[string]bool{},
+		reg:     reg,
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.seconds, m.events, m.suppressed, m.refusals)
+		reg.MustRegister(m.requests, m.seconds, m.events, m.suppressed, m.refusals, m.limited, m.shed,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "edgetrack_in_flight",
+				Help: "Requests to rule routes being handled (running a rule or waiting for the spool).",
+			}, inFlight))
 	}
 	return m
+}
+
+// limit registers the metrics of one per-client limit.
+func (m *metrics) limit(name string, p *ratelimit.PerClient) {
+	if m.reg == nil {
+		return
+	}
+	labels := prometheus.Labels{"limit": name}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "edgetrack_rate_limit_clients",
+			Help:        "Client addresses a limit remembers (bounded by twice edge.limits.max_clients).",
+			ConstLabels: labels,
+		}, func() float64 { return float64(p.Clients()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "edgetrack_rate_limit_forgotten_total",
+			Help:        "Clients a limit forgot because it held edge.limits.max_clients (they start again with a full bucket).",
+			ConstLabels: labels,
+		}, func() float64 { return float64(p.Forgotten()) }),
+	)
 }
 
 // refused counts a refusal; reasons that are not short snake_case words, or

@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/edgetrack/edgetrack/edge/internal/ratelimit"
 	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/internal/storable"
@@ -38,6 +39,15 @@ type Route struct {
 	// CORS, when set, answers preflights and lets allowed origins read
 	// responses.
 	CORS *CORS
+	// Limit, when set, is the route's token bucket per client: a request
+	// that finds its client's bucket empty gets 429 with Retry-After before
+	// anything else is done. Routes may share one (a path and its alias).
+	Limit *ratelimit.PerClient
+	// LimitName labels the limit in metrics and messages (the setting's
+	// name, e.g. "cookiesync_init"); required with Limit.
+	LimitName string
+
+	limited prometheus.Counter // the limit's edgetrack_rate_limited_total
 }
 
 // Options configure a Server.
@@ -49,7 +59,10 @@ type Options struct {
 	WriteTimeout   time.Duration
 	IdleTimeout    time.Duration
 	TrustedProxies []netip.Prefix
-	Spool          *spool.Spool
+	// MaxInFlight caps the requests to rule routes handled at once; one
+	// beyond it gets 503 with Retry-After at once. 0 = no cap.
+	MaxInFlight int
+	Spool       *spool.Spool
 	// NotReady, when set, is asked by /readyz too: an error makes the edge
 	// not ready, with the error as the reason.
 	NotReady func() error
@@ -71,6 +84,9 @@ type Server struct {
 	log      *slog.Logger
 	draining atomic.Bool
 	metricsH fasthttp.RequestHandler
+	// inFlight counts requests past the rate limit on rule routes that
+	// have not been answered yet (edgetrack_in_flight).
+	inFlight atomic.Int64
 }
 
 // New builds a server for routes.
@@ -90,8 +106,22 @@ func New(opts Options, routes ...*Route) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, routes: map[string]*Route{}, metrics: newMetrics(opts.Registerer), log: opts.Logger}
+	s := &Server{opts: opts, routes: map[string]*Route{}, log: opts.Logger}
+	s.metrics = newMetrics(opts.Registerer, func() float64 { return float64(s.inFlight.Load()) })
+	limits := map[string]*ratelimit.PerClient{}
 	for _, r := range routes {
+		if r.Limit != nil {
+			if r.LimitName == "" {
+				return nil, fmt.Errorf("server: route %s has a limit without a name", r.Path)
+			}
+			if other, ok := limits[r.LimitName]; ok && other != r.Limit {
+				return nil, fmt.Errorf("server: two limits named %s", r.LimitName)
+			} else if !ok {
+				limits[r.LimitName] = r.Limit
+				s.metrics.limit(r.LimitName, r.Limit)
+			}
+			r.limited = s.metrics.limited.WithLabelValues(r.LimitName)
+		}
 		if _, dup := s.routes[r.Path]; dup {
 			return nil, fmt.Errorf("server: two routes for %s", r.Path)
 		}
@@ -250,6 +280,22 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 	if s.draining.Load() {
 		return retryLater("edge is shutting down; retry", 1, nil)
 	}
+	now := s.opts.Now()
+	client := clientAddr(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), s.opts.TrustedProxies)
+	if r.Limit != nil {
+		if ok, wait := r.Limit.Allow(client, now); !ok {
+			r.limited.Inc()
+			return rateLimited(r, wait)
+		}
+	}
+	// The cap comes after the limit, so that a client over its limit never
+	// takes a slot from the others.
+	if n := s.inFlight.Add(1); s.opts.MaxInFlight > 0 && n > int64(s.opts.MaxInFlight) {
+		s.inFlight.Add(-1)
+		s.metrics.shed.Inc()
+		return overloaded(s.opts.MaxInFlight)
+	}
+	defer s.inFlight.Add(-1)
 	body := ctx.PostBody()
 	if r.MaxBodyBytes > 0 && len(body) > r.MaxBodyBytes {
 		return statusError(413, fmt.Sprintf("request body of %d bytes exceeds %d", len(body), r.MaxBodyBytes))
@@ -260,14 +306,13 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 
 	rr := requests.Get().(*ruleRequest)
 	defer requests.Put(rr)
-	now := s.opts.Now()
 	rr.req = abi.Request{
 		Method:     string(method),
 		Path:       string(ctx.Path()),
 		Query:      string(ctx.URI().QueryString()),
 		Headers:    rr.req.Headers[:0],
 		Body:       body,
-		RemoteIP:   clientIP(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), s.opts.TrustedProxies),
+		RemoteIP:   addrString(client),
 		ReceivedAt: now.UnixNano(),
 	}
 	for k, v := range ctx.Request.Header.All() {

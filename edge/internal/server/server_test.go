@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgetrack/edgetrack/edge/internal/ratelimit"
 	"github.com/edgetrack/edgetrack/edge/internal/ruleslot"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
@@ -44,6 +46,12 @@ type fixtureOpts struct {
 	maxHeader int
 	trusted   []netip.Prefix
 	wasm      []byte
+	// maxInFlight, limit, reg and wrap reach Options.MaxInFlight,
+	// Route.Limit, Options.Registerer and the rule the route runs.
+	maxInFlight int
+	limit       *ratelimit.PerClient
+	reg         prometheus.Registerer
+	wrap        func(ruleslot.Rule) ruleslot.Rule
 }
 
 func newFixture(t *testing.T, o fixtureOpts) *fixture {
@@ -70,11 +78,19 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{sp: sp, slot: &ruleslot.Slot{}, rt: rt}
-	f.slot.Swap(m)
+	var rule ruleslot.Rule = m
+	if o.wrap != nil {
+		rule = o.wrap(m)
+	}
+	f.slot.Swap(rule)
+	route := &Route{Name: "hamustro", Path: "/api/v1/track", Methods: []string{"POST"}, Rule: f.slot}
+	if o.limit != nil {
+		route.Limit, route.LimitName = o.limit, "hamustro"
+	}
 	f.srv, err = New(Options{
 		EdgeID: "edge-test", MaxBodyBytes: o.maxBody, MaxHeaderBytes: o.maxHeader, TrustedProxies: o.trusted,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second,
-		Spool: sp,
+		Spool: sp, MaxInFlight: o.maxInFlight, Registerer: o.reg,
 		Now: func() time.Time {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -83,7 +99,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 			}
 			return time.Now()
 		},
-	}, &Route{Name: "hamustro", Path: "/api/v1/track", Methods: []string{"POST"}, Rule: f.slot})
+	}, route)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,9 +478,20 @@ func TestClientIP(t *testing.T) {
 		{"127.0.0.1", "198.51.100.7, 10.1.2.3", "198.51.100.7"}, // chain of trusted proxies
 		{"127.0.0.1", "garbage", "127.0.0.1"},
 		{"127.0.0.1", "10.0.0.1", "10.0.0.1"},
+		{"127.0.0.1", "198.51.100.7,", "127.0.0.1"},                  // an empty last hop stops the walk
+		{"127.0.0.1", "198.51.100.7, garbage, 10.1.2.3", "10.1.2.3"}, // stops at the last trusted hop
+		{"127.0.0.1", " ::ffff:198.51.100.7 ", "198.51.100.7"},       // mapped, spaces
+		{"127.0.0.1", "2001:db8::7", "2001:db8::7"},                  // IPv6 client
+		{"127.0.0.1", "fe80::1%eth0", "127.0.0.1"},                   // a zone is no client address
+		{"::ffff:127.0.0.1", "198.51.100.7", "198.51.100.7"},         // mapped peer
+		{"127.0.0.1", strings.Repeat("1", 100), "127.0.0.1"},         // too long for an address
 	} {
-		if got := clientIP(net.ParseIP(c.peer), []byte(c.xff), trusted); got != c.want {
+		if got := clientAddr(net.ParseIP(c.peer), []byte(c.xff), trusted).String(); got != c.want {
 			t.Errorf("peer %s xff %q: got %s, want %s", c.peer, c.xff, got, c.want)
 		}
+	}
+	peer, xff := net.ParseIP("127.0.0.1"), []byte("6.6.6.6, 198.51.100.7, 10.1.2.3")
+	if n := testing.AllocsPerRun(100, func() { clientAddr(peer, xff, trusted) }); n != 0 {
+		t.Errorf("clientAddr allocates %v times", n)
 	}
 }

@@ -170,7 +170,11 @@ func (p *Store) Count(ctx context.Context, q store.Query) (int, error) {
 	if pl.empty {
 		return 0, nil
 	}
-	c := counter{ctx: ctx, r: p.db, p: p, pl: pl, q: q}
+	// One snapshot for every read: the rollups and index keys agree, and
+	// an event Expire removes meanwhile is in all of them or none.
+	snap := p.db.NewSnapshot()
+	defer snap.Close()
+	c := counter{ctx: ctx, r: snap, p: p, pl: pl, q: q}
 	s, ok := pl.rollups(q)
 	if !ok {
 		_, n, err := c.keys(pl.lower, pl.upper, -1)

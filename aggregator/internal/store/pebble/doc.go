@@ -4,13 +4,12 @@
 // how databases of an earlier layout are migrated.
 //
 // A call to Ingest is one batch, committed with a sync before it returns.
-// Events are never changed once stored, which is what lets a query read an
-// index entry and then fetch the event without a snapshot. An erasure
-// (Erase, erase.go) deletes an event with its index entries and rollup
-// counts in one batch and empties its feed entry; a query or the feed that
-// read an index or feed entry just before passes over the event it no
-// longer finds. Pebble writes deletions as tombstones: the bytes leave the
-// files when compactions rewrite them.
+// Events are never changed once stored; Expire (retention) and Erase (an
+// erasure, erase.go) remove an event with all of its keys in one batch, and
+// an erasure empties its feed entry. A query reads an index entry and then
+// fetches the event without a snapshot, and passes over an entry whose event
+// was removed in between. Pebble writes deletions as tombstones: the bytes
+// leave the files when compactions rewrite them.
 //
 // # Key layout
 //
@@ -64,6 +63,29 @@
 // passes over at most maxExportScan feed entries, so a filtered read of a
 // large feed answers in bounded time.
 //
+// # Retention
+//
+// Expire (retention.go) lists the categories of stored events from the day
+// rollups, and for each one with a retention walks the events older than its
+// cutoff: for a category, the tail of its 'k' index (T sorts later times
+// first, so events before the cutoff are one key range, from
+// prefix+T(cutoff-1) to the prefix's end); for events without a category,
+// the tail of the 't' index, reading each event and passing over other
+// categories' (so a default retention costs a read of every older event of
+// a category kept longer, on each pass). In synced batches of at most
+// expireChunk events (a category's read and committed under ingestMu, so
+// that no ingest adds to the range meanwhile; the time index's read without
+// it and checked and committed under it), it deletes each event's primary key and its
+// 't', 's', 'c' and 'n' entries, covers the 'k' entries it read with one
+// range deletion, and decrements the event's minute, hour and day rollups
+// in the same batch (a cell that reaches 0 is deleted). The feed's 'x'
+// entries of removed events stay and are passed over by Export, except for
+// the leading run of them, which trimFeed range-deletes — never the last
+// entry of the feed, whose seq Open reads as the last number given out.
+// Last, it compacts the key ranges it walked, so that their tombstones go;
+// those of the primary, session and name keyspaces are scattered across
+// them and left to Pebble's compactions.
+//
 // # Migrations
 //
 // Open records the layout version in a new database and migrates an older
@@ -110,8 +132,9 @@
 // count.go). Cost: one rollup key per bucket, category and name in the range
 // (days in the middle, up to 2·23 hours and 2·59 minutes at the ends) plus
 // two minutes of index keys — independent of how many events match and of
-// the page number. The page is read in a snapshot, so the rollups and index
-// agree. A session query counts and skips by walking the session's index keys
+// the page number. Count, and a page at an offset, read in one snapshot, so
+// the rollups and index agree (also while Expire removes events). A session
+// query counts and skips by walking the session's index keys
 // in the range (keys only); with a category or name as well, each key's
 // event is read and checked: O(the session's events in the range).
 //

@@ -143,12 +143,12 @@ func (p *Store) export(ctx context.Context, q store.ExportQuery) (store.ExportRe
 		}
 		idKey = append(idKey[:1], v...)
 		ev, err := p.get(p.db, idKey)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return store.ExportResult{}, fmt.Errorf("store: export: %w", err)
-		}
 		last = binary.BigEndian.Uint64(k[1:])
-		if ev == nil {
-			continue // erased: the feed passes over it
+		if errors.Is(err, store.ErrNotFound) {
+			continue // removed by retention (Expire) or an erasure: passed over
+		}
+		if err != nil {
+			return store.ExportResult{}, fmt.Errorf("store: export: %w", err)
 		}
 		if q.Matches(ev) {
 			res.Events = append(res.Events, ev)

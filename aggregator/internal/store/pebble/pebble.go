@@ -74,8 +74,10 @@ const DefaultCacheSize = 256 << 20
 //     order, so that calls with disjoint ids do not wait for one another.
 //     Batches whose ids span every stripe gain little from this.
 //
-// Queries and Get do not take ingestMu; they rely on events being immutable
-// and on each event and its index entries being committed in one batch.
+// Queries and Get do not take ingestMu; they rely on events never changing
+// and on each event and its index entries being committed, and removed by
+// Expire, in one batch. A query whose iterator still sees the index entry
+// of an event Expire removed since skips it.
 // Pebble makes a batch visible before its fsync completes, so a reader can
 // see an event shortly before the Ingest that stores it returns.
 type Store struct {
@@ -449,24 +451,25 @@ func (p *Store) Query(ctx context.Context, q store.Query) (store.Result, error) 
 			}
 		}
 		k := it.Key()
-		var ev *eventpb.Event
-		if len(res.Events) < limit || pl.check != nil {
-			idKey = append(idKey[:1], k[len(pl.prefix)+timeLen:]...)
-			ev, err = p.get(r, idKey)
-			if errors.Is(err, store.ErrNotFound) {
-				continue // erased after the iterator saw its index entry
-			}
-			if err != nil {
-				return store.Result{}, fmt.Errorf("store: query: %w", err)
-			}
-			if pl.check != nil && !pl.check(ev) {
-				continue
-			}
+		// The look-ahead event is read too: retention may have removed it
+		// since the iterator was made.
+		idKey = append(idKey[:1], k[len(pl.prefix)+timeLen:]...)
+		ev, err := p.get(r, idKey)
+		if errors.Is(err, store.ErrNotFound) {
+			// Removed by retention (Expire) after the iterator saw its
+			// index entry: the removal's batch took both.
+			continue
+		}
+		if err != nil {
+			return store.Result{}, fmt.Errorf("store: query: %w", err)
+		}
+		if pl.check != nil && !pl.check(ev) {
+			continue
 		}
 		if len(res.Events) == limit {
-			// One more event matches (without a check, every key in range
-			// does): the next page starts after the last event of this one.
-			// Not at this key: an event ingested meanwhile may sort between.
+			// One more event matches: the next page starts after the last
+			// event of this one. Not at this key: an event ingested
+			// meanwhile may sort between.
 			res.Next = cursor{ks: pl.ks, filters: pl.filters, pos: last[len(pl.prefix):]}.encode()
 			break
 		}

@@ -89,7 +89,8 @@ func (d rollupDeltas) add(ev *eventpb.Event) {
 	}
 }
 
-// remove counts ev out of each bucket width (an erasure).
+// remove counts ev as removed (minus one) in each bucket width: retention
+// and erasures.
 func (d rollupDeltas) remove(ev *eventpb.Event) {
 	t := store.EventTime(ev)
 	for _, b := range buckets {
@@ -98,8 +99,9 @@ func (d rollupDeltas) remove(ev *eventpb.Event) {
 }
 
 // apply adds the deltas to the counts read from r and writes the sums into
-// batch, deleting a cell whose count comes to zero (Stats has no empty
-// buckets). The caller must make sure that no other batch changes the counts
+// batch; a count that becomes 0 is deleted (Stats has no empty buckets),
+// and one that would become negative is an error. The caller must make sure
+// that no other batch changes the counts
 // between the reads and the commit of batch: Ingest holds ingestMu.
 //
 // The reads go in key order through one iterator, whose seeks then move

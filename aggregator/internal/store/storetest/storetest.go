@@ -1,7 +1,8 @@
 // Package storetest is the conformance suite of store.Store: the promises of
 // package store, each checked on a real backend against a reference model
 // (Reference, ReferenceStats, and the order events were ingested in).
-// Every backend's tests call Run:
+// Every backend's tests call Run. The retention tests run for a backend
+// that implements store.Expirer and are skipped for one that does not.
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
@@ -58,6 +59,8 @@ func Run(t *testing.T, open Open) {
 		{"ExportCursorErrors", testExportCursorErrors},
 		{"Erase", testErase},
 		{"EraseConcurrent", testEraseConcurrent},
+		{"Retention", testRetention},
+		{"RetentionWhileIngesting", testRetentionWhileIngesting},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
 	}
