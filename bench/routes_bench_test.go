@@ -38,6 +38,22 @@ var targets = []struct {
 // keep-alive clients to each of the targets. The edges answer only after
 // the events are in their synced spool.
 func BenchmarkTrack(b *testing.B) {
+	track := trackRequests()
+	for _, t := range targets {
+		b.Run(t.name, func(b *testing.B) {
+			srv := startServerProcess(b, t.kind, t.where)
+			res := measure(b, srv, sized(loadgen.Options{Addr: srv.addr, Concurrency: 16,
+				Make: track("http://" + srv.addr + "/api/v1/track"),
+				OK:   func(s int) bool { return s == 200 }}, b.N))
+			b.ReportMetric(res.Throughput(), "req/s")
+			b.ReportMetric(res.Throughput()*payloads, "events/s")
+		})
+	}
+}
+
+// trackRequests returns a maker of signed 10-payload Hamustro collections
+// (256 devices, in turn) POSTed to url.
+func trackRequests() func(url string) func(i int, req *fasthttp.Request) {
 	bodies := make([][]byte, 256)
 	for i := range bodies {
 		c := hamustrotest.Collection(payloads)
@@ -50,22 +66,14 @@ func BenchmarkTrack(b *testing.B) {
 	for i, body := range bodies {
 		sigs[i] = hamustrotest.Sign(ts, body, hamustrotest.Secret)
 	}
-	for _, t := range targets {
-		b.Run(t.name, func(b *testing.B) {
-			srv := startServerProcess(b, t.kind, t.where)
-			url := "http://" + srv.addr + "/api/v1/track"
-			res := measure(b, srv, sized(loadgen.Options{Addr: srv.addr, Concurrency: 16,
-				Make: func(i int, req *fasthttp.Request) {
-					req.SetRequestURI(url)
-					req.Header.SetMethod("POST")
-					req.Header.Set("X-Hamustro-Time", ts)
-					req.Header.Set("X-Hamustro-Signature", sigs[i%len(sigs)])
-					req.SetBody(bodies[i%len(bodies)])
-				},
-				OK: func(s int) bool { return s == 200 }}, b.N))
-			b.ReportMetric(res.Throughput(), "req/s")
-			b.ReportMetric(res.Throughput()*payloads, "events/s")
-		})
+	return func(url string) func(i int, req *fasthttp.Request) {
+		return func(i int, req *fasthttp.Request) {
+			req.SetRequestURI(url)
+			req.Header.SetMethod("POST")
+			req.Header.Set("X-Hamustro-Time", ts)
+			req.Header.Set("X-Hamustro-Signature", sigs[i%len(sigs)])
+			req.SetBody(bodies[i%len(bodies)])
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +51,14 @@ const (
 	serveEdgeNative = "edge-native"     // the edge, rule logic compiled natively
 	serveEdgeLimits = "edge-limits"     // the edge, rules as wasm, every rate limit on (none reached)
 	serveCookieSync = "edge-cookiesync" // the edge with one cookie-sync partner
+	// serveEdgeShipped is the edge as it ships: the default configuration,
+	// forwarding to the aggregator at BENCH_AGGREGATOR.
+	serveEdgeShipped = "edge-shipped"
 )
+
+// benchAdminToken opens the edges' admin listeners to the harness, which
+// reads their metrics (the spool's fsyncs).
+const benchAdminToken = "bench-admin"
 
 // split returns the CPUs for the load generator and for servers, or ok false
 // when they cannot be separated (pinning off, or fewer than two CPUs).
@@ -157,25 +165,26 @@ func serveChild() bool {
 			os.Exit(1)
 		}
 	}
-	addr, stop, err := startServer(kind, os.Getenv("BENCH_DIR"))
+	addr, admin, stop, err := startServer(kind, os.Getenv("BENCH_DIR"))
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	fmt.Println(addr)
+	fmt.Println(addr, admin)
 	bufio.NewReader(os.Stdin).ReadString('\n') // until EOF
 	stop()
 	os.Exit(0)
 	return true
 }
 
-// startServer starts a server of the given kind in this process.
-func startServer(kind, dir string) (addr string, stop func(), err error) {
+// startServer starts a server of the given kind in this process. admin is
+// an edge's admin listener ("" for the others).
+func startServer(kind, dir string) (addr, admin string, stop func(), err error) {
 	switch kind {
 	case serveBare, serveRedirect:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
 		h := bareOK
 		if kind == serveRedirect {
@@ -183,10 +192,20 @@ func startServer(kind, dir string) (addr string, stop func(), err error) {
 		}
 		srv := &fasthttp.Server{Handler: h}
 		go srv.Serve(ln)
-		return ln.Addr().String(), func() { srv.Shutdown() }, nil
+		return ln.Addr().String(), "", func() { srv.Shutdown() }, nil
+	case serveEdgeShipped:
+		cfg := config.Default().Edge
+		cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.DataDir = filepath.Join(dir, "edge")
+		cfg.AggregatorURL = os.Getenv("BENCH_AGGREGATOR")
+		cfg.Token = edgeToken
+		cfg.AdminTokens = []string{benchAdminToken}
+		cfg.Hamustro.Secrets = []string{hamustrotest.Secret}
+		return runEdge(cfg, false)
 	case serveEdge, serveEdgeNative, serveEdgeLimits, serveCookieSync:
 		cfg := config.Default().Edge
 		cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.AdminTokens = []string{benchAdminToken}
 		cfg.DataDir = filepath.Join(dir, "edge")
 		cfg.AggregatorURL = "http://127.0.0.1:1" // accepted events stay in the synced spool
 		cfg.Token = edgeToken
@@ -208,17 +227,22 @@ func startServer(kind, dir string) (addr string, stop func(), err error) {
 			cfg.CookieSync.Partners = []string{"acme|" + cookiesynctest.AcmeSync + "|" + cookiesynctest.AcmeDone + "|sync.acme.example"}
 			cfg.CookieSync.GDPRDefault = "not_applies"
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		e, err := edge.New(ctx, edge.Options{Config: cfg, Logger: quiet(), Native: kind == serveEdgeNative})
-		if err != nil {
-			cancel()
-			return "", nil, err
-		}
-		done := make(chan struct{})
-		go func() { e.Run(ctx); close(done) }()
-		return e.Addr(), func() { cancel(); <-done }, nil
+		return runEdge(cfg, kind == serveEdgeNative)
 	}
-	return "", nil, fmt.Errorf("unknown server kind %q", kind)
+	return "", "", nil, fmt.Errorf("unknown server kind %q", kind)
+}
+
+// runEdge runs an edge with cfg until stop.
+func runEdge(cfg config.Edge, native bool) (addr, admin string, stop func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	e, err := edge.New(ctx, edge.Options{Config: cfg, Logger: quiet(), Native: native})
+	if err != nil {
+		cancel()
+		return "", "", nil, err
+	}
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	return e.Addr(), e.AdminAddr(), func() { cancel(); <-done }, nil
 }
 
 // bareOK is the limit of the server stack for track and events: read the
@@ -241,8 +265,9 @@ func bareRedirect(ctx *fasthttp.RequestCtx) {
 
 // server is a server process started for a benchmark.
 type server struct {
-	addr string
-	pid  int
+	addr  string
+	admin string // an edge's admin listener, or ""
+	pid   int
 }
 
 // Where a server process keeps its data (the edge's spool).
@@ -255,7 +280,7 @@ const (
 
 // startServerProcess starts a child process serving kind, pinned to the
 // server CPUs when pinning applies, and stops it when b ends.
-func startServerProcess(b testing.TB, kind string, where storage) *server {
+func startServerProcess(b testing.TB, kind string, where storage, env ...string) *server {
 	b.Helper()
 	dir := b.TempDir()
 	if where == inRAM && *ramDir != "" {
@@ -267,7 +292,7 @@ func startServerProcess(b testing.TB, kind string, where storage) *server {
 		dir = d
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "BENCH_SERVE="+kind, "BENCH_DIR="+dir)
+	cmd.Env = append(append(os.Environ(), "BENCH_SERVE="+kind, "BENCH_DIR="+dir), env...)
 	if _, cpus, ok := split(); ok {
 		var s []string
 		for _, c := range cpus {
@@ -305,7 +330,32 @@ func startServerProcess(b testing.TB, kind string, where storage) *server {
 		b.Fatalf("%s server did not start: %q %v", kind, line, err)
 	}
 	go func() { cmd.Wait(); close(exited) }()
-	return &server{addr: line, pid: cmd.Process.Pid}
+	addr, admin, _ := strings.Cut(line, " ")
+	return &server{addr: addr, admin: admin, pid: cmd.Process.Pid}
+}
+
+// fsyncs reads an edge's spool fsyncs from its metrics (0 for other
+// servers).
+func (srv *server) fsyncs(b testing.TB) float64 {
+	if srv.admin == "" {
+		return 0
+	}
+	req, _ := http.NewRequest("GET", "http://"+srv.admin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+benchAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatalf("edge metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "edgetrack_spool_wal_fsyncs_total "); ok {
+			n, _ := strconv.ParseFloat(v, 64)
+			return n
+		}
+	}
+	b.Fatalf("edge metrics: no edgetrack_spool_wal_fsyncs_total (status %d)", resp.StatusCode)
+	return 0
 }
 
 // cpuTime is the CPU time (user + system) process pid has used so far.
@@ -346,11 +396,15 @@ func measure(b *testing.B, srv *server, o loadgen.Options) loadgen.Result {
 	warm.Duration, warm.Requests, warm.Rate = time.Second, 0, 0
 	loadgen.Run(context.Background(), warm)
 
+	fsyncs0 := srv.fsyncs(b)
 	server0, self0 := cpuTime(srv.pid), selfCPU()
 	b.ResetTimer()
 	res := loadgen.Run(context.Background(), o)
 	b.StopTimer()
 	server, self := cpuTime(srv.pid)-server0, selfCPU()-self0
+	if n := srv.fsyncs(b) - fsyncs0; srv.admin != "" && n > 0 {
+		b.ReportMetric(float64(res.Requests)/n, "req/fsync")
+	}
 	if res.Errors > 0 {
 		b.Fatalf("errors: %v", res)
 	}

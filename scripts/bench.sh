@@ -26,6 +26,7 @@ suites=(
   "./bench;BenchmarkTrack;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkEvents;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkCookieSync;1x;;-bench.loadtime=10s"
+  "./bench;BenchmarkShippedEdge;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkActivation;20x;;"
   "./bench;BenchmarkEdgeMemory;1x;;"
   "./aggregator/internal/store/pebble;BenchmarkExport;1x;1;-export.events=1000000 -timeout 30m"

@@ -179,23 +179,23 @@ type RouteLimit struct {
 // Enabled reports whether the route is limited.
 func (r RouteLimit) Enabled() bool { return r.Rate > 0 }
 
-// MaxInFlightFor returns edge.limits.max_in_flight, or 32 × poolSize when
+// MaxInFlightFor returns edge.limits.max_in_flight, or 256 × poolSize when
 // it is 0. The caller passes edge.rules.pool_size resolved
 // ([Rules.PoolSizeFor]).
 //
-// Why 32 × the pool: a request holds a rule instance only while its rule
-// runs (tens of microseconds), then waits for the spool's shared fsync
-// (milliseconds), so most requests in flight are waiting for a sync that
-// many of them share. 32 requests per instance keeps group commits full
-// with a slow disk while bounding the queue in front of the rule pool and
-// the spool: beyond it, waiting adds latency, not throughput. fasthttp
-// reads a request whole before the handler runs, so slow clients never
-// hold a slot.
+// Why 256 × the pool: a request holds a rule instance only while its rule
+// runs (tens of microseconds), then waits for the spool's shared fsync, so
+// most requests in flight are waiting for a sync that many of them share,
+// and cost memory (their body) rather than CPU. The cap sheds a flood
+// before the queue in front of the rule pool grows without bound; it must
+// not shed the connections one edge is meant to serve (BenchmarkShippedEdge
+// runs 256 on one core; 32 × the pool shed there). fasthttp reads a request
+// whole before the handler runs, so slow clients never hold a slot.
 func (l *Limits) MaxInFlightFor(poolSize int) int {
 	if l.MaxInFlight > 0 {
 		return l.MaxInFlight
 	}
-	return 32 * max(poolSize, 1)
+	return 256 * max(poolSize, 1)
 }
 
 // Routes returns the per-route limits by the name the edge's metrics use

@@ -189,7 +189,7 @@ func (e *Edge) validate(p *problems) {
 
 func (l *Limits) validate(p *problems) {
 	if l.MaxInFlight < 0 {
-		p.add("edge.limits.max_in_flight", "%d is negative (0 means 32 × edge.rules.pool_size)", l.MaxInFlight)
+		p.add("edge.limits.max_in_flight", "%d is negative (0 means 256 × edge.rules.pool_size)", l.MaxInFlight)
 	}
 	if l.MaxClients < 1 {
 		p.add("edge.limits.max_clients", "must be at least 1, got %d", l.MaxClients)

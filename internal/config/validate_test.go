@@ -231,7 +231,7 @@ func TestValidateLimits(t *testing.T) {
 		got[fe.Path] = fe.Problem
 	}
 	want := map[string]string{
-		"edge.limits.max_in_flight":         "-1 is negative (0 means 32 × edge.rules.pool_size)",
+		"edge.limits.max_in_flight":         "-1 is negative (0 means 256 × edge.rules.pool_size)",
 		"edge.limits.max_clients":           "must be at least 1, got 0",
 		"edge.limits.hamustro.burst":        "must be at least 1 when edge.limits.hamustro.rate is set (how many requests a client may send at once)",
 		"edge.limits.eye.burst":             "is 5, but edge.limits.eye.rate is 0 (no limit); set a rate or remove the burst",
@@ -269,8 +269,8 @@ func TestLimitsFromYAMLAndEnv(t *testing.T) {
 		t.Fatalf("MaxInFlightFor = %d, want the setting 7", n)
 	}
 	l.MaxInFlight = 0
-	if n := l.MaxInFlightFor(4); n != 128 {
-		t.Fatalf("MaxInFlightFor(4) = %d, want 32 × 4", n)
+	if n := l.MaxInFlightFor(4); n != 1024 {
+		t.Fatalf("MaxInFlightFor(4) = %d, want 256 × 4", n)
 	}
 	if _, err := Load("", []string{"EDGETRACK_EDGE_LIMITS_EYE_RATE=fast"}); err == nil || !strings.Contains(err.Error(), "is not a rate") {
 		t.Fatalf("a bad rate loaded: %v", err)

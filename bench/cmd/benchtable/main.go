@@ -56,6 +56,11 @@ var ratios = []ratio{
 	{"sync into PostgreSQL vs COPY of the same rows (events/s)", "BenchmarkSync/postgres/sync", "BenchmarkSync/postgres/copyfrom-baseline", "events/s"},
 	{"sync into MariaDB vs multi-row INSERTs of the same rows (events/s)", "BenchmarkSync/mariadb/sync", "BenchmarkSync/mariadb/multirow-insert-baseline", "events/s"},
 	{"sync to a webhook: one event per request vs 1,000 (events/s)", "BenchmarkSync/webhook/batch=1", "BenchmarkSync/webhook/batch=1000", "events/s"},
+	{"track, the shipped edge (disk spool, forwarding) vs bare fasthttp, 16 connections (req/s)", "BenchmarkShippedEdge/conns=16/edge", "BenchmarkShippedEdge/conns=16/bare-fasthttp", "req/s"},
+	{"track, the shipped edge (disk spool, forwarding) vs bare fasthttp, 64 connections (req/s)", "BenchmarkShippedEdge/conns=64/edge", "BenchmarkShippedEdge/conns=64/bare-fasthttp", "req/s"},
+	{"track, the shipped edge (disk spool, forwarding) vs bare fasthttp, 256 connections (req/s)", "BenchmarkShippedEdge/conns=256/edge", "BenchmarkShippedEdge/conns=256/bare-fasthttp", "req/s"},
+	{"track, the shipped edge: 256 connections vs 16 (req/s)", "BenchmarkShippedEdge/conns=256/edge", "BenchmarkShippedEdge/conns=16/edge", "req/s"},
+	{"track, the shipped edge vs bare fasthttp, 64 connections (server CPU per request)", "BenchmarkShippedEdge/conns=64/edge", "BenchmarkShippedEdge/conns=64/bare-fasthttp", "server-cpu-µs/req"},
 	{"cookie sync: rule vs bare fasthttp redirect (redirects/s)", "BenchmarkCookieSync/rule", "BenchmarkCookieSync/bare-redirect", "redirects/s"},
 	{"cookie sync: rule vs bare fasthttp redirect (server CPU per request)", "BenchmarkCookieSync/rule", "BenchmarkCookieSync/bare-redirect", "server-cpu-µs/req"},
 }

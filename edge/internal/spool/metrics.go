@@ -63,6 +63,10 @@ func newMetrics(reg prometheus.Registerer, s *Spool) (*metrics, error) {
 		gauge("dead_letters", "Dead letters.", func() float64 { return float64(s.dead.Load()) }),
 		gauge("dead_letter_bytes", "Value bytes of dead letters.", func() float64 { return float64(s.deadBytes.Load()) }),
 		gauge("quota_bytes", "Live value bytes (queue and dead letters) at which appends fail.", func() float64 { return float64(s.quota) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "wal_fsyncs_total",
+			Help: "WAL fsyncs: appends_total divided by this is the group commit (appends per fsync).",
+		}, func() float64 { return float64(s.Fsyncs()) }),
 		m.appends, appendErrors, m.syncSeconds, reopens,
 	}
 	for i, c := range m.collectors {

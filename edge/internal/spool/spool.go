@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // ErrFull is returned by Append when the spool is over its quota or the disk
@@ -96,10 +97,11 @@ type Spool struct {
 	disk  *diskGuard
 	m     *metrics // nil without a Registerer
 
-	reopenAfter time.Duration
-	reopening   atomic.Bool   // a reopen goroutine runs
-	stop        chan struct{} // closed by Close: the reopen goroutine ends
-	bg          sync.WaitGroup
+	fsyncsBefore uint64 // WAL fsyncs of the Pebble instances closed by reopens
+	reopenAfter  time.Duration
+	reopening    atomic.Bool   // a reopen goroutine runs
+	stop         chan struct{} // closed by Close: the reopen goroutine ends
+	bg           sync.WaitGroup
 
 	// closeMu is held shared by every operation that touches db and
 	// exclusively by Close, so Close waits for them and Pebble never sees a
@@ -492,6 +494,10 @@ func (s *Spool) reopen() error {
 	}
 	old := s.epoch
 	if s.db != nil {
+		var m dto.Metric
+		if err := s.db.Metrics().LogWriter.FsyncLatency.Write(&m); err == nil {
+			s.fsyncsBefore += m.GetHistogram().GetSampleCount()
+		}
 		// Close reports the WAL's sticky error; the data on disk is what
 		// the reopen reads.
 		_ = s.db.Close()
@@ -709,6 +715,21 @@ func (s *Spool) ReadyFor(room int64) error {
 		return fmt.Errorf("%w: %d bytes stored, quota is %d: no room for a request of %d bytes", ErrFull, used, s.quota, room)
 	}
 	return s.disk.check(room)
+}
+
+// Fsyncs is the number of WAL fsyncs Pebble has done since the spool was
+// opened (reopens included): Appends per fsync is the group commit.
+func (s *Spool) Fsyncs() uint64 {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	n := s.fsyncsBefore
+	if s.db != nil && !s.closed {
+		var m dto.Metric
+		if err := s.db.Metrics().LogWriter.FsyncLatency.Write(&m); err == nil {
+			n += m.GetHistogram().GetSampleCount()
+		}
+	}
+	return n
 }
 
 // Sync flushes and syncs the WAL, making earlier Acks durable. Appends are

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // BenchmarkAppend measures durable appends (each waits for its WAL sync) on
@@ -35,7 +34,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.SetBytes(int64(len(value) * c.perAppend))
 			var next atomic.Int64
 			var wg sync.WaitGroup
-			fsyncs0 := s.fsyncs()
+			fsyncs0 := s.Fsyncs()
 			b.ResetTimer()
 			start := time.Now()
 			for range c.writers {
@@ -52,7 +51,7 @@ func BenchmarkAppend(b *testing.B) {
 			elapsed := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
-			if n := s.fsyncs() - fsyncs0; n > 0 {
+			if n := s.Fsyncs() - fsyncs0; n > 0 {
 				b.ReportMetric(float64(b.N)/float64(n), "appends/fsync")
 			}
 			if c.perAppend > 1 {
@@ -60,13 +59,4 @@ func BenchmarkAppend(b *testing.B) {
 			}
 		})
 	}
-}
-
-// fsyncs is the number of WAL fsyncs Pebble has done.
-func (s *Spool) fsyncs() uint64 {
-	var m dto.Metric
-	if err := s.db.Metrics().LogWriter.FsyncLatency.Write(&m); err != nil {
-		return 0
-	}
-	return m.GetHistogram().GetSampleCount()
 }

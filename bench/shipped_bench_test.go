@@ -1,0 +1,54 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/edgetrack/edgetrack/aggregator"
+	"github.com/edgetrack/edgetrack/bench/loadgen"
+	"github.com/edgetrack/edgetrack/internal/config"
+)
+
+// BenchmarkShippedEdge is the edge as users run it — the default
+// configuration, its spool on disk, forwarding to a real aggregator (in
+// this process, its store on disk) — beside bare fasthttp, on the track
+// route (signed 10-payload collections) at 16, 64 and 256 keep-alive
+// connections. req/fsync is requests answered per WAL fsync of the edge's
+// spool: the group commit. The aggregator shares the load generator's CPU.
+func BenchmarkShippedEdge(b *testing.B) {
+	aggAddr := startBenchAggregator(b)
+	track := trackRequests()
+	for _, conns := range []int{16, 64, 256} {
+		for _, t := range []struct{ name, kind string }{{"bare-fasthttp", serveBare}, {"edge", serveEdgeShipped}} {
+			b.Run(fmt.Sprintf("conns=%d/%s", conns, t.name), func(b *testing.B) {
+				srv := startServerProcess(b, t.kind, onDisk, "BENCH_AGGREGATOR=http://"+aggAddr)
+				res := measure(b, srv, sized(loadgen.Options{Addr: srv.addr, Concurrency: conns,
+					Make: track("http://" + srv.addr + "/api/v1/track"),
+					OK:   func(s int) bool { return s == 200 }}, b.N))
+				b.ReportMetric(res.Throughput(), "req/s")
+				b.ReportMetric(float64(res.P50.Microseconds()), "p50-µs")
+			})
+		}
+	}
+}
+
+// startBenchAggregator runs an aggregator with the default configuration
+// (and the benchmarks' edge token) in this process until b ends.
+func startBenchAggregator(b *testing.B) string {
+	b.Helper()
+	cfg := config.Default().Aggregator
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(b.TempDir(), "agg")
+	cfg.Tokens.Edge, cfg.Tokens.Query = []string{edgeToken}, []string{queryToken}
+	agg, err := aggregator.New(aggregator.Options{Config: cfg, Logger: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { agg.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return agg.Addr()
+}
