@@ -34,7 +34,7 @@ UNITS := packaging/systemd/edgetrack-edge.service packaging/systemd/edgetrack-ag
 # make release: static binaries for these, with SHA256SUMS, in dist/.
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: all build run test race fuzz check proto wasm tools bench clean install release
+.PHONY: all build run test race fuzz check proto wasm tools bench clean install release clickhouse
 
 all: build
 
@@ -65,6 +65,13 @@ tools:
 	@./scripts/install-tinygo.sh >/dev/null
 	@command -v protoc >/dev/null || { sudo=; [ "$$(id -u)" -ne 0 ] && sudo=sudo; \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq protobuf-compiler; }
+
+# A ClickHouse server on 127.0.0.1:9000 for the tests of the ClickHouse store
+# (they skip without one), installed from Debian's packages when missing and
+# started with its data in a temporary directory; it prints the address.
+# `scripts/clickhouse.sh stop` stops it.
+clickhouse:
+	@./scripts/clickhouse.sh
 
 proto:
 	protoc -I proto --go_out=proto --go_opt=paths=source_relative \

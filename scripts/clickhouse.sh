@@ -46,9 +46,10 @@ fi
 if ! command -v clickhouse-server >/dev/null; then
   log "installing Debian's clickhouse-server"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-    --no-install-recommends clickhouse-server clickhouse-client >&2
+    --no-install-recommends clickhouse-server clickhouse-client >"${TMPDIR:-/tmp}/edgetrack-clickhouse-install.log" 2>&1 \
+    || { tail -n 30 "${TMPDIR:-/tmp}/edgetrack-clickhouse-install.log" >&2; exit 1; }
 fi
 
 dir=${CLICKHOUSE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/edgetrack-clickhouse.XXXXXX")}
@@ -92,10 +93,10 @@ cat >"$dir/config.xml" <<EOF
 </yandex>
 EOF
 echo "$dir" >"$STATE"
-log "starting clickhouse-server $(clickhouse-server --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -1) on 127.0.0.1:$PORT (data in $dir)"
+log "starting clickhouse-server on 127.0.0.1:$PORT (data in $dir)"
 # setsid: the server outlives this script and the make that ran it.
-setsid clickhouse-server --config-file="$dir/config.xml" --pid-file="$dir/server.pid" \
-  >"$dir/log/stdout.log" 2>&1 </dev/null &
+setsid clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 </dev/null &
+echo $! >"$dir/server.pid"
 for _ in $(seq 150); do
   if answers; then
     echo "127.0.0.1:$PORT"
