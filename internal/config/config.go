@@ -201,8 +201,25 @@ type Aggregator struct {
 
 // Store configures the event store.
 type Store struct {
-	// CacheSize is the embedded store's block cache.
-	CacheSize ByteSize `yaml:"cache_size"`
+	// Backend is where events are stored: "pebble" (embedded, in
+	// data_dir) or "clickhouse" (the database ClickHouse.DSN names).
+	Backend string `yaml:"backend"`
+	// CacheSize is the embedded store's block cache (backend pebble).
+	CacheSize  ByteSize        `yaml:"cache_size"`
+	ClickHouse StoreClickHouse `yaml:"clickhouse"`
+}
+
+// Store backends.
+const (
+	BackendPebble     = "pebble"
+	BackendClickHouse = "clickhouse"
+)
+
+// StoreClickHouse configures the ClickHouse backend.
+type StoreClickHouse struct {
+	// DSN is clickhouse://[user[:password]@]host:port/database, the
+	// native protocol (port 9000); the database is created when missing.
+	DSN string `yaml:"dsn"`
 }
 
 // Tokens are the bearer tokens the aggregator accepts, by kind. A token has
@@ -293,7 +310,7 @@ func Default() *Config {
 			},
 			MaxBatchBytes: 64 * MiB,
 			Query:         Query{MaxPageSize: 1000},
-			Store:         Store{CacheSize: 256 * MiB},
+			Store:         Store{Backend: BackendPebble, CacheSize: 256 * MiB},
 		},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -216,6 +217,10 @@ func (a *Aggregator) validate(p *problems) {
 
 	positiveSize(p, "aggregator.max_batch_bytes", a.MaxBatchBytes)
 	positiveSize(p, "aggregator.store.cache_size", a.Store.CacheSize)
+	oneOf(p, "aggregator.store.backend", a.Store.Backend, BackendPebble, BackendClickHouse)
+	if a.Store.Backend == BackendClickHouse {
+		clickHouseDSN(p, "aggregator.store.clickhouse.dsn", a.Store.ClickHouse.DSN)
+	}
 	if a.Query.MaxPageSize < 1 {
 		p.add("aggregator.query.max_page_size", "must be at least 1, got %d", a.Query.MaxPageSize)
 	}
@@ -249,6 +254,35 @@ func (c *Config) validateTogether(p *problems) {
 			e.Forward.BatchMaxBytes, a.MaxBatchBytes)
 	}
 }
+
+// clickHouseDSN checks the shape of a ClickHouse DSN: the native protocol,
+// a host and port, and a database name the store can write into its
+// statements. The client's own options are checked when the store opens.
+func clickHouseDSN(p *problems, path, dsn string) {
+	if dsn == "" {
+		p.add(path, "is required with aggregator.store.backend clickhouse (clickhouse://host:9000/database)")
+		return
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		p.add(path, "is not a URL: %v", err)
+		return
+	}
+	if u.Scheme != "clickhouse" {
+		p.add(path, "scheme %q: want clickhouse://host:9000/database (the native protocol)", u.Scheme)
+		return
+	}
+	for _, h := range strings.Split(u.Host, ",") {
+		if _, port, err := net.SplitHostPort(h); err != nil || port == "" {
+			p.add(path, "host %q: want host:port (the native protocol's port, usually 9000)", h)
+		}
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" && !clickHouseDatabase.MatchString(db) {
+		p.add(path, "database %q: want letters, digits and _, not starting with a digit", db)
+	}
+}
+
+var clickHouseDatabase = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,99}$`)
 
 func oneOf(p *problems, path, v string, allowed ...string) {
 	if !slices.Contains(allowed, v) {

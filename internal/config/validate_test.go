@@ -179,6 +179,27 @@ func TestValidateChecks(t *testing.T) {
 		{"empty data dir", func(c *Config) { c.Edge.DataDir = "" }, "edge.data_dir: must not be empty"},
 		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, `log.format: "logfmt" is not one of text, json`},
 		{"edge id with space", func(c *Config) { c.Edge.ID = "edge 1" }, "edge.id:"},
+		{"store backend unknown", func(c *Config) { c.Aggregator.Store.Backend = "postgres" },
+			`aggregator.store.backend: "postgres" is not one of pebble, clickhouse`},
+		{"clickhouse backend", func(c *Config) {
+			c.Aggregator.Store.Backend = "clickhouse"
+			c.Aggregator.Store.ClickHouse.DSN = "clickhouse://127.0.0.1:9000/edgetrack"
+		}, ""},
+		{"clickhouse DSN unused with pebble", func(c *Config) { c.Aggregator.Store.ClickHouse.DSN = "nonsense" }, ""},
+		{"clickhouse without DSN", func(c *Config) { c.Aggregator.Store.Backend = "clickhouse" },
+			"aggregator.store.clickhouse.dsn: is required with aggregator.store.backend clickhouse"},
+		{"clickhouse DSN over HTTP", func(c *Config) {
+			c.Aggregator.Store.Backend = "clickhouse"
+			c.Aggregator.Store.ClickHouse.DSN = "http://127.0.0.1:8123/edgetrack"
+		}, `aggregator.store.clickhouse.dsn: scheme "http": want clickhouse://`},
+		{"clickhouse DSN without port", func(c *Config) {
+			c.Aggregator.Store.Backend = "clickhouse"
+			c.Aggregator.Store.ClickHouse.DSN = "clickhouse://db.example/edgetrack"
+		}, `aggregator.store.clickhouse.dsn: host "db.example": want host:port`},
+		{"clickhouse DSN bad database", func(c *Config) {
+			c.Aggregator.Store.Backend = "clickhouse"
+			c.Aggregator.Store.ClickHouse.DSN = "clickhouse://127.0.0.1:9000/my-events"
+		}, `aggregator.store.clickhouse.dsn: database "my-events": want letters`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig()
