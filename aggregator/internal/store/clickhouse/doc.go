@@ -22,7 +22,8 @@
 //	events (id, seq, writer, event_time,          MergeTree         one row per stored copy; ORDER BY id
 //	        session, category, name, body)
 //	rollups (width, bucket, category, name, events) SummingMergeTree counts per minute (1), hour (2), day (3)
-//	rollups_mv                                    materialized view events → rollups, at every INSERT
+//	rollups_mv                                    materialized view events → rollups, at every INSERT,
+//	                                              summed per cell within the inserted block
 //	duplicates (id)                               ReplacingMergeTree ids with more than one row (see below)
 //
 // body is the event's deterministic protobuf encoding; event_time is
@@ -44,10 +45,10 @@
 // One Ingest call, under the process's ingest lock: look up the call's ids
 // in events (sent as external data; one read of the primary key per id);
 // INSERT the new ones in one block, synchronously — ClickHouse has written
-// the rows, and the view has counted them in rollups, when it returns; then
-// look the new ids up again. Calls of one process run one at a time, so this
-// process never inserts an id that is stored: the first copy wins, as with
-// Pebble.
+// the rows, and the view has counted them in rollups, when it returns. Then,
+// outside the lock, it looks the new ids up again (see below). The locked
+// parts of the calls of one process run one at a time, so this process never
+// inserts an id that is stored: the first copy wins, as with Pebble.
 //
 // Two aggregators on one database can both pass the look-up before either
 // inserts, and then an id has two rows. Nothing in ClickHouse can hold that

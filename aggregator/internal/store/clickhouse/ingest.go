@@ -57,10 +57,37 @@ func (s *Store) Ingest(ctx context.Context, events []*eventpb.Event) (store.Inge
 		return st, nil
 	}
 
+	fresh, err := s.insertNew(ctx, first, &st)
+	if err != nil {
+		return store.IngestStats{}, err
+	}
+	if len(fresh) == 0 {
+		return st, nil
+	}
+	st.Stored = len(fresh)
+
+	// Outside the lock: the next call can go on meanwhile.
+	ids := make([]string, len(fresh))
+	for i, r := range fresh {
+		ids[i] = r.ev.GetId()
+	}
+	lost, err := s.checkRaces(ctx, ids)
+	if err != nil {
+		return store.IngestStats{}, fmt.Errorf("store: clickhouse: ingest: %w", err)
+	}
+	st.Stored -= lost
+	st.Duplicates += lost
+	return st, nil
+}
+
+// insertNew is the part of Ingest under ingestMu: it looks up the ids of first
+// (the first copy of each id in the call), counts those stored already in
+// st, and inserts the others, which it returns.
+func (s *Store) insertNew(ctx context.Context, first []row, st *store.IngestStats) ([]row, error) {
 	s.ingestMu.Lock()
 	defer s.ingestMu.Unlock()
 	if err := ctx.Err(); err != nil { // the wait for the lock can be long
-		return store.IngestStats{}, err
+		return nil, err
 	}
 	ids := make([]string, len(first))
 	for i, r := range first {
@@ -68,7 +95,7 @@ func (s *Store) Ingest(ctx context.Context, events []*eventpb.Event) (store.Inge
 	}
 	stored, err := s.copies(ctx, ids)
 	if err != nil {
-		return store.IngestStats{}, fmt.Errorf("store: clickhouse: ingest: look up ids: %w", err)
+		return nil, fmt.Errorf("store: clickhouse: ingest: look up ids: %w", err)
 	}
 	fresh := first[:0]
 	var raced []string
@@ -87,32 +114,21 @@ func (s *Store) Ingest(ctx context.Context, events []*eventpb.Event) (store.Inge
 	}
 	if len(raced) > 0 {
 		if err := s.recordDuplicates(ctx, raced); err != nil {
-			return store.IngestStats{}, fmt.Errorf("store: clickhouse: ingest: %w", err)
+			return nil, fmt.Errorf("store: clickhouse: ingest: %w", err)
 		}
 	}
 	if len(fresh) == 0 {
-		return st, nil
+		return nil, nil
 	}
 
 	seq := s.nextSeq()
 	if err := s.insert(ctx, fresh, seq); err != nil {
-		return store.IngestStats{}, fmt.Errorf("store: clickhouse: ingest: insert %d events: %w", len(fresh), err)
+		return nil, fmt.Errorf("store: clickhouse: ingest: insert %d events: %w", len(fresh), err)
 	}
 	s.lastSeq.Store(seq + uint64(len(fresh)) - 1)
-	st.Stored = len(fresh)
 	s.notifyStored()
 
-	ids = ids[:0]
-	for _, r := range fresh {
-		ids = append(ids, r.ev.GetId())
-	}
-	lost, err := s.checkRaces(ctx, ids)
-	if err != nil {
-		return store.IngestStats{}, fmt.Errorf("store: clickhouse: ingest: %w", err)
-	}
-	st.Stored -= lost
-	st.Duplicates += lost
-	return st, nil
+	return fresh, nil
 }
 
 // checkRaces looks, after an insert of ids, for copies of them that

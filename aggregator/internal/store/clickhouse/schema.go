@@ -27,10 +27,11 @@ var migrations = [][]string{
 			width UInt8, bucket Int64, category String, name String, events Int64
 		) ENGINE = SummingMergeTree(events) ORDER BY (width, bucket, category, name)`,
 		`CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.rollups_mv TO {db}.rollups AS
-		SELECT width, intDiv(event_time, d) - (event_time % d < 0) AS bucket, category, name, toInt64(1) AS events
+		SELECT width, intDiv(event_time, d) - (event_time % d < 0) AS bucket, category, name, toInt64(count()) AS events
 		FROM {db}.events
 		ARRAY JOIN [toUInt8(1), toUInt8(2), toUInt8(3)] AS width,
-			[toInt64(60000000000), toInt64(3600000000000), toInt64(86400000000000)] AS d`,
+			[toInt64(60000000000), toInt64(3600000000000), toInt64(86400000000000)] AS d
+		GROUP BY width, bucket, category, name`,
 	},
 }
 
