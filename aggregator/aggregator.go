@@ -180,7 +180,7 @@ func openStore(cfg config.Aggregator, reg prometheus.Registerer, log *slog.Logge
 	case config.BackendClickHouse:
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		return clickhouse.Open(ctx, clickhouse.Options{DSN: cfg.Store.ClickHouse.DSN, Logger: log})
+		return clickhouse.Open(ctx, clickhouse.Options{DSN: cfg.Store.ClickHouse.DSN, Registerer: reg, Logger: log})
 	case config.BackendPebble, "":
 		return pebble.Open(pebble.Options{Dir: cfg.DataDir, CacheSize: int64(cfg.Store.CacheSize), Registerer: reg, Logger: log})
 	}

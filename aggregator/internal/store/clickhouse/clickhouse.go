@@ -16,6 +16,7 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
@@ -30,6 +31,9 @@ type Options struct {
 	// without one in the DSN it is DefaultDatabase. The options are
 	// clickhouse-go's (dial_timeout, read_timeout, compress, secure, …).
 	DSN string
+	// Registerer receives the store's metrics (edgetrack_store_*, as
+	// store/pebble's); nil registers nothing.
+	Registerer prometheus.Registerer
 	// Logger receives the store's messages; nil means slog.Default().
 	Logger *slog.Logger
 	// PollInterval is how often a long-polling Export looks for events
@@ -87,11 +91,12 @@ func ParseDSN(dsn string) (*ch.Options, string, error) {
 // aggregator sees them (after its insert, or before the insert of a resend)
 // so that Stats can subtract the extra rows from the rollups.
 type Store struct {
-	conn   driver.Conn
-	db     string // database name, validated
-	log    *slog.Logger
-	poll   time.Duration
-	writer uint64 // this process's id, in every row it inserts
+	conn    driver.Conn
+	db      string // database name, validated
+	log     *slog.Logger
+	metrics *metrics
+	poll    time.Duration
+	writer  uint64 // this process's id, in every row it inserts
 
 	ingestMu sync.Mutex
 	lastSeq  atomic.Uint64 // the last seq given out (under ingestMu)
@@ -120,6 +125,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("store: clickhouse: %w", err)
+	}
 	// Connect without the database, which may not exist yet; every
 	// statement names it.
 	chOpts.Auth.Database = "default"
@@ -140,7 +149,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		conn: conn, db: db, log: log, poll: opts.PollInterval, writer: binary.BigEndian.Uint64(w[:]),
+		conn: conn, db: db, log: log, metrics: m, poll: opts.PollInterval, writer: binary.BigEndian.Uint64(w[:]),
 		signal: make(chan struct{}), closing: make(chan struct{}),
 	}
 	if s.poll <= 0 {

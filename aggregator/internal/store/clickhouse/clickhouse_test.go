@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store/storetest"
 	"github.com/edgetrack/edgetrack/internal/dbtest"
@@ -220,5 +223,34 @@ func TestParseDSN(t *testing.T) {
 		if tc.err == "" && (err != nil || db != tc.db) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: %q, %v; want %q, error %q", tc.dsn, db, err, tc.db, tc.err)
 		}
+	}
+}
+
+// TestMetrics: the counters of store/pebble, under the same names.
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := Open(context.Background(), Options{DSN: dbtest.ClickHouse(t), Logger: quiet, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.Ingest(t, s, storetest.Event("a", 1, "s", "c", "n"), storetest.Event("b", 2, "s", "c", "n"), storetest.Event("a", 1, "s", "c", "n"), nil)
+	want := `
+# HELP edgetrack_store_events_duplicate_total Events given to Ingest whose id was already stored.
+# TYPE edgetrack_store_events_duplicate_total counter
+edgetrack_store_events_duplicate_total 1
+# HELP edgetrack_store_events_rejected_total Events given to Ingest that can never be stored.
+# TYPE edgetrack_store_events_rejected_total counter
+edgetrack_store_events_rejected_total 1
+# HELP edgetrack_store_events_stored_total Events newly stored by Ingest.
+# TYPE edgetrack_store_events_stored_total counter
+edgetrack_store_events_stored_total 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "edgetrack_store_events_stored_total",
+		"edgetrack_store_events_duplicate_total", "edgetrack_store_events_rejected_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "edgetrack_store_ingest_seconds"); err != nil || n != 1 {
+		t.Fatalf("ingest_seconds: %d series, %v", n, err)
 	}
 }

@@ -19,7 +19,7 @@ type row struct {
 }
 
 // Ingest implements store.Store.
-func (s *Store) Ingest(ctx context.Context, events []*eventpb.Event) (store.IngestStats, error) {
+func (s *Store) Ingest(ctx context.Context, events []*eventpb.Event) (st store.IngestStats, err error) {
 	if err := s.acquire(); err != nil {
 		return store.IngestStats{}, err
 	}
@@ -27,10 +27,15 @@ func (s *Store) Ingest(ctx context.Context, events []*eventpb.Event) (store.Inge
 	if err := ctx.Err(); err != nil {
 		return store.IngestStats{}, err
 	}
+	began := time.Now()
+	defer func() {
+		if err == nil {
+			s.metrics.observe(st, time.Since(began))
+		}
+	}()
 
 	// Validate and encode outside the lock; the first copy of each id in
 	// the call goes on.
-	var st store.IngestStats
 	first := make([]row, 0, len(events))
 	seen := make(map[string]struct{}, len(events))
 	for i, ev := range events {
@@ -157,6 +162,7 @@ func (s *Store) checkRaces(ctx context.Context, ids []string) (lost int, err err
 	if lost, err = s.lostRaces(ctx, raced); err != nil {
 		return 0, err
 	}
+	s.metrics.raced.Add(float64(len(raced)))
 	s.log.Warn("events were inserted by two aggregators at once; reads keep one copy of each", "events", len(raced), "lost", lost)
 	return lost, nil
 }
