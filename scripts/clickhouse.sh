@@ -22,7 +22,12 @@ STATE=${TMPDIR:-/tmp}/edgetrack-clickhouse-$PORT.dir # remembers CLICKHOUSE_DIR 
 log() { echo "clickhouse: $*" >&2; }
 
 # answers reports whether a ClickHouse server answers on the HTTP port.
-answers() { [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$HTTP/ping" 2>/dev/null)" = "Ok." ]; }
+# (bash's /dev/tcp: no curl needed)
+answers() {
+  local reply
+  reply=$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$HTTP"' && printf "GET /ping HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>/dev/null) || return 1
+  [[ $reply == *"Ok."* ]]
+}
 
 if [ "${1:-}" = stop ]; then
   dir=$(cat "$STATE" 2>/dev/null || true)
