@@ -18,7 +18,11 @@ GOTEST_FLAGS ?= -count=1 -timeout 20m
 # Packages whose tests exercise concurrency: `make race` runs them under the
 # race detector.
 RACE_PKGS := ./edge/internal/spool ./edge ./client ./wasm/host ./wasm/native ./internal/tlsconf ./syncer \
-  ./aggregator/internal/store/...
+  ./aggregator/internal/store ./aggregator/internal/store/pebble ./aggregator/internal/store/storetest
+# The ClickHouse store's concurrency tests (the rest of its suite spends
+# minutes waiting on the server, which the race detector has nothing to
+# look at).
+RACE_CLICKHOUSE := ./aggregator/internal/store/clickhouse:^(TestTwoStoresConcurrently|TestRacingAggregators|TestStore)$$/^(IngestConcurrent|StatsConcurrent|ExportWaits|Closed|Restart|found_.*)$$
 # Fuzz targets run for FUZZTIME each by `make fuzz`, from their committed
 # seed corpora; a crasher is written to the package's testdata/fuzz, where
 # it stays as a fixture once committed.
@@ -49,6 +53,7 @@ test:
 
 race:
 	$(GO) test -race $(GOTEST_FLAGS) $(RACE_PKGS)
+	$(GO) test -race $(GOTEST_FLAGS) -run '$(lastword $(subst :, ,$(RACE_CLICKHOUSE)))' $(firstword $(subst :, ,$(RACE_CLICKHOUSE)))
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

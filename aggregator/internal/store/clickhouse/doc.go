@@ -68,7 +68,9 @@
 //     reports it as a duplicate.
 //   - Rollups count rows, so they count the extra row too. Stats subtracts
 //     every non-canonical row of the ids in duplicates from its own cell;
-//     Query, Count and IDPrefix leave those rows out as well. events is a
+//     Query and Count leave those rows out as well (a copy with other
+//     contents, such as another time, would not sort beside the canonical
+//     one). events is a
 //     plain MergeTree, not a ReplacingMergeTree, so that no merge ever
 //     removes a row the rollups counted: the correction is the same before
 //     and after merges.
