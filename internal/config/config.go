@@ -315,6 +315,17 @@ func Default() *Config {
 	}
 }
 
+// AggregatorURLs returns the URLs of edge.aggregator_url, which holds one
+// or several (aggregators on one store), separated by commas. Batches fail
+// over from one to the next; rules are pulled from the first.
+func (e *Edge) AggregatorURLs() []string {
+	parts := strings.Split(e.AggregatorURL, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
 // RulesCacheDir returns edge.rules.cache_dir, or <edge.data_dir>/wasm-cache
 // when it is empty.
 func (e *Edge) RulesCacheDir() string {

@@ -78,9 +78,15 @@ func (e *Edge) validate(p *problems) {
 	tlsFiles(p, "edge.tls", e.TLS)
 	tlsFiles(p, "edge.admin_tls", e.AdminTLS)
 	nonEmpty(p, "edge.data_dir", e.DataDir)
-	httpURL(p, "edge.aggregator_url", e.AggregatorURL)
-	if e.AggregatorCAFile != "" && strings.HasPrefix(e.AggregatorURL, "http://") {
-		p.add("edge.aggregator_ca_file", "is set, but edge.aggregator_url %q is plain http: use https:// or drop the CA file", e.AggregatorURL)
+	urls := e.AggregatorURLs()
+	for i, u := range urls {
+		httpURL(p, "edge.aggregator_url", u)
+		if e.AggregatorCAFile != "" && strings.HasPrefix(u, "http://") {
+			p.add("edge.aggregator_ca_file", "is set, but edge.aggregator_url %q is plain http: use https:// or drop the CA file", u)
+		}
+		if slices.Contains(urls[:i], u) {
+			p.add("edge.aggregator_url", "%q is listed twice", u)
+		}
 	}
 	if e.Token == "" {
 		p.add("edge.token", "is required: the aggregator accepts only batches with a token from aggregator.tokens.edge")

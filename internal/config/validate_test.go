@@ -148,6 +148,13 @@ func TestValidateChecks(t *testing.T) {
 			`aggregator.listen: "127.0.0.1:8081" collides with edge.admin_listen`},
 		{"https URL", func(c *Config) { c.Edge.AggregatorURL = "https://agg.example/base" }, ""},
 		{"relative URL", func(c *Config) { c.Edge.AggregatorURL = "/ingest" }, "edge.aggregator_url:"},
+		{"several aggregator URLs", func(c *Config) { c.Edge.AggregatorURL = "http://127.0.0.1:9090, http://127.0.0.2:9090" }, ""},
+		{"several aggregator URLs, one bad", func(c *Config) { c.Edge.AggregatorURL = "http://127.0.0.1:9090,agg:9090" }, `edge.aggregator_url: "agg:9090" is not an absolute http(s) URL`},
+		{"aggregator URL twice", func(c *Config) { c.Edge.AggregatorURL = "http://127.0.0.1:9090,http://127.0.0.1:9090" }, `edge.aggregator_url: "http://127.0.0.1:9090" is listed twice`},
+		{"CA file for one plain URL of two", func(c *Config) {
+			c.Edge.AggregatorURL = "https://a.example,http://b.example"
+			c.Edge.AggregatorCAFile = "ca.pem"
+		}, `edge.aggregator_ca_file: is set, but edge.aggregator_url "http://b.example" is plain http`},
 		{"URL without host", func(c *Config) { c.Edge.AggregatorURL = "http://" }, "edge.aggregator_url:"},
 		{"URL with credentials", func(c *Config) { c.Edge.AggregatorURL = "http://u:p@agg" }, "edge.aggregator_url: must not contain credentials"},
 		{"certificate without key", func(c *Config) { c.Edge.TLS.CertFile = "cert.pem" }, "edge.tls.key_file: is empty, but edge.tls.cert_file is set"},
