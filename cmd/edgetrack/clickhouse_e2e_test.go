@@ -436,3 +436,70 @@ func TestTwoAggregatorsOneClickHouse(t *testing.T) {
 		p.agg.stop()
 	}
 }
+
+// TestEdgeFailsOver runs one edge with two aggregator URLs, both
+// aggregators on one ClickHouse database. The aggregator the edge sends to
+// is killed (SIGKILL) under load: the edge goes on with the other one, and
+// every event it acknowledged is stored exactly once.
+func TestEdgeFailsOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dsn := dbtest.ClickHouse(t)
+	dir := t.TempDir()
+	var aggs []*proc
+	var urls []string
+	for _, name := range []string{"a", "b"} {
+		addr, admin := freeport.Addr(t), freeport.Addr(t)
+		p := start(t, dir, []string{
+			"EDGETRACK_AGGREGATOR_LISTEN=" + addr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + admin,
+			"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, name),
+			"EDGETRACK_AGGREGATOR_TOKENS_EDGE=" + e2eEdgeToken, "EDGETRACK_AGGREGATOR_TOKENS_QUERY=" + e2eQueryToken,
+			"EDGETRACK_AGGREGATOR_STORE_BACKEND=clickhouse", "EDGETRACK_AGGREGATOR_STORE_CLICKHOUSE_DSN=" + dsn,
+		}, "aggregator")
+		waitReady(t, p, "http://"+addr)
+		aggs, urls = append(aggs, p), append(urls, "http://"+addr)
+	}
+	edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t)
+	edge := start(t, dir, []string{
+		"EDGETRACK_EDGE_LISTEN=" + edgeAddr, "EDGETRACK_EDGE_ADMIN_LISTEN=" + edgeAdmin,
+		"EDGETRACK_EDGE_DATA_DIR=" + filepath.Join(dir, "edge"), "EDGETRACK_EDGE_AGGREGATOR_URL=" + strings.Join(urls, ","),
+		"EDGETRACK_EDGE_TOKEN=" + e2eEdgeToken, "EDGETRACK_EDGE_HAMUSTRO_SECRETS=" + e2eSecret, "EDGETRACK_EDGE_ID=e2e-edge",
+		"EDGETRACK_EDGE_FORWARD_BATCH_MAX_AGE=20ms", "EDGETRACK_EDGE_FORWARD_BACKOFF_MAX=300ms",
+		"EDGETRACK_EDGE_FORWARD_REQUEST_TIMEOUT=2s", "EDGETRACK_EDGE_SPOOL_MIN_FREE_BYTES=0",
+	}, "edge")
+	edgeURL := "http://" + edgeAddr
+	waitReady(t, edge, edgeURL)
+	l := &ledger{sent: map[string]bool{}, acked: map[string]bool{}, sess: map[string]bool{}}
+
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				if code, err := l.send(t, edgeURL, fmt.Sprintf("dev-%d", g), 1+i*4, 4); err != nil || code != 200 {
+					t.Errorf("send: %d %v", code, err)
+					return
+				}
+				if g == 0 && i == 20 {
+					aggs[0].kill() // the first URL: where the edge sends
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got := waitStored(t, urls[1], l)
+	for id, n := range got {
+		if n != 1 {
+			t.Errorf("event %s returned %d times", id, n)
+		}
+	}
+	if len(got) != len(l.acked) {
+		t.Fatalf("%d events stored, %d acknowledged", len(got), len(l.acked))
+	}
+	if !strings.Contains(edge.out.String(), "switching to the next aggregator") {
+		t.Fatalf("the edge did not fail over:\n%s", edge.out)
+	}
+	t.Logf("%d events acknowledged and stored once", len(l.acked))
+	edge.stop()
+	aggs[1].stop()
+}
