@@ -121,8 +121,10 @@
 //
 // Several aggregators on one database store each event once and agree on
 // every answer (TestTwoStoresConcurrently; TestRacingAggregators for the
-// races above), and a feed cursor of one is valid at the others (it names
-// the database). One promise is kept only for the rows of one aggregator:
+// races above; in cmd/edgetrack, TestTwoAggregatorsOneClickHouse with one
+// of two aggregator processes killed under load, and TestEdgeFailsOver, an
+// edge listing both in edge.aggregator_url), and a feed cursor of one is
+// valid at the others (it names the database). One promise is kept only for the rows of one aggregator:
 // the feed's order. An aggregator whose INSERT of lower sequence numbers
 // lands after a reader passed higher ones of another aggregator's is
 // behind that reader's cursor, so a feed read from a database several
