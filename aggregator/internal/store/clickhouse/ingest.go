@@ -127,10 +127,13 @@ func (s *Store) insertNew(ctx context.Context, first []row, st *store.IngestStat
 	}
 
 	seq := s.nextSeq()
-	if err := s.insert(ctx, fresh, seq); err != nil {
+	err = s.insert(ctx, fresh, seq)
+	// Also after an error: the server may have stored the rows all the
+	// same, and their numbers must not be given out again.
+	s.lastSeq.Store(seq + uint64(len(fresh)) - 1)
+	if err != nil {
 		return nil, fmt.Errorf("store: clickhouse: ingest: insert %d events: %w", len(fresh), err)
 	}
-	s.lastSeq.Store(seq + uint64(len(fresh)) - 1)
 	s.notifyStored()
 
 	return fresh, nil
