@@ -22,6 +22,7 @@ import (
 // own on the local ClickHouse server, several at once: the calls mostly
 // wait on the server.
 func TestStore(t *testing.T) {
+	dbtest.ClickHouseAddr(t) // skips the suite at once without a server
 	storetest.RunParallel(t, func(t *testing.T) (store.Store, func() store.Store) {
 		dsn := dbtest.ClickHouse(t)
 		return openAt(t, dsn), func() store.Store { return openAt(t, dsn) }
