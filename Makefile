@@ -20,7 +20,11 @@ GOTEST_FLAGS ?= -count=1 -timeout 20m
 # Packages whose tests exercise concurrency: `make race` runs them under the
 # race detector.
 RACE_PKGS := ./edge/internal/spool ./edge ./edge/internal/ratelimit ./edge/internal/server ./aggregator ./client ./wasm/host ./wasm/native ./internal/tlsconf ./syncer \
-  ./aggregator/internal/store/...
+  ./aggregator/internal/store ./aggregator/internal/store/pebble ./aggregator/internal/store/storetest
+# The ClickHouse store's concurrency tests (the rest of its suite spends
+# minutes waiting on the server, which the race detector has nothing to
+# look at).
+RACE_CLICKHOUSE := ./aggregator/internal/store/clickhouse:^(TestTwoStoresConcurrently|TestRacingAggregators|TestStore)$$/^(IngestConcurrent|StatsConcurrent|ExportWaits|Closed|Restart|found_.*)$$
 # Fuzz targets run for FUZZTIME each by `make fuzz`, from their committed
 # seed corpora; a crasher is written to the package's testdata/fuzz, where
 # it stays as a fixture once committed.
@@ -37,7 +41,7 @@ UNITS := packaging/systemd/edgetrack-edge.service packaging/systemd/edgetrack-ag
 # make release: static binaries for these, with SHA256SUMS, in dist/.
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: all build run test race fuzz check proto wasm tools bench clean install release
+.PHONY: all build run test race fuzz check proto wasm tools bench clean install release clickhouse
 
 all: build
 
@@ -52,6 +56,7 @@ test:
 
 race:
 	$(GO) test -race $(GOTEST_FLAGS) $(RACE_PKGS)
+	$(GO) test -race $(GOTEST_FLAGS) -run '$(lastword $(subst :, ,$(RACE_CLICKHOUSE)))' $(firstword $(subst :, ,$(RACE_CLICKHOUSE)))
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
@@ -68,6 +73,13 @@ tools:
 	@./scripts/install-tinygo.sh >/dev/null
 	@command -v protoc >/dev/null || { sudo=; [ "$$(id -u)" -ne 0 ] && sudo=sudo; \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq protobuf-compiler; }
+
+# A ClickHouse server on 127.0.0.1:9000 for the tests of the ClickHouse store
+# (they skip without one), installed from Debian's packages when missing and
+# started with its data in a temporary directory; it prints the address.
+# `scripts/clickhouse.sh stop` stops it.
+clickhouse:
+	@./scripts/clickhouse.sh
 
 proto:
 	protoc -I proto --go_out=proto --go_opt=paths=source_relative \

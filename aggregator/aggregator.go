@@ -6,7 +6,7 @@
 // builds the HTTP handlers and binds the listeners; [Aggregator.Run] serves
 // until its context is done and then stops in reverse order, logging each
 // step; it also runs the retention passes (aggregator.retention). The pieces
-// live in internal/: store (events on Pebble), server
+// live in internal/: store (events on Pebble or ClickHouse), server
 // (routes, auth, the error→status boundary), ingest (the batch wire format),
 // query (the JSON view of events), auth (bearer tokens) and registry (rule
 // versions that edges follow).
@@ -31,6 +31,7 @@ import (
 	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
 	"github.com/edgetrack/edgetrack/aggregator/internal/server"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store/clickhouse"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store/pebble"
 	"github.com/edgetrack/edgetrack/internal/config"
 	"github.com/edgetrack/edgetrack/internal/tlsconf"
@@ -70,7 +71,8 @@ type Aggregator struct {
 	closeErr  error
 }
 
-// New validates opts.Config, opens the store in Config.DataDir and binds both
+// New validates opts.Config, opens the store (in Config.DataDir, or the
+// ClickHouse database Config.Store names) and binds both
 // listeners, so that Addr and AdminAddr are known (also for port 0) before
 // Run. On error, nothing is left open.
 func New(opts Options) (_ *Aggregator, err error) {
@@ -103,7 +105,7 @@ func New(opts Options) (_ *Aggregator, err error) {
 		}
 	}()
 
-	st, err := pebble.Open(pebble.Options{Dir: cfg.DataDir, CacheSize: int64(cfg.Store.CacheSize), Registerer: reg, Logger: base.With("component", "store")})
+	st, err := openStore(cfg, reg, base.With("component", "store"))
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
@@ -193,6 +195,20 @@ func New(opts Options) (_ *Aggregator, err error) {
 		certs:    tlsconf.Set{publicCert, adminCert},
 		retain:   retain,
 	}, nil
+}
+
+// openStore opens the store backend cfg.Store.Backend names: Pebble in
+// cfg.DataDir, or the ClickHouse database of cfg.Store.ClickHouse.DSN.
+func openStore(cfg config.Aggregator, reg prometheus.Registerer, log *slog.Logger) (store.Store, error) {
+	switch cfg.Store.Backend {
+	case config.BackendClickHouse:
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return clickhouse.Open(ctx, clickhouse.Options{DSN: cfg.Store.ClickHouse.DSN, Registerer: reg, Logger: log})
+	case config.BackendPebble, "":
+		return pebble.Open(pebble.Options{Dir: cfg.DataDir, CacheSize: int64(cfg.Store.CacheSize), Registerer: reg, Logger: log})
+	}
+	return nil, fmt.Errorf("unknown store backend %q", cfg.Store.Backend)
 }
 
 // ReloadTLS reads the listeners' certificate files again (the binary does

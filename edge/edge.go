@@ -266,7 +266,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	}
 	pullURL := ""
 	if cfg.Rules.Pull && !opts.Native {
-		pullURL = cfg.AggregatorURL
+		pullURL = cfg.AggregatorURLs()[0] // the registry is each aggregator's own
 	}
 	e.roll, err = rollout.New(rollout.Options{
 		Runtime:    e.rt,
@@ -332,7 +332,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 
 	e.fwd, err = forward.New(forward.Options{
 		Spool:          e.spool,
-		URL:            cfg.AggregatorURL,
+		URL:            strings.Join(cfg.AggregatorURLs(), ","),
 		TLS:            aggTLS,
 		Token:          cfg.Token,
 		EdgeID:         cfg.ID,

@@ -22,6 +22,7 @@ suites=(
   "./edge/internal/ratelimit;BenchmarkAllow.*|BenchmarkTableMemory;1s;;"
   "./aggregator/internal/store/pebble;(BenchmarkIngest|BenchmarkIngestBaseline);200x;;"
   "./aggregator/internal/store/pebble;BenchmarkBig;1s;1;-timeout 30m"
+  "./aggregator/internal/store/clickhouse;BenchmarkIngestBackends;100x;;"
   "./bench;BenchmarkEndToEnd;10000x;;"
   "./bench;BenchmarkTrack;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkEvents;1x;;-bench.loadtime=10s"

@@ -313,8 +313,25 @@ func (r *Retention) Enabled() bool {
 
 // Store configures the event store.
 type Store struct {
-	// CacheSize is the embedded store's block cache.
-	CacheSize ByteSize `yaml:"cache_size"`
+	// Backend is where events are stored: "pebble" (embedded, in
+	// data_dir) or "clickhouse" (the database ClickHouse.DSN names).
+	Backend string `yaml:"backend"`
+	// CacheSize is the embedded store's block cache (backend pebble).
+	CacheSize  ByteSize        `yaml:"cache_size"`
+	ClickHouse StoreClickHouse `yaml:"clickhouse"`
+}
+
+// Store backends.
+const (
+	BackendPebble     = "pebble"
+	BackendClickHouse = "clickhouse"
+)
+
+// StoreClickHouse configures the ClickHouse backend.
+type StoreClickHouse struct {
+	// DSN is clickhouse://[user[:password]@]host:port/database, the
+	// native protocol (port 9000); the database is created when missing.
+	DSN string `yaml:"dsn"`
 }
 
 // Tokens are the bearer tokens the aggregator accepts, by kind. A token has
@@ -411,7 +428,7 @@ func Default() *Config {
 			},
 			MaxBatchBytes: 64 * MiB,
 			Query:         Query{MaxPageSize: 1000},
-			Store:         Store{CacheSize: 256 * MiB},
+			Store:         Store{Backend: BackendPebble, CacheSize: 256 * MiB},
 			Erasure:       Erasure{TombstoneRetention: Duration(30 * 24 * time.Hour)},
 			Retention: Retention{
 				Default:    0,
@@ -420,6 +437,17 @@ func Default() *Config {
 			},
 		},
 	}
+}
+
+// AggregatorURLs returns the URLs of edge.aggregator_url, which holds one
+// or several (aggregators on one store), separated by commas. Batches fail
+// over from one to the next; rules are pulled from the first.
+func (e *Edge) AggregatorURLs() []string {
+	parts := strings.Split(e.AggregatorURL, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
 }
 
 // RulesCacheDir returns edge.rules.cache_dir, or <edge.data_dir>/wasm-cache

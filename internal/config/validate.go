@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,9 +85,15 @@ func (e *Edge) validate(p *problems) {
 	tlsFiles(p, "edge.tls", e.TLS)
 	tlsFiles(p, "edge.admin_tls", e.AdminTLS)
 	nonEmpty(p, "edge.data_dir", e.DataDir)
-	httpURL(p, "edge.aggregator_url", e.AggregatorURL)
-	if e.AggregatorCAFile != "" && strings.HasPrefix(e.AggregatorURL, "http://") {
-		p.add("edge.aggregator_ca_file", "is set, but edge.aggregator_url %q is plain http: use https:// or drop the CA file", e.AggregatorURL)
+	urls := e.AggregatorURLs()
+	for i, u := range urls {
+		httpURL(p, "edge.aggregator_url", u)
+		if e.AggregatorCAFile != "" && strings.HasPrefix(u, "http://") {
+			p.add("edge.aggregator_ca_file", "is set, but edge.aggregator_url %q is plain http: use https:// or drop the CA file", u)
+		}
+		if slices.Contains(urls[:i], u) {
+			p.add("edge.aggregator_url", "%q is listed twice", u)
+		}
 	}
 	if e.Token == "" {
 		p.add("edge.token", "is required: the aggregator accepts only batches with a token from aggregator.tokens.edge")
@@ -249,6 +256,17 @@ func (a *Aggregator) validate(p *problems) {
 	positiveSize(p, "aggregator.max_batch_bytes", a.MaxBatchBytes)
 	positiveSize(p, "aggregator.store.cache_size", a.Store.CacheSize)
 	positiveDuration(p, "aggregator.erasure.tombstone_retention", a.Erasure.TombstoneRetention)
+	oneOf(p, "aggregator.store.backend", a.Store.Backend, BackendPebble, BackendClickHouse)
+	if a.Store.Backend == BackendClickHouse {
+		clickHouseDSN(p, "aggregator.store.clickhouse.dsn", a.Store.ClickHouse.DSN)
+		if a.Retention.Enabled() {
+			path := "aggregator.retention.categories"
+			if a.Retention.Default > 0 {
+				path = "aggregator.retention.default"
+			}
+			p.add(path, "retention is not carried out by the clickhouse backend yet: keep events forever (0), or use pebble")
+		}
+	}
 	if a.Query.MaxPageSize < 1 {
 		p.add("aggregator.query.max_page_size", "must be at least 1, got %d", a.Query.MaxPageSize)
 	}
@@ -312,6 +330,35 @@ func (c *Config) validateTogether(p *problems) {
 			e.Forward.BatchMaxBytes, a.MaxBatchBytes)
 	}
 }
+
+// clickHouseDSN checks the shape of a ClickHouse DSN: the native protocol,
+// a host and port, and a database name the store can write into its
+// statements. The client's own options are checked when the store opens.
+func clickHouseDSN(p *problems, path, dsn string) {
+	if dsn == "" {
+		p.add(path, "is required with aggregator.store.backend clickhouse (clickhouse://host:9000/database)")
+		return
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		p.add(path, "is not a URL: %v", err)
+		return
+	}
+	if u.Scheme != "clickhouse" {
+		p.add(path, "scheme %q: want clickhouse://host:9000/database (the native protocol)", u.Scheme)
+		return
+	}
+	for _, h := range strings.Split(u.Host, ",") {
+		if _, port, err := net.SplitHostPort(h); err != nil || port == "" {
+			p.add(path, "host %q: want host:port (the native protocol's port, usually 9000)", h)
+		}
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" && !clickHouseDatabase.MatchString(db) {
+		p.add(path, "database %q: want letters, digits and _, not starting with a digit", db)
+	}
+}
+
+var clickHouseDatabase = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,99}$`)
 
 func oneOf(p *problems, path, v string, allowed ...string) {
 	if !slices.Contains(allowed, v) {

@@ -149,6 +149,13 @@ func TestValidateChecks(t *testing.T) {
 			`aggregator.listen: "127.0.0.1:8081" collides with edge.admin_listen`},
 		{"https URL", func(c *Config) { c.Edge.AggregatorURL = "https://agg.example/base" }, ""},
 		{"relative URL", func(c *Config) { c.Edge.AggregatorURL = "/ingest" }, "edge.aggregator_url:"},
+		{"several aggregator URLs", func(c *Config) { c.Edge.AggregatorURL = "http://127.0.0.1:9090, http://127.0.0.2:9090" }, ""},
+		{"several aggregator URLs, one bad", func(c *Config) { c.Edge.AggregatorURL = "http://127.0.0.1:9090,agg:9090" }, `edge.aggregator_url: "agg:9090" is not an absolute http(s) URL`},
+		{"aggregator URL twice", func(c *Config) { c.Edge.AggregatorURL = "http://127.0.0.1:9090,http://127.0.0.1:9090" }, `edge.aggregator_url: "http://127.0.0.1:9090" is listed twice`},
+		{"CA file for one plain URL of two", func(c *Config) {
+			c.Edge.AggregatorURL = "https://a.example,http://b.example"
+			c.Edge.AggregatorCAFile = "ca.pem"
+		}, `edge.aggregator_ca_file: is set, but edge.aggregator_url "http://b.example" is plain http`},
 		{"URL without host", func(c *Config) { c.Edge.AggregatorURL = "http://" }, "edge.aggregator_url:"},
 		{"URL with credentials", func(c *Config) { c.Edge.AggregatorURL = "http://u:p@agg" }, "edge.aggregator_url: must not contain credentials"},
 		{"certificate without key", func(c *Config) { c.Edge.TLS.CertFile = "cert.pem" }, "edge.tls.key_file: is empty, but edge.tls.cert_file is set"},
@@ -180,6 +187,32 @@ func TestValidateChecks(t *testing.T) {
 		{"empty data dir", func(c *Config) { c.Edge.DataDir = "" }, "edge.data_dir: must not be empty"},
 		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, `log.format: "logfmt" is not one of text, json`},
 		{"edge id with space", func(c *Config) { c.Edge.ID = "edge 1" }, "edge.id:"},
+		{"store backend unknown", func(c *Config) { c.Aggregator.Store.Backend = "postgres" },
+			`aggregator.store.backend: "postgres" is not one of pebble, clickhouse`},
+		{"clickhouse backend", func(c *Config) {
+			c.Aggregator.Store.Backend = "clickhouse"
+			c.Aggregator.Store.ClickHouse.DSN = "clickhouse://127.0.0.1:9000/edgetrack"
+		}, ""},
+		{"retention with clickhouse", func(c *Config) {
+			c.Aggregator.Store.Backend = "clickhouse"
+			c.Aggregator.Store.ClickHouse.DSN = "clickhouse://127.0.0.1:9000/edgetrack"
+			c.Aggregator.Retention.Default = Duration(time.Hour)
+		}, "aggregator.retention.default: retention is not carried out by the clickhouse backend yet"},
+		{"clickhouse DSN unused with pebble", func(c *Config) { c.Aggregator.Store.ClickHouse.DSN = "nonsense" }, ""},
+		{"clickhouse without DSN", func(c *Config) { c.Aggregator.Store.Backend = "clickhouse" },
+			"aggregator.store.clickhouse.dsn: is required with aggregator.store.backend clickhouse"},
+		{"clickhouse DSN over HTTP", func(c *Config) {
+			c.Aggregator.Store.Backend = "clickhouse"
+			c.Aggregator.Store.ClickHouse.DSN = "http://127.0.0.1:8123/edgetrack"
+		}, `aggregator.store.clickhouse.dsn: scheme "http": want clickhouse://`},
+		{"clickhouse DSN without port", func(c *Config) {
+			c.Aggregator.Store.Backend = "clickhouse"
+			c.Aggregator.Store.ClickHouse.DSN = "clickhouse://db.example/edgetrack"
+		}, `aggregator.store.clickhouse.dsn: host "db.example": want host:port`},
+		{"clickhouse DSN bad database", func(c *Config) {
+			c.Aggregator.Store.Backend = "clickhouse"
+			c.Aggregator.Store.ClickHouse.DSN = "clickhouse://127.0.0.1:9000/my-events"
+		}, `aggregator.store.clickhouse.dsn: database "my-events": want letters`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig()

@@ -3,6 +3,9 @@
 // 127.0.0.1:3306 user root). Without a server the test is skipped, or
 // fails in CI.
 //
+// ClickHouse gives a test a database name of its own on the ClickHouse
+// server at 127.0.0.1:9000 (or EDGETRACK_TEST_CLICKHOUSE).
+//
 // SQL Server cannot run on our machines: SQLServer uses the server named by
 // EDGETRACK_TEST_SQLSERVER (sqlserver://user:pass@host:1433, a login that
 // may create databases) and skips without it, in CI too; a named server
@@ -10,6 +13,7 @@
 package dbtest
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -17,9 +21,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"net/url"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "github.com/microsoft/go-mssqldb"
@@ -141,4 +147,56 @@ func create(t testing.TB, s server) Database {
 		admin.Close()
 	})
 	return Database{URL: s.target(name), DB: db}
+}
+
+// ClickHouseVar names the ClickHouse server (host:port of its native
+// protocol) the tests use instead of 127.0.0.1:9000; `make clickhouse`
+// starts one there.
+const ClickHouseVar = "EDGETRACK_TEST_CLICKHOUSE"
+
+// ClickHouseAddr returns the address of the local ClickHouse server
+// (EDGETRACK_TEST_CLICKHOUSE, or 127.0.0.1:9000) when it answers; without
+// one the test is skipped, or fails in CI.
+func ClickHouseAddr(t testing.TB) string {
+	t.Helper()
+	addr, named := os.LookupEnv(ClickHouseVar)
+	if !named {
+		addr = "127.0.0.1:9000"
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: 2 * time.Second})
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = conn.Ping(ctx)
+		cancel()
+		conn.Close()
+	}
+	if err != nil {
+		switch {
+		case named:
+			t.Fatalf("ClickHouse at %s (named by %s) does not answer: %v", addr, ClickHouseVar, err)
+		case required():
+			t.Fatalf("ClickHouse on %s is required in CI (make clickhouse starts one): %v", addr, err)
+		}
+		t.Skipf("no ClickHouse on %s (make clickhouse starts one; %s names another): %v", addr, ClickHouseVar, err)
+	}
+	return addr
+}
+
+// ClickHouse returns the DSN (clickhouse://host:port/name) of a fresh
+// database name on the local ClickHouse server, dropped when the test ends.
+// The database itself is not created: the aggregator's store creates its
+// own.
+func ClickHouse(t testing.TB) string {
+	t.Helper()
+	addr := ClickHouseAddr(t)
+	name := "edgetrack_test_" + randomName()[len("edgetrack_sync_"):]
+	t.Cleanup(func() {
+		conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name)
+	})
+	return "clickhouse://" + addr + "/" + name
 }

@@ -1,8 +1,8 @@
 // Package store is the aggregator's event store: the Store interface, the
 // types it speaks in, and the promises every backend keeps. It knows nothing
 // about the engine behind it. The engines are subpackages: store/pebble, an
-// embedded Pebble database, is the default and so far the only one; a
-// ClickHouse one is meant to follow for deployments that outgrow one machine.
+// embedded Pebble database, is the default; store/clickhouse keeps events in
+// a ClickHouse database, for deployments that outgrow one machine.
 // store/storetest is the conformance suite of the promises below; every
 // backend's tests run it (storetest.Run).
 //

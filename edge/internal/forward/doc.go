@@ -34,6 +34,13 @@
 // queue, so whatever was not acked before a crash or a cancelled Run is sent
 // again.
 //
+// 5. With several aggregators (Options.URL lists them), a batch goes to one
+// at a time: the current one, until an attempt fails in a way that is
+// retried; the retry goes to the next. Nothing else changes: the batch,
+// its backoff, and what is acked. That is safe only when the aggregators
+// share one store (aggregator.store.backend clickhouse), whose ingest is
+// idempotent across them.
+//
 // # Batches on the wire
 //
 // The body is zstd(proto.Marshal(eventpb.Batch)). The spool values already are

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,10 @@ type Options struct {
 	// Spool is read, acked and dead-lettered; required.
 	Spool *spool.Spool
 	// URL is the aggregator's base URL, e.g. http://127.0.0.1:9090; batches
-	// go to URL + "/v1/ingest". Required.
+	// go to URL + "/v1/ingest". Required. Several aggregators (on one
+	// store, such as a ClickHouse database) are several URLs separated by
+	// commas: batches go to one of them until an attempt fails in a way that
+	// is retried, and the retry goes to the next (see Forwarder.failover).
 	URL string
 	// Token is the edge token, sent as "Authorization: Bearer <token>".
 	// Required.
@@ -82,14 +86,15 @@ type Options struct {
 // Forwarder moves events from the spool to the aggregator. Run does the work;
 // Flush waits for it. See the package documentation for what it guarantees.
 type Forwarder struct {
-	sp       *spool.Spool
-	opts     Options
-	endpoint string
-	client   *http.Client
-	ownsConn bool // client was made by New; Run closes its idle connections
-	log      *slog.Logger
-	m        *metrics
-	enc      *zstd.Encoder
+	sp        *spool.Spool
+	opts      Options
+	endpoints []string // ingest URLs, one per aggregator
+	current   int      // index into endpoints; the Run goroutine's
+	client    *http.Client
+	ownsConn  bool // client was made by New; Run closes its idle connections
+	log       *slog.Logger
+	m         *metrics
+	enc       *zstd.Encoder
 
 	running atomic.Bool
 	// refused is why the aggregator refuses this edge's token (401/403)
@@ -125,7 +130,7 @@ func New(opts Options) (*Forwarder, error) {
 	if opts.Spool == nil {
 		bad("Spool is nil")
 	}
-	endpoint, err := ingestURL(opts.URL)
+	endpoints, err := ingestURLs(opts.URL)
 	if err != nil {
 		bad("URL: %w", err)
 	}
@@ -190,20 +195,36 @@ func New(opts Options) (*Forwarder, error) {
 			},
 		}
 	}
-	log := opts.Logger.With("url", endpoint) // the caller names the component
+	log := opts.Logger.With("url", strings.Join(endpoints, ",")) // the caller names the component
 	return &Forwarder{
-		sp:       opts.Spool,
-		opts:     opts,
-		endpoint: endpoint,
-		client:   client,
-		ownsConn: opts.Client == nil,
-		log:      log,
-		m:        m,
-		enc:      enc,
-		backoff:  backoff{min: opts.BackoffMin, max: opts.BackoffMax},
-		retries:  retryLog{log: log},
-		progress: make(chan struct{}),
+		sp:        opts.Spool,
+		opts:      opts,
+		endpoints: endpoints,
+		client:    client,
+		ownsConn:  opts.Client == nil,
+		log:       log,
+		m:         m,
+		enc:       enc,
+		backoff:   backoff{min: opts.BackoffMin, max: opts.BackoffMax},
+		retries:   retryLog{log: log},
+		progress:  make(chan struct{}),
 	}, nil
+}
+
+// ingestURLs returns the ingest endpoints of the comma-separated base URLs.
+func ingestURLs(bases string) ([]string, error) {
+	var out []string
+	for _, base := range strings.Split(bases, ",") {
+		u, err := ingestURL(strings.TrimSpace(base))
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(out, u) {
+			return nil, fmt.Errorf("%q is listed twice", base)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 func ingestURL(base string) (string, error) {
@@ -301,6 +322,7 @@ func (f *Forwarder) deliver(ctx context.Context, r *run, b *batch) error {
 		}
 		if out.class == classRetry {
 			f.m.batchRetry.Inc()
+			f.failover(out.fail)
 			if !f.retry(ctx, out.fail, out.retryAfter) {
 				return nil
 			}
@@ -350,6 +372,22 @@ func (f *Forwarder) deliver(ctx context.Context, r *run, b *batch) error {
 		r.limit = f.opts.BatchMaxEvents
 	}
 	return nil
+}
+
+// failover moves to the next aggregator after a failed attempt, when there
+// are several: an aggregator that is down, overloaded or refusing this edge
+// is skipped until the others fail too. The backoff still applies, so
+// failures everywhere slow the edge down as with one aggregator. Resending
+// a batch to another aggregator is as safe as resending it to the same one:
+// ingest is idempotent across aggregators on one store.
+func (f *Forwarder) failover(fl failure) {
+	if len(f.endpoints) < 2 {
+		return
+	}
+	from := f.endpoints[f.current]
+	f.current = (f.current + 1) % len(f.endpoints)
+	f.m.failovers.Inc()
+	f.log.Warn("switching to the next aggregator", "from", from, "to", f.endpoints[f.current], "after", fl.kind, "status", fl.status)
 }
 
 // retry logs the failure (throttled) and waits for the next attempt: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -559,11 +560,52 @@ func TestNewValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.endpoint != "http://agg:9090/v1/ingest" || f.opts.BatchMaxEvents != DefaultBatchMaxEvents ||
+	if !slices.Equal(f.endpoints, []string{"http://agg:9090/v1/ingest"}) || f.opts.BatchMaxEvents != DefaultBatchMaxEvents ||
 		f.opts.BatchMaxBytes != DefaultBatchMaxBytes || f.opts.BatchMaxAge != DefaultBatchMaxAge ||
 		f.opts.RequestTimeout != DefaultRequestTimeout || f.opts.BackoffMin != DefaultBackoffMin ||
 		f.opts.BackoffMax != DefaultBackoffMax {
-		t.Errorf("defaults not applied: endpoint %q, %+v", f.endpoint, f.opts)
+		t.Errorf("defaults not applied: endpoints %q, %+v", f.endpoints, f.opts)
+	}
+	f, err = New(Options{Spool: sp, URL: "http://a:9090, https://b:9443/base/", Token: "t", EdgeID: "e"})
+	if err != nil || !slices.Equal(f.endpoints, []string{"http://a:9090/v1/ingest", "https://b:9443/base/v1/ingest"}) {
+		t.Errorf("several URLs: %v, %v", f.endpoints, err)
+	}
+	for _, url := range []string{"http://a:9090,", "http://a:9090,http://a:9090", "http://a:9090,ftp://b"} {
+		if _, err := New(Options{Spool: sp, URL: url, Token: "t", EdgeID: "e"}); err == nil {
+			t.Errorf("URL %q accepted", url)
+		}
+	}
+}
+
+// TestFailover: with several aggregators, a batch that fails at one is
+// sent to the next, which keeps getting batches while it answers; every
+// event arrives once an aggregator takes it.
+func TestFailover(t *testing.T) {
+	sp := openSpool(t, "")
+	down := newAggregator(t, func(int, *eventpb.Batch) reply { return reply{status: http.StatusServiceUnavailable} })
+	up := newAggregator(t, nil)
+	// An address nothing listens on: a connection error.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := "http://" + ln.Addr().String()
+	ln.Close()
+	reg := prometheus.NewRegistry()
+	h := startForwarder(t, sp, gone+","+down.url()+","+up.url(), reg, func(o *Options) { o.BatchMaxEvents = 10 })
+	appendEvents(t, sp, ids("a", 25)...)
+	h.flush(t)
+	appendEvents(t, sp, ids("b", 25)...)
+	h.flush(t)
+	checkDrained(t, sp, 0)
+	if got, want := up.storedIDs(), append(ids("a", 25), ids("b", 25)...); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("the healthy aggregator stored %d events, want %d", len(got), len(want))
+	}
+	if n := len(down.snapshot()); n != 1 {
+		t.Errorf("the failing aggregator got %d batches, want 1: the forwarder stays on the one that answers", n)
+	}
+	if n := metric(t, reg, "edgetrack_forward_failovers_total"); n != 2 {
+		t.Errorf("failovers_total = %v, want 2", n)
 	}
 }
 

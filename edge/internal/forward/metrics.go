@@ -22,6 +22,7 @@ type metrics struct {
 	delivered, deadLettered                 prometheus.Counter
 	duration                                prometheus.Histogram
 	backoff                                 prometheus.Gauge
+	failovers                               prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,8 +44,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Namespace: ns, Subsystem: sub, Name: "backoff_seconds",
 		Help: "Delay before the current batch is sent again; 0 after a success.",
 	})
+	failovers := prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "failovers_total",
+		Help: "Switches to the next of several aggregators after a failed attempt.",
+	})
 
 	var err error
+	if failovers, err = promreg.Register(reg, failovers); err != nil {
+		return nil, err
+	}
 	if batches, err = promreg.Register(reg, batches); err != nil {
 		return nil, err
 	}
@@ -65,5 +73,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		deadLettered:  events.WithLabelValues(resultDeadLettered),
 		duration:      duration,
 		backoff:       backoff,
+		failovers:     failovers,
 	}, nil
 }

@@ -69,7 +69,7 @@ const (
 func (f *Forwarder) send(ctx context.Context, b *batch) outcome {
 	rctx, cancel := context.WithTimeout(ctx, f.opts.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, f.endpoint, bytes.NewReader(b.body))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, f.endpoints[f.current], bytes.NewReader(b.body))
 	if err != nil {
 		return outcome{fail: failure{kind: "request error", err: err}}
 	}

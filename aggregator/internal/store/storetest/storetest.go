@@ -29,7 +29,15 @@ import (
 type Open func(t *testing.T) (s store.Store, reopen func() store.Store)
 
 // Run runs the whole suite, one subtest a promise.
-func Run(t *testing.T, open Open) {
+func Run(t *testing.T, open Open) { run(t, open, false) }
+
+// RunParallel runs the suite with its subtests in parallel (as many at once
+// as go test's -parallel allows), for a backend whose calls mostly wait on
+// a server and whose stores share nothing (store/clickhouse: a database
+// each). open must be safe for concurrent use.
+func RunParallel(t *testing.T, open Open) { run(t, open, true) }
+
+func run(t *testing.T, open Open, parallel bool) {
 	for _, tc := range []struct {
 		name string
 		test func(*testing.T, Open)
@@ -62,7 +70,12 @@ func Run(t *testing.T, open Open) {
 		{"Retention", testRetention},
 		{"RetentionWhileIngesting", testRetentionWhileIngesting},
 	} {
-		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
+		t.Run(tc.name, func(t *testing.T) {
+			if parallel {
+				t.Parallel()
+			}
+			tc.test(t, open)
+		})
 	}
 }
 

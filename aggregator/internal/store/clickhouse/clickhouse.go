@@ -1,0 +1,440 @@
+package clickhouse
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/proto/eventpb"
+)
+
+// Options configure a ClickHouse store.
+type Options struct {
+	// DSN names the server and the database:
+	// clickhouse://[user[:password]@]host:port/database[?options], the
+	// native protocol (port 9000). The database is created when missing;
+	// without one in the DSN it is DefaultDatabase. The options are
+	// clickhouse-go's (dial_timeout, read_timeout, compress, secure, …).
+	DSN string
+	// Registerer receives the store's metrics (edgetrack_store_*, as
+	// store/pebble's); nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger receives the store's messages; nil means slog.Default().
+	Logger *slog.Logger
+	// PollInterval is how often a long-polling Export looks for events
+	// stored by other aggregators on the same database (its own wake it at
+	// once); <= 0 means DefaultPollInterval.
+	PollInterval time.Duration
+}
+
+// DefaultDatabase is the database of a DSN that names none.
+const DefaultDatabase = "edgetrack"
+
+// DefaultPollInterval: see Options.PollInterval.
+const DefaultPollInterval = time.Second
+
+// validDatabase is what the store accepts as a database name: it is written
+// into every statement unquoted.
+var validDatabase = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,99}$`)
+
+// ParseDSN checks dsn as Options.DSN and returns the client's options and
+// the database it names (DefaultDatabase when it names none). Config
+// validation calls it too.
+func ParseDSN(dsn string) (*ch.Options, string, error) {
+	if !strings.HasPrefix(dsn, "clickhouse://") {
+		return nil, "", errors.New("want clickhouse://host:port/database (the native protocol, port 9000)")
+	}
+	opts, err := ch.ParseDSN(dsn)
+	if err != nil {
+		return nil, "", err
+	}
+	if opts.Protocol != ch.Native {
+		return nil, "", errors.New("only the native protocol is supported (clickhouse://host:9000/database)")
+	}
+	db := opts.Auth.Database
+	if db == "" {
+		db = DefaultDatabase
+	}
+	if !validDatabase.MatchString(db) {
+		return nil, "", fmt.Errorf("database name %q: want letters, digits and _ (not starting with a digit)", db)
+	}
+	return opts, db, nil
+}
+
+// Store is a store.Store on a ClickHouse database; the package doc gives
+// its tables and what each call costs.
+//
+// Exactly-once ingest rests on two things. Within one process, ingestMu
+// holds the window between reading which ids exist and inserting the
+// missing ones shut, so this store never inserts an id it or an earlier
+// call of it stored; and sequence numbers (the feed's order) are given
+// under it, so they follow the order of the inserts. Across processes on
+// one database (several aggregators), nothing can hold that window shut: two
+// of them may insert the same id at once. Every read therefore keeps one row
+// per id (the canonical copy: the least seq, writer), and the ids that have
+// more than one row are recorded in the duplicates table by whichever
+// aggregator sees them (after its insert, or before the insert of a resend)
+// so that Stats can subtract the extra rows from the rollups.
+type Store struct {
+	conn    driver.Conn
+	db      string // database name, validated
+	log     *slog.Logger
+	metrics *metrics
+	poll    time.Duration
+	writer  uint64 // this process's id, in every row it inserts
+
+	ingestMu sync.Mutex
+	lastSeq  atomic.Uint64 // the last seq given out (under ingestMu)
+
+	storeID  atomic.Value // [8]byte: the database's id, in export cursors
+	signalMu sync.Mutex
+	signal   chan struct{} // closed and replaced after each insert
+	closing  chan struct{} // closed by Close: long-polls end
+
+	// closeMu is held shared by every call and exclusively by Close, so
+	// Close waits for calls in flight and later calls see closed.
+	closeMu sync.RWMutex
+	closed  bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the server named by opts.DSN, creates the database and
+// its tables or migrates them (see the package doc), and returns the store.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	chOpts, db, err := ParseDSN(opts.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("store: clickhouse: dsn: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("store: clickhouse: %w", err)
+	}
+	// Connect without the database, which may not exist yet; every
+	// statement names it.
+	chOpts.Auth.Database = "default"
+	if chOpts.DialTimeout == 0 {
+		chOpts.DialTimeout = 5 * time.Second
+	}
+	conn, err := ch.Open(chOpts)
+	if err != nil {
+		return nil, fmt.Errorf("store: clickhouse: connect to %s: %w", strings.Join(chOpts.Addr, ","), err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("store: clickhouse: connect to %s: %w", strings.Join(chOpts.Addr, ","), err)
+	}
+	var w [8]byte
+	if _, err := rand.Read(w[:]); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s := &Store{
+		conn: conn, db: db, log: log, metrics: m, poll: opts.PollInterval, writer: binary.BigEndian.Uint64(w[:]),
+		signal: make(chan struct{}), closing: make(chan struct{}),
+	}
+	if s.poll <= 0 {
+		s.poll = DefaultPollInterval
+	}
+	if err := s.migrate(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("store: clickhouse: database %s: %w", db, err)
+	}
+	id, err := s.loadStoreID(ctx)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("store: clickhouse: database %s: store id: %w", db, err)
+	}
+	s.storeID.Store(id)
+	var last uint64
+	if err := conn.QueryRow(ctx, "SELECT max(seq) FROM "+s.table("events")).Scan(&last); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("store: clickhouse: database %s: read the feed's end: %w", db, err)
+	}
+	s.lastSeq.Store(last)
+	log.Info("store opened", "backend", "clickhouse", "addr", strings.Join(chOpts.Addr, ","), "database", db)
+	return s, nil
+}
+
+// table is the qualified name of one of the store's tables.
+func (s *Store) table(name string) string { return s.db + "." + name }
+
+// loadStoreID reads the database's id, recording one first when there is
+// none. Two stores opening a new database at once may both record one; the
+// least is the id, read again when a cursor names another (exportCursor).
+func (s *Store) loadStoreID(ctx context.Context) ([8]byte, error) {
+	id, ok, err := s.readStoreID(ctx)
+	if err != nil || ok {
+		return id, err
+	}
+	var fresh [8]byte
+	if _, err := rand.Read(fresh[:]); err != nil {
+		return id, err
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table("meta")+" (key, value)")
+	if err != nil {
+		return id, err
+	}
+	if err := b.Append("store_id", hex.EncodeToString(fresh[:])); err != nil {
+		return id, err
+	}
+	if err := b.Send(); err != nil {
+		return id, err
+	}
+	id, ok, err = s.readStoreID(ctx)
+	if err == nil && !ok {
+		err = errors.New("recorded, then not found")
+	}
+	return id, err
+}
+
+func (s *Store) readStoreID(ctx context.Context) (id [8]byte, ok bool, err error) {
+	var v string
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT min(value), count() FROM "+s.table("meta")+" WHERE key = 'store_id'").Scan(&v, &n); err != nil {
+		return id, false, err
+	}
+	if n == 0 {
+		return id, false, nil
+	}
+	b, err := hex.DecodeString(v)
+	if err != nil || len(b) != len(id) {
+		return id, false, fmt.Errorf("malformed store id %q", v)
+	}
+	copy(id[:], b)
+	return id, true, nil
+}
+
+func (s *Store) acquire() error {
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return store.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) release() { s.closeMu.RUnlock() }
+
+// marshal is deterministic so that the stored bytes of an event do not
+// depend on map iteration (as in store/pebble).
+var marshal = proto.MarshalOptions{Deterministic: true}
+
+func decode(body string) (*eventpb.Event, error) {
+	ev := new(eventpb.Event)
+	if err := proto.Unmarshal([]byte(body), ev); err != nil {
+		return nil, fmt.Errorf("store: clickhouse: decode event: %w", err)
+	}
+	return ev, nil
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, id string) (*eventpb.Event, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if id == "" || len(id) > store.MaxIDLen {
+		return nil, store.ErrNotFound
+	}
+	// The canonical copy is the least (seq, writer): see Store.
+	rows, err := s.conn.Query(ctx, "SELECT body FROM "+s.table("events")+" WHERE id = ? ORDER BY seq, writer LIMIT 1", id)
+	if err != nil {
+		return nil, fmt.Errorf("store: clickhouse: get %q: %w", id, err)
+	}
+	evs, err := scanBodies(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: clickhouse: get %q: %w", id, err)
+	}
+	if len(evs) == 0 {
+		return nil, store.ErrNotFound
+	}
+	return evs[0], nil
+}
+
+// scanBodies reads rows whose first column is the event's body.
+func scanBodies(rows driver.Rows) ([]*eventpb.Event, error) {
+	defer rows.Close()
+	var out []*eventpb.Event
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		ev, err := decode(body)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// IDPrefix implements store.Store.
+func (s *Store) IDPrefix(ctx context.Context, prefix string, limit int) ([]*eventpb.Event, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if prefix == "" {
+		return nil, errors.New("store: clickhouse: id prefix: empty prefix")
+	}
+	if limit <= 0 || limit > store.MaxLimit {
+		limit = store.MaxLimit
+	}
+	w := where{}
+	w.add("id >= ?", prefix)
+	w.add("startsWith(id, ?)", prefix)
+	// One row per id, the canonical copy (copies share the id, so no
+	// filter tells them apart).
+	q := "SELECT body FROM " + s.table("events") + w.sql() + " ORDER BY id, seq, writer LIMIT 1 BY id LIMIT ?"
+	rows, err := s.conn.Query(ctx, q, append(w.args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("store: clickhouse: id prefix: %w", err)
+	}
+	evs, err := scanBodies(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: clickhouse: id prefix: %w", err)
+	}
+	return evs, nil
+}
+
+// Ready implements store.Store: the server answers.
+func (s *Store) Ready() error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("store: not ready: clickhouse: %w", err)
+	}
+	return nil
+}
+
+// Close implements store.Store. It waits for calls in flight; closing twice
+// is a no-op.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	if err := s.conn.Close(); err != nil {
+		return fmt.Errorf("store: clickhouse: close: %w", err)
+	}
+	s.log.Info("store closed", "backend", "clickhouse")
+	return nil
+}
+
+// where builds a WHERE clause of conditions joined by AND, with their
+// arguments bound in order.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// copyKey names one row of the events table.
+type copyKey struct {
+	id          string
+	seq, writer uint64
+}
+
+func (a copyKey) less(b copyKey) bool {
+	return a.seq < b.seq || a.seq == b.seq && a.writer < b.writer
+}
+
+// losers are the rows of ids recorded in the duplicates table that are not
+// their id's canonical copy, with what Stats needs to take them out of the
+// rollups.
+type losers []loser
+
+type loser struct {
+	copyKey
+	eventTime      int64
+	category, name string
+}
+
+// losers reads the rows that are not their id's canonical copy, for Stats
+// to take out of the rollups; see canonicalOnly.
+func (s *Store) losers(ctx context.Context) (losers, error) {
+	rows, err := s.conn.Query(ctx, "SELECT id, seq, writer, event_time, category, name FROM "+s.table("events")+
+		" WHERE id IN (SELECT id FROM "+s.table("duplicates")+")")
+	if err != nil {
+		return nil, fmt.Errorf("read duplicates: %w", err)
+	}
+	defer rows.Close()
+	best := map[string]copyKey{}
+	var all []loser
+	for rows.Next() {
+		var l loser
+		if err := rows.Scan(&l.id, &l.seq, &l.writer, &l.eventTime, &l.category, &l.name); err != nil {
+			return nil, fmt.Errorf("read duplicates: %w", err)
+		}
+		if b, ok := best[l.id]; !ok || l.copyKey.less(b) {
+			best[l.id] = l.copyKey
+		}
+		all = append(all, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read duplicates: %w", err)
+	}
+	out := all[:0]
+	for _, l := range all {
+		if best[l.id] != l.copyKey {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// canonicalOnly adds to w the condition that leaves out the rows of ids
+// recorded in the duplicates table that are not their id's canonical copy.
+// The duplicates table is empty unless two aggregators raced on an id (see
+// Store), so its subqueries read next to nothing.
+func (s *Store) canonicalOnly(w *where) {
+	dups := "SELECT id FROM " + s.table("duplicates")
+	w.conds = append(w.conds, "(id, seq, writer) NOT IN (SELECT id, seq, writer FROM "+s.table("events")+
+		" WHERE id IN ("+dups+") AND (id, seq, writer) NOT IN (SELECT id, argMin(seq, (seq, writer)), argMin(writer, (seq, writer)) FROM "+
+		s.table("events")+" WHERE id IN ("+dups+") GROUP BY id))")
+}

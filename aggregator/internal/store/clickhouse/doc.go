@@ -1,0 +1,134 @@
+// Package clickhouse is the store.Store on a ClickHouse database, for
+// deployments that outgrow one machine's disk or run several aggregators on
+// one database (aggregator.store.backend: clickhouse). It keeps the promises
+// of package store (see its doc; storetest.Run checks them here as for
+// store/pebble); this doc is about how: the tables, what each call costs,
+// and where it guarantees less than Pebble.
+//
+// It is written for ClickHouse 18.16 (what Debian ships, and what the tests
+// run against) over the native protocol with clickhouse-go/v2, and uses only
+// what later versions still have: MergeTree, SummingMergeTree,
+// ReplacingMergeTree, a materialized view, LIMIT BY, uniqExact, argMin,
+// external data. Batch INSERTs name their columns, and no INSERT carries
+// its data inline (both fail on 18.16 with this client).
+//
+// # Tables
+//
+// Open creates the database (the DSN's, or DefaultDatabase) and these
+// tables when missing, and records the schema version:
+//
+//	schema_version (version, applied_at)          MergeTree         one row per migration applied
+//	meta (key, value)                             MergeTree         'store_id' → 16 hex digits, in export cursors
+//	events (id, seq, writer, event_time,          MergeTree         one row per stored copy; ORDER BY id
+//	        session, category, name, body)
+//	rollups (width, bucket, category, name, events) SummingMergeTree counts per minute (1), hour (2), day (3)
+//	rollups_mv                                    materialized view events → rollups, at every INSERT,
+//	                                              summed per cell within the inserted block
+//	duplicates (id)                               ReplacingMergeTree ids with more than one row (see below)
+//
+// body is the event's deterministic protobuf encoding; event_time is
+// store.EventTime; session, category and name are copied out of it to be
+// filtered on. seq is the export feed's order: this process gives
+// max(last+1, unix microseconds << 10) under its ingest lock, so its own
+// rows are numbered in the order they are inserted, and the rows of several
+// aggregators interleave about as they were stored. writer is a random id
+// of the process that inserted the row. bucket is event_time floor-divided
+// by the width (store.Bucket.Index), computed by the view.
+//
+// Migrations: schema_version holds the versions applied; Open runs the
+// steps from the highest one recorded to schemaVersion (each statement can
+// run again, so an interrupted migration finishes at the next Open) and
+// refuses a database of a later version. Version 1 is the layout above.
+//
+// # Ingest and exactly once
+//
+// One Ingest call, under the process's ingest lock: look up the call's ids
+// in events (sent as external data; one read of the primary key per id);
+// INSERT the new ones in one block, synchronously — ClickHouse has written
+// the rows, and the view has counted them in rollups, when it returns. Then,
+// outside the lock, it looks the new ids up again (see below). The locked
+// parts of the calls of one process run one at a time, so this process never
+// inserts an id that is stored: the first copy wins, as with Pebble.
+//
+// Two aggregators on one database can both pass the look-up before either
+// inserts, and then an id has two rows. Nothing in ClickHouse can hold that
+// window shut (it has no transactions or conditional inserts), so the store
+// makes the extra row harmless instead:
+//
+//   - The canonical copy of an id is its row with the least (seq, writer).
+//     Get reads it; Query and IDPrefix keep one row per id (LIMIT 1 BY id,
+//     the canonical one first); Count counts distinct ids (uniqExact); the
+//     export feed passes a row only when it is the canonical copy among the
+//     copies visible then (of two copies, the one read first either stays
+//     canonical or sorts before the cursor when the other one appears).
+//   - Whichever of the two aggregators looks its ids up second — after its
+//     insert, or, when it stopped before that, the aggregator that gets the
+//     events' resend (edges resend until acknowledged) — sees both rows and
+//     records the id in duplicates. The one whose copy is not canonical
+//     reports it as a duplicate.
+//   - Rollups count rows, so they count the extra row too. Stats subtracts
+//     every non-canonical row of the ids in duplicates from its own cell;
+//     Query and Count leave those rows out as well (a copy with other
+//     contents, such as another time, would not sort beside the canonical
+//     one). events is a
+//     plain MergeTree, not a ReplacingMergeTree, so that no merge ever
+//     removes a row the rollups counted: the correction is the same before
+//     and after merges.
+//
+// What this leaves: between the second insert and its recording (one
+// look-up later, or until the resend when an aggregator dies in between)
+// Stats counts the racing event twice; every other read is exact
+// throughout. The duplicates table is empty unless aggregators race, and
+// reading it costs every read a few sub-queries on empty tables.
+//
+// # Durability
+//
+// Ingest returns when the server has written the rows to its filesystem:
+// they survive a restart or crash of the ClickHouse server and of the
+// aggregator. ClickHouse 18.16 does not fsync a part before answering an
+// INSERT, so a power loss of the server's machine can lose the rows of the
+// last seconds; use replicas (not done here yet) where that matters. The
+// materialized view runs inside the INSERT, after the rows are written: if
+// the server fails between the two, the INSERT fails, Ingest returns an
+// error, and the resend finds the events stored, so their rollups stay one
+// short. Nothing repairs that yet.
+//
+// # Costs
+//
+//   - Ingest: two id look-ups (the primary key) and one INSERT per call,
+//     plus the view's rollup rows (three per event, summed by the server
+//     as parts merge). Every INSERT makes a part: send batches, not single
+//     events.
+//   - Get, IDPrefix: the primary key.
+//   - Query, Count: events is ordered by id, so a filter on session,
+//     category, name or time reads those columns of the whole table (which
+//     ClickHouse does at hundreds of millions of values a second per core,
+//     but it is a scan), then sorts the matches; page N costs what page 1
+//     costs plus skipping, and a cursor is the position (event_time, id)
+//     of the last event of a page, base64url of version(1) filters(8)
+//     event_time(8) id, tied to an FNV-64a fingerprint of the filters and
+//     time range.
+//   - Stats: rollups, whose primary key is (width, bucket, category, name):
+//     one range of one width, never the events.
+//   - Export: the feed is rows in (seq, writer) order after the cursor,
+//     filtered, up to the end the feed had when the read began; a read
+//     scans the seq column. The cursor is base64url of version(1) store
+//     id(8) seq(8) writer(8). A long-poll wakes when this process inserts,
+//     and looks every Options.PollInterval for the rows of other
+//     aggregators.
+//
+// # Several aggregators
+//
+// Several aggregators on one database store each event once and agree on
+// every answer (TestTwoStoresConcurrently; TestRacingAggregators for the
+// races above; in cmd/edgetrack, TestTwoAggregatorsOneClickHouse with one
+// of two aggregator processes killed under load, and TestEdgeFailsOver, an
+// edge listing both in edge.aggregator_url), and a feed cursor of one is
+// valid at the others (it names the database). One promise is kept only for the rows of one aggregator:
+// the feed's order. An aggregator whose INSERT of lower sequence numbers
+// lands after a reader passed higher ones of another aggregator's is
+// behind that reader's cursor, so a feed read from a database several
+// aggregators write to can miss events; follow it from a database one
+// aggregator writes to. The rule registry is not in the database yet: each
+// aggregator keeps its own in data_dir.
+package clickhouse

@@ -1,0 +1,505 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/edgetrack/edgetrack/internal/dbtest"
+	"github.com/edgetrack/edgetrack/internal/freeport"
+	"github.com/edgetrack/edgetrack/proto/hamustropb"
+	"github.com/edgetrack/edgetrack/wasm/rules/hamustro/hamustrotest"
+)
+
+// TestEndToEndClickHouse runs two aggregators as processes, one on Pebble
+// and one on ClickHouse, each fed by an edge process of its own, sends the
+// same signed collections to both edges (some twice), and checks that every
+// query answers the same on both: pages and counts of /events with every
+// filter and both timestamp formats, cursors, /events/{id}, /stats, and the
+// export feed. The ClickHouse aggregator is then restarted and answers the
+// same again.
+func TestEndToEndClickHouse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dsn := dbtest.ClickHouse(t)
+	dir := t.TempDir()
+	type pair struct {
+		agg, edge *proc
+		aggURL    string
+		edgeURL   string
+		aggEnv    []string
+	}
+	run := func(name string, backend ...string) *pair {
+		aggAddr, aggAdmin, edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
+		p := &pair{aggURL: "http://" + aggAddr, edgeURL: "http://" + edgeAddr}
+		p.aggEnv = append([]string{
+			"EDGETRACK_AGGREGATOR_LISTEN=" + aggAddr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + aggAdmin,
+			"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, name, "agg"),
+			"EDGETRACK_AGGREGATOR_TOKENS_EDGE=" + e2eEdgeToken, "EDGETRACK_AGGREGATOR_TOKENS_QUERY=" + e2eQueryToken,
+		}, backend...)
+		edgeEnv := []string{
+			"EDGETRACK_EDGE_LISTEN=" + edgeAddr, "EDGETRACK_EDGE_ADMIN_LISTEN=" + edgeAdmin,
+			"EDGETRACK_EDGE_DATA_DIR=" + filepath.Join(dir, name, "edge"), "EDGETRACK_EDGE_AGGREGATOR_URL=" + p.aggURL,
+			"EDGETRACK_EDGE_TOKEN=" + e2eEdgeToken, "EDGETRACK_EDGE_HAMUSTRO_SECRETS=" + e2eSecret, "EDGETRACK_EDGE_ID=e2e-edge",
+			"EDGETRACK_EDGE_FORWARD_BATCH_MAX_AGE=50ms", "EDGETRACK_EDGE_FORWARD_BACKOFF_MAX=300ms",
+			"EDGETRACK_EDGE_SPOOL_MIN_FREE_BYTES=0",
+		}
+		p.agg = start(t, dir, p.aggEnv, "aggregator")
+		waitReady(t, p.agg, p.aggURL)
+		p.edge = start(t, dir, edgeEnv, "edge")
+		waitReady(t, p.edge, p.edgeURL)
+		return p
+	}
+	pb := run("pebble")
+	chs := run("clickhouse", "EDGETRACK_AGGREGATOR_STORE_BACKEND=clickhouse", "EDGETRACK_AGGREGATOR_STORE_CLICKHOUSE_DSN="+dsn)
+
+	// Collections of a few devices, clients and event names, at client
+	// times spread over three hours, so that filters, ranges and buckets
+	// select different sets.
+	base := time.Now().Add(-6 * time.Hour).Truncate(time.Hour).Unix()
+	var ids []string
+	for i := range 24 {
+		c := &hamustropb.Collection{
+			DeviceId: proto.String(fmt.Sprintf("dev-%d", i%6)), ClientId: proto.String([]string{"web", "ios", "android"}[i%3]),
+			SystemVersion: proto.String("1"), ProductVersion: proto.String("1"),
+		}
+		c.Session = proto.String(hamustrotest.SessionOf(c))
+		for j := range 10 {
+			c.Payloads = append(c.Payloads, &hamustropb.Payload{
+				At:    proto.Uint64(uint64(base + int64(i*437+j*61)%(3*3600))),
+				Event: proto.String([]string{"open", "view", "buy", "close"}[(i+j)%4]),
+				Nr:    proto.Uint32(uint32(i*10 + j)),
+			})
+		}
+		body, err := proto.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, hamustrotest.EventIDs(c)...)
+		for _, p := range []*pair{pb, chs} {
+			for range 1 + i%2 { // every other collection is sent twice
+				if code, err := track(p.edgeURL, body); err != nil || code != 200 {
+					t.Fatalf("track: %d %v", code, err)
+				}
+			}
+		}
+	}
+	for _, p := range []*pair{pb, chs} {
+		waitCount(t, p.aggURL, len(ids))
+	}
+
+	ts := func(sec int64, iso bool) string {
+		tm := time.Unix(sec, 0).UTC()
+		if iso {
+			return tm.Format(time.RFC3339)
+		}
+		return tm.Format("2006-01-02 15:04:05.000000")
+	}
+	queries := []string{
+		"", "session_id=" + hamustrotest.SessionOf(&hamustropb.Collection{DeviceId: proto.String("dev-1"), ClientId: proto.String("ios"), SystemVersion: proto.String("1"), ProductVersion: proto.String("1")}),
+		"category=web", "name=buy", "category=android&name=view",
+		"start_time=" + url.QueryEscape(ts(base+1800, true)) + "&end_time=" + url.QueryEscape(ts(base+7200, true)),
+		"start_time=" + url.QueryEscape(ts(base+3600, false)) + "&name=open",
+		"end_time=" + url.QueryEscape(ts(base+900, false)),
+		"category=nobody",
+	}
+	compare := func(what string) {
+		t.Helper()
+		// The answers compared are not empty ones.
+		if got := pages(t, chs.aggURL, "/events?page_size=50"); !strings.HasPrefix(got, fmt.Sprintf("count=%d next=true", len(ids))) {
+			t.Fatalf("%s: GET /events: %.200s, want a count of %d", what, got, len(ids))
+		}
+		if got := get(t, chs.aggURL, "/stats?bucket=day&start_time="+url.QueryEscape(ts(base, true))+"&end_time="+url.QueryEscape(ts(base+3600, true))); !strings.Contains(got, `"points":[{`) {
+			t.Fatalf("%s: GET /stats: %s, want points", what, got)
+		}
+		for _, q := range queries {
+			for _, paging := range []string{"page_size=7", "page_size=50", "page_size=7&page=3"} {
+				path := "/events?" + paging + "&" + q
+				if a, b := pages(t, pb.aggURL, path), pages(t, chs.aggURL, path); a != b {
+					t.Fatalf("%s: GET %s differs:\npebble:     %.300s\nclickhouse: %.300s", what, path, a, b)
+				}
+			}
+		}
+		for _, id := range []string{ids[0], ids[len(ids)/2], "no-such-id"} {
+			path := "/events/" + url.PathEscape(id)
+			if a, b := withoutReceivedAt(t, get(t, pb.aggURL, path)), withoutReceivedAt(t, get(t, chs.aggURL, path)); a != b {
+				t.Fatalf("%s: GET %s differs:\npebble:     %s\nclickhouse: %s", what, path, a, b)
+			}
+		}
+		for _, q := range []string{"bucket=hour", "bucket=minute&group_by=category", "bucket=day&group_by=category,name", "bucket=hour&name=view&group_by=category"} {
+			path := "/stats?" + q + "&start_time=" + url.QueryEscape(ts(base-3600, true)) + "&end_time=" + url.QueryEscape(ts(base+4*3600, true))
+			if a, b := get(t, pb.aggURL, path), get(t, chs.aggURL, path); a != b {
+				t.Fatalf("%s: GET %s differs:\npebble:     %s\nclickhouse: %s", what, path, a, b)
+			}
+		}
+		// The feed holds each event once on both; the order of batches
+		// from two edges may differ, so compare them sorted.
+		if a, b := feed(t, pb.aggURL), feed(t, chs.aggURL); !slices.Equal(a, b) || len(a) != len(ids) {
+			t.Fatalf("%s: the export feeds differ: pebble %d events, clickhouse %d, sent %d", what, len(a), len(b), len(ids))
+		}
+	}
+	compare("first run")
+
+	chs.agg.stop()
+	chs.agg = start(t, dir, chs.aggEnv, "aggregator")
+	waitReady(t, chs.agg, chs.aggURL)
+	compare("after a restart of the ClickHouse aggregator")
+	for _, p := range []*pair{pb, chs} {
+		p.edge.stop()
+		p.agg.stop()
+	}
+}
+
+// get answers GET url+path with the query token, as status and body, with
+// the aggregator's own address taken out of links.
+func get(t *testing.T, base, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+e2eQueryToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d %s", resp.StatusCode, strings.ReplaceAll(string(b), strings.TrimPrefix(base, "http://"), "AGG"))
+}
+
+// withoutReceivedAt takes received_at (each edge stamps its own) out of an
+// event answered by get.
+func withoutReceivedAt(t *testing.T, answer string) string {
+	t.Helper()
+	status, body, _ := strings.Cut(answer, " ")
+	var ev map[string]any
+	if status != "200" || json.Unmarshal([]byte(body), &ev) != nil {
+		return answer
+	}
+	if _, ok := ev["received_at"]; !ok {
+		t.Fatalf("an event without received_at: %s", body)
+	}
+	delete(ev, "received_at")
+	b, _ := json.Marshal(ev)
+	return status + " " + string(b)
+}
+
+// pages follows the next links of GET /events from path to the end and
+// returns every page's count, whether it links on and back, and its
+// results without received_at (each edge stamps its own). Cursors are each
+// backend's own, so links are followed, not compared.
+func pages(t *testing.T, base, path string) string {
+	t.Helper()
+	var out []string
+	for n := 0; ; n++ {
+		status, body, _ := strings.Cut(get(t, base, path), " ")
+		if status != "200" {
+			return status + " " + body
+		}
+		var p struct {
+			Count    int               `json:"count"`
+			Next     *string           `json:"next"`
+			Previous *string           `json:"previous"`
+			Results  []json.RawMessage `json:"results"`
+		}
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		out = append(out, fmt.Sprintf("count=%d next=%v previous=%v", p.Count, p.Next != nil, p.Previous != nil))
+		for _, r := range p.Results {
+			var ev map[string]any
+			if err := json.Unmarshal(r, &ev); err != nil {
+				t.Fatal(err)
+			}
+			delete(ev, "received_at")
+			b, _ := json.Marshal(ev)
+			out = append(out, string(b))
+		}
+		if p.Next == nil || n == 100 {
+			return strings.Join(out, "\n")
+		}
+		u, err := url.Parse(*p.Next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path = u.RequestURI()
+	}
+}
+
+// feed reads the whole export feed and returns its event ids, sorted.
+func feed(t *testing.T, base string) []string {
+	t.Helper()
+	var ids []string
+	after := ""
+	for {
+		status, body, _ := strings.Cut(get(t, base, "/v1/export?limit=37&after="+url.QueryEscape(after)), " ")
+		if status != "200" {
+			t.Fatalf("export: %s %s", status, body)
+		}
+		var r struct {
+			Events []struct {
+				ID string `json:"id"`
+			} `json:"events"`
+			Next string `json:"next"`
+		}
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range r.Events {
+			ids = append(ids, e.ID)
+		}
+		if len(r.Events) == 0 {
+			slices.Sort(ids)
+			return ids
+		}
+		after = r.Next
+	}
+}
+
+// waitCount waits until GET /events counts n events.
+func waitCount(t *testing.T, base string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		_, body, _ := strings.Cut(get(t, base, "/events?page_size=1"), " ")
+		var p struct {
+			Count int `json:"count"`
+		}
+		json.Unmarshal([]byte(body), &p)
+		if p.Count == n {
+			return
+		}
+		if p.Count > n || time.Now().After(deadline) {
+			t.Fatalf("%s counts %d events, want %d", base, p.Count, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestTwoAggregatorsOneClickHouse runs two aggregator processes on one
+// ClickHouse database, each fed by an edge of its own, and sends every
+// collection to both edges, so that both aggregators get every event, often
+// at the same moment. One aggregator is killed (SIGKILL) under load and
+// started again. Every event acknowledged by either edge is stored exactly
+// once, and both aggregators answer the same.
+func TestTwoAggregatorsOneClickHouse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dsn := dbtest.ClickHouse(t)
+	dir := t.TempDir()
+	type pair struct {
+		agg, edge       *proc
+		aggURL, edgeURL string
+		aggEnv          []string
+	}
+	run := func(name string) *pair {
+		aggAddr, aggAdmin, edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
+		p := &pair{aggURL: "http://" + aggAddr, edgeURL: "http://" + edgeAddr}
+		p.aggEnv = []string{
+			"EDGETRACK_AGGREGATOR_LISTEN=" + aggAddr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + aggAdmin,
+			"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, name, "agg"),
+			"EDGETRACK_AGGREGATOR_TOKENS_EDGE=" + e2eEdgeToken, "EDGETRACK_AGGREGATOR_TOKENS_QUERY=" + e2eQueryToken,
+			"EDGETRACK_AGGREGATOR_STORE_BACKEND=clickhouse", "EDGETRACK_AGGREGATOR_STORE_CLICKHOUSE_DSN=" + dsn,
+		}
+		edgeEnv := []string{
+			"EDGETRACK_EDGE_LISTEN=" + edgeAddr, "EDGETRACK_EDGE_ADMIN_LISTEN=" + edgeAdmin,
+			"EDGETRACK_EDGE_DATA_DIR=" + filepath.Join(dir, name, "edge"), "EDGETRACK_EDGE_AGGREGATOR_URL=" + p.aggURL,
+			"EDGETRACK_EDGE_TOKEN=" + e2eEdgeToken, "EDGETRACK_EDGE_HAMUSTRO_SECRETS=" + e2eSecret, "EDGETRACK_EDGE_ID=e2e-edge",
+			"EDGETRACK_EDGE_FORWARD_BATCH_MAX_AGE=20ms", "EDGETRACK_EDGE_FORWARD_BACKOFF_MAX=300ms",
+			"EDGETRACK_EDGE_SPOOL_MIN_FREE_BYTES=0",
+		}
+		p.agg = start(t, dir, p.aggEnv, "aggregator")
+		waitReady(t, p.agg, p.aggURL)
+		p.edge = start(t, dir, edgeEnv, "edge")
+		waitReady(t, p.edge, p.edgeURL)
+		return p
+	}
+	a, b := run("a"), run("b")
+	l := &ledger{sent: map[string]bool{}, acked: map[string]bool{}, sess: map[string]bool{}}
+
+	// Each collection goes to both edges at once, from 6 senders.
+	send := func(g, i int) {
+		body, session, ids := collection(t, fmt.Sprintf("dev-%d", g), 1+i*4, 4)
+		l.mu.Lock()
+		l.sess[session] = true
+		for _, id := range ids {
+			l.sent[id] = true
+		}
+		l.mu.Unlock()
+		done := make(chan int, 2)
+		for _, p := range []*pair{a, b} {
+			go func() {
+				code, err := track(p.edgeURL, body)
+				if err != nil {
+					code = 0
+				}
+				done <- code
+			}()
+		}
+		if c1, c2 := <-done, <-done; c1 == 200 || c2 == 200 {
+			l.mu.Lock()
+			for _, id := range ids {
+				l.acked[id] = true
+			}
+			l.mu.Unlock()
+		} else {
+			t.Errorf("collection %d/%d: no edge answered 200 (%d, %d)", g, i, c1, c2)
+		}
+	}
+	var wg sync.WaitGroup
+	killed := make(chan struct{})
+	for g := range 6 {
+		wg.Go(func() {
+			for i := range 60 {
+				send(g, i)
+				if g == 0 && i == 25 {
+					b.agg.kill() // mid-load; edge b keeps accepting and retries
+					close(killed)
+				}
+			}
+		})
+	}
+	<-killed
+	time.Sleep(300 * time.Millisecond)
+	b.agg = start(t, dir, b.aggEnv, "aggregator")
+	waitReady(t, b.agg, b.aggURL)
+	wg.Wait()
+
+	for _, p := range []*pair{a, b} {
+		got := waitStored(t, p.aggURL, l)
+		for id, n := range got {
+			if n != 1 {
+				t.Errorf("%s: event %s returned %d times", p.aggURL, id, n)
+			}
+			if !l.sent[id] {
+				t.Errorf("%s: event %s was never sent", p.aggURL, id)
+			}
+		}
+		if len(got) != len(l.sent) { // both edges got every collection and retry until stored
+			t.Errorf("%s: %d events stored, %d sent", p.aggURL, len(got), len(l.sent))
+		}
+	}
+	// Both edges deliver everything they accepted; then both aggregators
+	// count, page and roll up the same.
+	waitCount(t, a.aggURL, len(l.sent))
+	for _, path := range []string{"/events?page_size=50", "/events?page_size=13&category=e2e"} {
+		if x, y := pages(t, a.aggURL, path), pages(t, b.aggURL, path); x != y {
+			t.Fatalf("GET %s differs between the aggregators", path)
+		}
+	}
+	now := time.Now().UTC()
+	stats := "/stats?bucket=minute&start_time=" + url.QueryEscape(now.Add(-time.Hour).Format(time.RFC3339)) + "&end_time=" + url.QueryEscape(now.Add(time.Hour).Format(time.RFC3339))
+	sa, sb := get(t, a.aggURL, stats), get(t, b.aggURL, stats)
+	if sa != sb || !strings.Contains(sa, `"count"`) {
+		t.Fatalf("stats differ or are empty:\n%s\n%s", sa, sb)
+	}
+	var st struct {
+		Series []struct {
+			Points []struct {
+				Count int `json:"count"`
+			} `json:"points"`
+		} `json:"series"`
+	}
+	_, body, _ := strings.Cut(sa, " ")
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, se := range st.Series {
+		for _, p := range se.Points {
+			total += p.Count
+		}
+	}
+	if total != len(l.sent) {
+		t.Fatalf("stats count %d events, %d are stored", total, len(l.sent))
+	}
+	races := 0
+	for _, p := range []*pair{a, b} {
+		races += strings.Count(p.agg.out.String(), "inserted by two aggregators at once")
+	}
+	t.Logf("sent %d events to both edges; %d acknowledged; %d inserts found racing copies", len(l.sent), len(l.acked), races)
+	for _, p := range []*pair{a, b} {
+		p.edge.stop()
+		p.agg.stop()
+	}
+}
+
+// TestEdgeFailsOver runs one edge with two aggregator URLs, both
+// aggregators on one ClickHouse database. The aggregator the edge sends to
+// is killed (SIGKILL) under load: the edge goes on with the other one, and
+// every event it acknowledged is stored exactly once.
+func TestEdgeFailsOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dsn := dbtest.ClickHouse(t)
+	dir := t.TempDir()
+	var aggs []*proc
+	var urls []string
+	for _, name := range []string{"a", "b"} {
+		addr, admin := freeport.Addr(t), freeport.Addr(t)
+		p := start(t, dir, []string{
+			"EDGETRACK_AGGREGATOR_LISTEN=" + addr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + admin,
+			"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, name),
+			"EDGETRACK_AGGREGATOR_TOKENS_EDGE=" + e2eEdgeToken, "EDGETRACK_AGGREGATOR_TOKENS_QUERY=" + e2eQueryToken,
+			"EDGETRACK_AGGREGATOR_STORE_BACKEND=clickhouse", "EDGETRACK_AGGREGATOR_STORE_CLICKHOUSE_DSN=" + dsn,
+		}, "aggregator")
+		waitReady(t, p, "http://"+addr)
+		aggs, urls = append(aggs, p), append(urls, "http://"+addr)
+	}
+	edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t)
+	edge := start(t, dir, []string{
+		"EDGETRACK_EDGE_LISTEN=" + edgeAddr, "EDGETRACK_EDGE_ADMIN_LISTEN=" + edgeAdmin,
+		"EDGETRACK_EDGE_DATA_DIR=" + filepath.Join(dir, "edge"), "EDGETRACK_EDGE_AGGREGATOR_URL=" + strings.Join(urls, ","),
+		"EDGETRACK_EDGE_TOKEN=" + e2eEdgeToken, "EDGETRACK_EDGE_HAMUSTRO_SECRETS=" + e2eSecret, "EDGETRACK_EDGE_ID=e2e-edge",
+		"EDGETRACK_EDGE_FORWARD_BATCH_MAX_AGE=20ms", "EDGETRACK_EDGE_FORWARD_BACKOFF_MAX=300ms",
+		"EDGETRACK_EDGE_FORWARD_REQUEST_TIMEOUT=2s", "EDGETRACK_EDGE_SPOOL_MIN_FREE_BYTES=0",
+	}, "edge")
+	edgeURL := "http://" + edgeAddr
+	waitReady(t, edge, edgeURL)
+	l := &ledger{sent: map[string]bool{}, acked: map[string]bool{}, sess: map[string]bool{}}
+
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				if code, err := l.send(t, edgeURL, fmt.Sprintf("dev-%d", g), 1+i*4, 4); err != nil || code != 200 {
+					t.Errorf("send: %d %v", code, err)
+					return
+				}
+				if g == 0 && i == 20 {
+					aggs[0].kill() // the first URL: where the edge sends
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got := waitStored(t, urls[1], l)
+	for id, n := range got {
+		if n != 1 {
+			t.Errorf("event %s returned %d times", id, n)
+		}
+	}
+	if len(got) != len(l.acked) {
+		t.Fatalf("%d events stored, %d acknowledged", len(got), len(l.acked))
+	}
+	if !strings.Contains(edge.out.String(), "switching to the next aggregator") {
+		t.Fatalf("the edge did not fail over:\n%s", edge.out)
+	}
+	t.Logf("%d events acknowledged and stored once", len(l.acked))
+	edge.stop()
+	aggs[1].stop()
+}
