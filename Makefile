@@ -34,7 +34,7 @@ UNITS := packaging/systemd/edgetrack-edge.service packaging/systemd/edgetrack-ag
 # make release: static binaries for these, with SHA256SUMS, in dist/.
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: all build run test race fuzz check proto wasm tools bench clean install release
+.PHONY: all build run test race fuzz check proto wasm tools browser bench clean install release
 
 all: build
 
@@ -65,6 +65,11 @@ tools:
 	@./scripts/install-tinygo.sh >/dev/null
 	@command -v protoc >/dev/null || { sudo=; [ "$$(id -u)" -ne 0 ] && sudo=sudo; \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq protobuf-compiler; }
+
+# Debian's chromium, which the browser tests drive (they skip without it,
+# except in CI).
+browser:
+	@./scripts/install-chromium.sh
 
 proto:
 	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
