@@ -56,12 +56,15 @@ type Options struct {
 	Gatherer   prometheus.Gatherer // served at /metrics; nil = none
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// Assets are files served without a rule (the browser tracker).
+	Assets []*Asset
 }
 
 // Server is the edge's public HTTP server.
 type Server struct {
 	opts     Options
 	routes   map[string]*Route
+	assets   map[string]*Asset
 	fast     *fasthttp.Server
 	metrics  *metrics
 	log      *slog.Logger
@@ -86,7 +89,7 @@ func New(opts Options, routes ...*Route) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, routes: map[string]*Route{}, metrics: newMetrics(opts.Registerer), log: opts.Logger}
+	s := &Server{opts: opts, routes: map[string]*Route{}, assets: map[string]*Asset{}, metrics: newMetrics(opts.Registerer), log: opts.Logger}
 	for _, r := range routes {
 		if _, dup := s.routes[r.Path]; dup {
 			return nil, fmt.Errorf("server: two routes for %s", r.Path)
@@ -95,6 +98,12 @@ func New(opts Options, routes ...*Route) (*Server, error) {
 			return nil, fmt.Errorf("server: route %s has no rule", r.Path)
 		}
 		s.routes[r.Path] = r
+	}
+	for _, a := range opts.Assets {
+		if _, dup := s.routes[a.Path]; dup || s.assets[a.Path] != nil {
+			return nil, fmt.Errorf("server: two routes for %s", a.Path)
+		}
+		s.assets[a.Path] = a
 	}
 	if opts.Gatherer != nil {
 		s.metricsH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
@@ -179,6 +188,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.metricsH(ctx)
 			return
 		}
+	}
+	if a, ok := s.assets[path]; ok {
+		route = "asset"
+		if err := s.serveAsset(ctx, a); err != nil {
+			s.writeError(ctx, route, err)
+		}
+		return
 	}
 	r, ok := s.routes[path]
 	if !ok {
