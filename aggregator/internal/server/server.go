@@ -17,6 +17,7 @@
 //	GET  /matches         query token   cookie-sync matches by uid, or the uid of a partner id
 //	GET  /v1/export       query token   the change feed: events in stored order after a cursor, long-poll
 //	GET  /openapi.json    –             the OpenAPI document of these routes (openapi.json)
+//	GET  /ui/             –             the analyst dashboard (aggregator/internal/ui); it asks for a query token
 //	GET  /healthz         –             200 while the process runs
 //	GET  /readyz          –             200 when the store can serve, else 503
 //	GET  /metrics         –             Prometheus metrics
@@ -55,6 +56,7 @@ import (
 	"github.com/edgetrack/edgetrack/aggregator/internal/ingest"
 	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/aggregator/internal/ui"
 	"github.com/edgetrack/edgetrack/internal/auth"
 	"github.com/edgetrack/edgetrack/internal/config"
 )
@@ -91,6 +93,7 @@ type Server struct {
 	draining atomic.Bool
 	routes   routes // patterns registered per listener, for TestOpenAPI
 	rules    *registry.Registry
+	uiFiles  ui.Files
 }
 
 // New returns a Server for cfg. Close releases it.
@@ -109,6 +112,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	files, err := ui.Load()
+	if err != nil {
+		dec.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		dec.Close()
@@ -124,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 		log:      log,
 		metrics:  m,
 		rules:    cfg.Rules,
+		uiFiles:  files,
 	}, nil
 }
 
@@ -146,6 +155,7 @@ func (s *Server) Public() http.Handler {
 	h("/matches", get(s.authorize(auth.Query, s.matches)))
 	h("/v1/export", get(s.authorize(auth.Query, s.export)))
 	h("/openapi.json", get(openAPI))
+	h("/ui/", get(s.ui))
 	h("/readyz", get(s.readyz))
 	s.operational(h)
 	return mux
