@@ -46,6 +46,7 @@ var (
 const (
 	serveBare       = "bare"            // reads the body, answers 200 (201 for /events)
 	serveRedirect   = "redirect"        // answers every request with a fixed 302
+	serveStatic     = "static"          // answers every request with the tracker's brotli bytes
 	serveEdge       = "edge"            // the edge, rules as wasm
 	serveEdgeNative = "edge-native"     // the edge, rule logic compiled natively
 	serveCookieSync = "edge-cookiesync" // the edge with one cookie-sync partner
@@ -171,14 +172,17 @@ func serveChild() bool {
 // startServer starts a server of the given kind in this process.
 func startServer(kind, dir string) (addr string, stop func(), err error) {
 	switch kind {
-	case serveBare, serveRedirect:
+	case serveBare, serveRedirect, serveStatic:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return "", nil, err
 		}
 		h := bareOK
-		if kind == serveRedirect {
+		switch kind {
+		case serveRedirect:
 			h = bareRedirect
+		case serveStatic:
+			h = bareStatic()
 		}
 		srv := &fasthttp.Server{Handler: h}
 		go srv.Serve(ln)

@@ -25,6 +25,7 @@ suites=(
   "./bench;BenchmarkTrack;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkEvents;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkCookieSync;1x;;-bench.loadtime=10s"
+  "./bench;BenchmarkTracker;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkActivation;20x;;"
   "./bench;BenchmarkEdgeMemory;1x;;"
   "./aggregator/internal/store/pebble;BenchmarkExport;1x;1;-export.events=1000000 -timeout 30m"
@@ -66,7 +67,7 @@ fi
   echo "| raw output | $(basename "$raw") |"
   echo
   echo "Each row gives the median of its runs; every ratio compares benchmarks of this one run."
-  echo "Load scenarios (Track, Events, CookieSync) run 10 s each after a warm-up, each server in its own process; the edges compared for CPU cost keep their synced spools on tmpfs, the -disk rows on disk (see bench/README.md)."
+  echo "Load scenarios (Track, Events, CookieSync, Tracker) run 10 s each after a warm-up, each server in its own process; the edges compared for CPU cost keep their synced spools on tmpfs, the -disk rows on disk (see bench/README.md)."
   echo "BenchmarkBig builds its store once (size in events-in-store); each full-scan baseline runs once."
   echo
   go run ./bench/cmd/benchtable <"$raw"

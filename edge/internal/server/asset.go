@@ -1,8 +1,6 @@
 package server
 
 import (
-	"bytes"
-
 	"github.com/valyala/fasthttp"
 
 	"github.com/edgetrack/edgetrack/internal/asset"
@@ -54,16 +52,13 @@ func (s *Server) serveAsset(ctx *fasthttp.RequestCtx, a *Asset) error {
 }
 
 // hasCookie reports whether the request has a cookie named name, with or
-// without a value.
+// without a value (a bare "optout" is a cookie of that name to the
+// cookiesync rule too; fasthttp gives it an empty name and the word as
+// value).
 func hasCookie(h *fasthttp.RequestHeader, name string) bool {
-	for _, line := range h.PeekAll("Cookie") {
-		for len(line) > 0 {
-			var part []byte
-			part, line, _ = bytes.Cut(line, []byte(";"))
-			k, _, _ := bytes.Cut(part, []byte("="))
-			if string(bytes.TrimSpace(k)) == name {
-				return true
-			}
+	for k, v := range h.Cookies() {
+		if string(k) == name || len(k) == 0 && string(v) == name {
+			return true
 		}
 	}
 	return false

@@ -80,6 +80,22 @@ func isReasonToken(s string) bool {
 }
 
 func (m *metrics) observe(route string, code int, start time.Time) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.requests.WithLabelValues(route, statusLabel(code)).Inc()
 	m.seconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// statusLabels are the status codes as label values, made once: Itoa
+// allocates for every code above 99.
+var statusLabels = func() (l [600]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
+
+func statusLabel(code int) string {
+	if code >= 0 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
 }

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgetrack/edgetrack/client/tracker"
+	"github.com/edgetrack/edgetrack/edge/internal/spool"
+	"github.com/edgetrack/edgetrack/internal/asset"
+)
+
+func assetServer(tb testing.TB) *Server {
+	tb.Helper()
+	sp, err := spool.Open(spool.Options{Dir: tb.TempDir(), MinFreeBytes: -1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { sp.Close() })
+	f, err := asset.New("et.js", "text/javascript; charset=utf-8", tracker.Script)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := New(Options{Spool: sp, Assets: []*Asset{{Path: tracker.Path, File: f, OptedOut: f, CacheControl: "public, no-cache"}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func trackerRequest(ctx *fasthttp.RequestCtx) {
+	ctx.Request.Reset()
+	ctx.Response.Reset()
+	ctx.Request.SetRequestURI(tracker.Path)
+	ctx.Request.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+	ctx.Request.Header.Set("Cookie", "uid=0123456789abcdef0123456789abcdef")
+}
+
+// TestAssetAllocations: answering /et.js allocates nothing once warm.
+func TestAssetAllocations(t *testing.T) {
+	s := assetServer(t)
+	var ctx fasthttp.RequestCtx
+	trackerRequest(&ctx)
+	s.handle(&ctx)
+	if ctx.Response.StatusCode() != 200 || string(ctx.Response.Header.Peek("Content-Encoding")) != "br" {
+		t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("Content-Encoding"))
+	}
+	if n := testing.AllocsPerRun(100, func() { trackerRequest(&ctx); s.handle(&ctx) }); n > 0 {
+		t.Errorf("%v allocations per request", n)
+	}
+}
+
+func BenchmarkAsset(b *testing.B) {
+	s := assetServer(b)
+	var ctx fasthttp.RequestCtx
+	b.ReportAllocs()
+	for b.Loop() {
+		trackerRequest(&ctx)
+		s.handle(&ctx)
+	}
+}
