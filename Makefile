@@ -23,7 +23,8 @@ RACE_PKGS := ./edge/internal/spool ./edge ./client ./wasm/host ./wasm/native ./i
 # seed corpora; a crasher is written to the package's testdata/fuzz, where
 # it stays as a fixture once committed.
 FUZZ_TARGETS := ./wasm/instrument:FuzzInstrument ./wasm/host:FuzzLoad \
-  ./aggregator/internal/ingest:FuzzHamustroEventsReachTheStore ./aggregator/internal/ingest:FuzzEyeEventsReachTheStore
+  ./aggregator/internal/ingest:FuzzHamustroEventsReachTheStore ./aggregator/internal/ingest:FuzzEyeEventsReachTheStore \
+  ./internal/asset:FuzzPick
 FUZZTIME ?= 60s
 
 # make install: where. DESTDIR stages the tree (packaging, tests).

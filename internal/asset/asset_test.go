@@ -69,3 +69,39 @@ func TestIncompressibleHasNoVariant(t *testing.T) {
 		t.Fatalf("%+v", v)
 	}
 }
+
+// FuzzPick: any Accept-Encoding and If-None-Match header (bytes from the
+// internet) picks a variant that decodes to the file, and its own ETag is
+// always current.
+func FuzzPick(f *testing.F) {
+	for _, s := range []string{"", "gzip", "br;q=0, gzip;q=0.5", "*;q=0", "gzip;q=abc", ",,;;=", `W/"x", "y"`, "*", "br;q=1;x=2, *"} {
+		f.Add(s, s)
+	}
+	body := []byte(strings.Repeat("fuzz me gently ", 40))
+	file, err := New("f.js", "text/javascript", body)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, accept, inm string) {
+		v := file.Pick(accept)
+		var r io.Reader = bytes.NewReader(v.Body)
+		switch v.Encoding {
+		case "gzip":
+			if r, err = gzip.NewReader(r); err != nil {
+				t.Fatal(err)
+			}
+		case "br":
+			r = brotli.NewReader(r)
+		case "":
+		default:
+			t.Fatalf("encoding %q", v.Encoding)
+		}
+		if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("Accept-Encoding %q: %q variant does not decode (%v)", accept, v.Encoding, err)
+		}
+		if !file.NotModified(inm + "," + v.ETag) {
+			t.Fatalf("If-None-Match %q with the current ETag is not current", inm+","+v.ETag)
+		}
+		file.NotModified(inm)
+	})
+}
