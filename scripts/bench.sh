@@ -26,6 +26,7 @@ suites=(
   "./bench;BenchmarkEvents;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkCookieSync;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkTracker;1x;;-bench.loadtime=10s"
+  "./bench;BenchmarkTrackerInPage;20x;;"
   "./bench;BenchmarkActivation;20x;;"
   "./bench;BenchmarkEdgeMemory;1x;;"
   "./aggregator/internal/store/pebble;BenchmarkExport;1x;1;-export.events=1000000 -timeout 30m"
