@@ -53,6 +53,7 @@
     try {
       await f();
     } catch (err) {
+      if (err.status === 401 || err.status === 403) route(); // logged out: back to the login page
       showError(err);
     } finally {
       document.body.classList.remove("busy");
