@@ -80,6 +80,7 @@ func TestDashboardInChromium(t *testing.T) {
 		shots = t.TempDir()
 	}
 	ctx := browsertest.New(t, 1200, 900)
+	console := chromedp.Console(ctx)
 	do := func(steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
@@ -228,6 +229,22 @@ func TestDashboardInChromium(t *testing.T) {
 	// Keyboard: the page links are reachable with Tab and follow with Enter.
 	do(chromedp.Focus(chromedp.CSS(`#nav a[href="#session"]`)), chromedp.KeyEvent("\r"))
 	wait(`location.hash === "#session" && !document.getElementById("page-session").hidden`)
+
+	// No script errors and nothing the content security policy blocked; the
+	// failed requests are the refused token and the bad start_time.
+	do(chromedp.Evaluate[chromedp.Void](`console.log("end of test")`))
+	for m, err := range console {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Text == "end of test" {
+			break
+		}
+		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") ||
+			m.Type == chromedp.ConsoleError && !strings.Contains(m.Text, "403") && !strings.Contains(m.Text, "400") {
+			t.Errorf("console: %s (%s)", m.Text, m.URL)
+		}
+	}
 }
 
 // statsTotals asks /stats for the counts of the last day, per category and

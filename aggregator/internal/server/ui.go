@@ -8,7 +8,7 @@ import (
 
 // uiPolicy is the Content-Security-Policy of the dashboard: its own files
 // and API only, no inline script, never framed.
-const uiPolicy = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+const uiPolicy = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 // ui serves the dashboard's files (aggregator/internal/ui) under /ui/. They
 // are revalidated on every load (a 304 while unchanged), so an upgraded
