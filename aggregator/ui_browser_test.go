@@ -127,6 +127,10 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// A token of no kind is refused, and the page says so.
 	do(chromedp.Navigate(agg.URL+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+	var navShown bool
+	if eval(`document.getElementById("nav").offsetParent !== null`, &navShown); navShown {
+		t.Error("the page links show before logging in")
+	}
 	shot("login.png")
 	do(chromedp.SendKeys(chromedp.ID("token"), "not-a-token"), chromedp.Click(chromedp.CSS("#login-form button")))
 	wait(`!document.getElementById("error").hidden`)
@@ -281,4 +285,61 @@ func statsTotals(t *testing.T, base string, now time.Time) map[string]int {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestDashboardRulesInChromium opens the dashboard on the admin listener:
+// with an admin token its rules page lists every rule's versions, which is
+// active and what each edge reported running; on the public listener it
+// says where to go instead.
+func TestDashboardRulesInChromium(t *testing.T) {
+	r := start(t, testConfig(t))
+	v1 := withCustomSection(builtinHamustro(t), "v1")
+	r.upload("hamustro", v1, nil).wantStatus(t, http.StatusCreated)
+	r.activate("hamustro", sha(v1)).wantStatus(t, http.StatusOK)
+	report := fmt.Sprintf(`{"edge":"edge-paris","rules":{"hamustro":{"active":%q},"eye":{"active":"builtin"}}}`, sha(v1))
+	r.do("POST", r.base+"/v1/rules/status", edgeToken, []byte(report), "Content-Type", "application/json").wantStatus(t, http.StatusNoContent)
+
+	ctx := browsertest.New(t, 1200, 900)
+	wait := func(js string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("error").textContent + " | " + document.getElementById("rules").textContent`))
+			t.Fatalf("waiting for %s: %v (page: %s)", js, err, shown)
+		}
+	}
+	login := func(base, token string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/#rules"),
+			chromedp.SendKeys(chromedp.CSS(`#rules-form [name=admin_token]`), token),
+			chromedp.Click(chromedp.CSS("#rules-form button"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	login(r.base, adminToken)
+	wait(`!document.getElementById("error").hidden && document.getElementById("error").textContent.includes("admin listener")`)
+
+	login(r.admin, queryToken) // a token of another kind
+	wait(`document.getElementById("error").textContent.includes("403")`)
+
+	login(r.admin, adminToken)
+	wait(`document.querySelectorAll("#rules h2").length === 3`)
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("rules").innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"hamustro: " + sha(v1)[:12] + "… active", "eye: built-in active", "cookiesync: built-in active", "edge-paris"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the rules page lacks %q:\n%s", want, text)
+		}
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir := os.Getenv(screenshotsVar); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, "rules.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -29,7 +29,8 @@
 //	GET  /v1/rules/modules/{hash}  edge token    a module's bytes
 //	POST /v1/rules/status          edge token    which versions an edge runs → 204
 //
-// Admin listener: /healthz, /metrics, and the rule registry (admin token):
+// Admin listener: /healthz, /metrics, /ui/ (the same dashboard, whose rules
+// page reads /rules here), and the rule registry (admin token):
 //
 //	GET  /rules                    versions, active version and edges per rule
 //	PUT  /rules/{name}             upload a version (validated, not activated)
@@ -165,6 +166,7 @@ func (s *Server) Public() http.Handler {
 func (s *Server) Admin() http.Handler {
 	mux, h := s.newMux("admin")
 	s.adminRules(h)
+	h("/ui/", get(s.ui)) // the dashboard's rules page reads /rules here
 	s.operational(h)
 	return mux
 }

@@ -4,7 +4,8 @@
 // how it was fetched). Nothing is built: the files are embedded as they are,
 // and the page calls only the public query API (/stats, /events,
 // /events/{id}, /matches) with the analyst's query token, so it works on any
-// store backend.
+// store backend; its rules page, served by the admin listener too, reads
+// GET /rules there with an admin token.
 package ui
 
 import (

@@ -4,8 +4,8 @@
 (() => {
   "use strict";
   const $ = (sel, root = document) => root.querySelector(sel);
-  const TOKEN = "edgetrack_query_token";
-  const pages = ["login", "overview", "events", "session", "matches"];
+  const TOKEN = "edgetrack_query_token", ADMIN_TOKEN = "edgetrack_admin_token";
+  const pages = ["login", "overview", "events", "session", "matches", "rules"];
   const BUCKET_SECONDS = { minute: 60, hour: 3600, day: 86400 };
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d"];
   const ui = (window.edgetrackUI = { chart: null });
@@ -19,14 +19,15 @@
     }
   }
 
-  // api fetches a path (or an absolute link the API gave) with the token and
-  // returns its JSON, or throws an APIError with the API's own message.
-  async function api(path, params) {
+  // api fetches a path (or an absolute link the API gave) with the query
+  // token (or adminToken) and returns its JSON, or throws an APIError with
+  // the API's own message. A refused query token logs out.
+  async function api(path, params, adminToken) {
     const url = new URL(path, location.origin);
     for (const [k, v] of Object.entries(params || {})) if (v !== "" && v != null) url.searchParams.set(k, v);
     let res;
     try {
-      res = await fetch(url, { headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN) } });
+      res = await fetch(url, { headers: { Authorization: "Bearer " + (adminToken || sessionStorage.getItem(TOKEN)) } });
     } catch (e) {
       throw new APIError(0, "the aggregator did not answer: " + e.message);
     }
@@ -34,7 +35,7 @@
     let body = null;
     try { body = JSON.parse(text); } catch (e) { /* not JSON */ }
     if (!res.ok) {
-      if (res.status === 401 || res.status === 403) logout();
+      if ((res.status === 401 || res.status === 403) && !adminToken) logout();
       throw new APIError(res.status, res.status + " " + ((body && body.error) || text.trim() || res.statusText));
     }
     return body;
@@ -53,7 +54,7 @@
     try {
       await f();
     } catch (err) {
-      if (err.status === 401 || err.status === 403) route(); // logged out: back to the login page
+      if ((err.status === 401 || err.status === 403) && !sessionStorage.getItem(TOKEN)) route(); // logged out: back to the login page
       showError(err);
     } finally {
       document.body.classList.remove("busy");
@@ -66,7 +67,8 @@
     const [name, query] = location.hash.slice(1).split("?");
     const params = new URLSearchParams(query || "");
     const loggedIn = !!sessionStorage.getItem(TOKEN);
-    const page = !loggedIn ? "login" : pages.includes(name) && name !== "login" ? name : "overview";
+    // The rules page has a token of its own (an admin token).
+    const page = name === "rules" ? "rules" : !loggedIn ? "login" : pages.includes(name) && name !== "login" ? name : "overview";
     for (const p of pages) $("#page-" + p).hidden = p !== page;
     $("#nav").hidden = !loggedIn;
     for (const a of document.querySelectorAll("#nav a")) {
@@ -75,7 +77,7 @@
     }
     document.title = page + " · edgetrack";
     if (page !== "login") showError(null);
-    ({ overview, events, session, matches, login: () => $("#token").focus() })[page](params);
+    ({ overview, events, session, matches, rules, login: () => $("#token").focus() })[page](params);
   }
 
   function go(page, params) {
@@ -96,6 +98,7 @@
 
   function logout() {
     sessionStorage.removeItem(TOKEN);
+    sessionStorage.removeItem(ADMIN_TOKEN);
     if (ui.chart) { ui.chart.destroy(); ui.chart = null; }
   }
 
@@ -396,6 +399,81 @@
 
   $("#matches-uid").addEventListener("submit", (e) => { e.preventDefault(); go("matches", formParams(e.target)); });
   $("#matches-partner").addEventListener("submit", (e) => { e.preventDefault(); go("matches", formParams(e.target)); });
+
+  // ---- Rules: GET /rules on the admin listener ----
+
+  function rules() {
+    const box = $("#rules");
+    box.replaceChildren();
+    const token = sessionStorage.getItem(ADMIN_TOKEN);
+    if (!token) {
+      $("#rules-form").admin_token.focus();
+      return;
+    }
+    run(async () => {
+      let listing;
+      try {
+        listing = await api("/rules", null, token);
+      } catch (err) {
+        if (err.status === 401 || err.status === 403 || err.status === 404) sessionStorage.removeItem(ADMIN_TOKEN);
+        if (err.status === 404) throw new APIError(404, err.message + ": this is not the admin listener. Open /ui/#rules on aggregator.admin_listen.");
+        throw err;
+      }
+      const short = (h) => (h && h.length > 16 ? h.slice(0, 12) + "…" : h || "–");
+      const table = (caption, head, rows) => {
+        const t = document.createElement("table");
+        const c = document.createElement("caption");
+        c.textContent = caption;
+        const tr = document.createElement("tr");
+        for (const h of head) {
+          const th = document.createElement("th");
+          th.scope = "col";
+          th.textContent = h;
+          tr.append(th);
+        }
+        const thead = document.createElement("thead");
+        thead.append(tr);
+        const tbody = document.createElement("tbody");
+        for (const r of rows) {
+          const row = document.createElement("tr");
+          row.append(...r.map((v) => cell(v)));
+          tbody.append(row);
+        }
+        t.append(c, thead, tbody);
+        const wrap = document.createElement("div");
+        wrap.className = "scroll";
+        wrap.append(t);
+        return wrap;
+      };
+      const out = [];
+      const p = document.createElement("p");
+      p.textContent = "Manifest version " + listing.version + ".";
+      out.push(p);
+      for (const name of Object.keys(listing.rules).sort()) {
+        const r = listing.rules[name];
+        const h = document.createElement("h2");
+        h.textContent = name + ": " + (r.active === "builtin" ? "built-in" : short(r.active)) + " active";
+        h.dataset.rule = name;
+        out.push(h);
+        const versions = [["built-in", "", "", "", "", r.active === "builtin" ? "active" : ""]].concat((r.versions || []).map((v) =>
+          [short(v.hash), String(v.size), v.uploaded_at, v.uploaded_by, String(v.vector_cases), v.active ? "active" : ""]));
+        out.push(table("Versions of " + name, ["Version", "Bytes", "Uploaded", "By", "Test vectors", ""], versions));
+        const edges = (r.edges || []).map((e) => [e.edge, e.active === "builtin" ? "built-in" : short(e.active),
+          e.failed ? short(e.failed) + ": " + e.error : "", e.reported_at, e.last_seen]);
+        out.push(edges.length ? table("Edges running " + name, ["Edge", "Runs", "Refused", "Reported", "Last seen"], edges)
+          : Object.assign(document.createElement("p"), { className: "hint", textContent: "No edge has reported what it runs." }));
+      }
+      box.replaceChildren(...out);
+    });
+  }
+
+  $("#rules-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = e.target.admin_token.value.trim();
+    if (token) sessionStorage.setItem(ADMIN_TOKEN, token);
+    e.target.admin_token.value = "";
+    rules();
+  });
 
   window.addEventListener("hashchange", route);
   route();
