@@ -247,6 +247,14 @@ func TestTrackerInChromium(t *testing.T) {
 	if n := queued(t, ctx); n != 0 {
 		t.Errorf("%d events still queued after all were stored", n)
 	}
+
+	// 30 minutes without an event end the session: the next one starts another.
+	run(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => { const s = JSON.parse(localStorage.getItem("et_s"));
+		s.t = Date.now() - 30 * 60 * 1000 - 1000; localStorage.setItem("et_s", JSON.stringify(s)); edgetrack("cta_click", "after a break"); })()`))
+	evs, _ = s.waitEvents(9)
+	if last := evs[8]; last.Data["element"] != "after a break" || last.SessionID == evs[0].SessionID || len(last.SessionID) != 32 {
+		t.Errorf("after 30 idle minutes: %s in session %q, want a new session (not %q)", last.Data["element"], last.SessionID, evs[0].SessionID)
+	}
 }
 
 // TestTrackerOffline takes the edge away from the page: events queue in
