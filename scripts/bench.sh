@@ -19,6 +19,7 @@ began=$(date +%s)
 suites=(
   "./wasm/host;BenchmarkHamustro;1s;;"
   "./edge/internal/spool;BenchmarkAppend;1s;;"
+  "./edge/internal/server;(BenchmarkAsset|BenchmarkAssetBaseline);1s;;"
   "./aggregator/internal/store/pebble;(BenchmarkIngest|BenchmarkIngestBaseline);200x;;"
   "./aggregator/internal/store/pebble;BenchmarkBig;1s;1;-timeout 30m"
   "./bench;BenchmarkEndToEnd;10000x;;"

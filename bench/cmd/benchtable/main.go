@@ -52,6 +52,7 @@ var ratios = []ratio{
 	{"sync into PostgreSQL vs COPY of the same rows (events/s)", "BenchmarkSync/postgres/sync", "BenchmarkSync/postgres/copyfrom-baseline", "events/s"},
 	{"sync into MariaDB vs multi-row INSERTs of the same rows (events/s)", "BenchmarkSync/mariadb/sync", "BenchmarkSync/mariadb/multirow-insert-baseline", "events/s"},
 	{"sync to a webhook: one event per request vs 1,000 (events/s)", "BenchmarkSync/webhook/batch=1", "BenchmarkSync/webhook/batch=1000", "events/s"},
+	{"tracker /et.js, in process: the edge's handler vs a bare static handler (time per request)", "BenchmarkAsset", "BenchmarkAssetBaseline", "ns/op"},
 	{"tracker /et.js: edge vs bare fasthttp static response (req/s)", "BenchmarkTracker/edge", "BenchmarkTracker/bare-fasthttp-static", "req/s"},
 	{"tracker /et.js: edge vs bare fasthttp static response (server CPU per request)", "BenchmarkTracker/edge", "BenchmarkTracker/bare-fasthttp-static", "server-cpu-µs/req"},
 	{"cookie sync: rule vs bare fasthttp redirect (redirects/s)", "BenchmarkCookieSync/rule", "BenchmarkCookieSync/bare-redirect", "redirects/s"},

@@ -16,6 +16,18 @@ type metrics struct {
 
 	mu      sync.Mutex
 	reasons map[string]bool // distinct reason labels seen, capped
+
+	// The children of requests and seconds that observe uses, looked up
+	// once: the vectors hash their label values on every lookup. Routes
+	// are the server's fixed names and codes are HTTP statuses, so both
+	// stay small.
+	requestsBy sync.Map // requestKey → prometheus.Counter
+	secondsBy  sync.Map // route → prometheus.Observer
+}
+
+type requestKey struct {
+	route string
+	code  int
 }
 
 // maxReasons caps the reason label's values: they come from rules, which
@@ -80,8 +92,17 @@ func isReasonToken(s string) bool {
 }
 
 func (m *metrics) observe(route string, code int, start time.Time) {
-	m.requests.WithLabelValues(route, statusLabel(code)).Inc()
-	m.seconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	k := requestKey{route, code}
+	c, ok := m.requestsBy.Load(k)
+	if !ok {
+		c, _ = m.requestsBy.LoadOrStore(k, m.requests.WithLabelValues(route, statusLabel(code)))
+	}
+	c.(prometheus.Counter).Inc()
+	o, ok := m.secondsBy.Load(route)
+	if !ok {
+		o, _ = m.secondsBy.LoadOrStore(route, m.seconds.WithLabelValues(route))
+	}
+	o.(prometheus.Observer).Observe(time.Since(start).Seconds())
 }
 
 // statusLabels are the status codes as label values, made once: Itoa

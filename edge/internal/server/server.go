@@ -103,6 +103,10 @@ func New(opts Options, routes ...*Route) (*Server, error) {
 		if _, dup := s.routes[a.Path]; dup || s.assets[a.Path] != nil {
 			return nil, fmt.Errorf("server: two routes for %s", a.Path)
 		}
+		a.file = prepare(a.File, []byte(a.CacheControl))
+		if a.OptedOut != nil {
+			a.optedOut = prepare(a.OptedOut, valNoStore)
+		}
 		s.assets[a.Path] = a
 	}
 	if opts.Gatherer != nil {
