@@ -30,7 +30,8 @@ RACE_CLICKHOUSE := ./aggregator/internal/store/clickhouse:^(TestTwoStoresConcurr
 # it stays as a fixture once committed.
 FUZZ_TARGETS := ./wasm/instrument:FuzzInstrument ./wasm/host:FuzzLoad \
   ./aggregator/internal/ingest:FuzzHamustroEventsReachTheStore ./aggregator/internal/ingest:FuzzEyeEventsReachTheStore \
-  ./aggregator/internal/store/pebble:FuzzQueryCursor ./internal/subject:FuzzSetAgreesWithMatches
+  ./aggregator/internal/store/pebble:FuzzQueryCursor ./internal/subject:FuzzSetAgreesWithMatches \
+  ./internal/asset:FuzzPick
 FUZZTIME ?= 60s
 
 # make install: where. DESTDIR stages the tree (packaging, tests).
@@ -41,7 +42,7 @@ UNITS := packaging/systemd/edgetrack-edge.service packaging/systemd/edgetrack-ag
 # make release: static binaries for these, with SHA256SUMS, in dist/.
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: all build run test race fuzz check proto wasm tools bench clean install release clickhouse
+.PHONY: all build run test race fuzz check proto wasm tools browser bench clean install release clickhouse
 
 all: build
 
@@ -80,6 +81,10 @@ tools:
 # `scripts/clickhouse.sh stop` stops it.
 clickhouse:
 	@./scripts/clickhouse.sh
+# Debian's chromium, which the browser tests drive (they skip without it,
+# except in CI).
+browser:
+	@./scripts/install-chromium.sh
 
 proto:
 	protoc -I proto --go_out=proto --go_opt=paths=source_relative \

@@ -47,6 +47,7 @@ var (
 const (
 	serveBare       = "bare"            // reads the body, answers 200 (201 for /events)
 	serveRedirect   = "redirect"        // answers every request with a fixed 302
+	serveStatic     = "static"          // answers every request with the tracker's brotli bytes
 	serveEdge       = "edge"            // the edge, rules as wasm
 	serveEdgeNative = "edge-native"     // the edge, rule logic compiled natively
 	serveEdgeLimits = "edge-limits"     // the edge, rules as wasm, every rate limit on (none reached)
@@ -181,14 +182,17 @@ func serveChild() bool {
 // an edge's admin listener ("" for the others).
 func startServer(kind, dir string) (addr, admin string, stop func(), err error) {
 	switch kind {
-	case serveBare, serveRedirect:
+	case serveBare, serveRedirect, serveStatic:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return "", "", nil, err
 		}
 		h := bareOK
-		if kind == serveRedirect {
+		switch kind {
+		case serveRedirect:
 			h = bareRedirect
+		case serveStatic:
+			h = bareStatic()
 		}
 		srv := &fasthttp.Server{Handler: h}
 		go srv.Serve(ln)

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/edgetrack/edgetrack/client/tracker"
 	"github.com/edgetrack/edgetrack/edge/internal/forward"
 	"github.com/edgetrack/edgetrack/edge/internal/ratelimit"
 	"github.com/edgetrack/edgetrack/edge/internal/rollout"
@@ -27,6 +28,7 @@ import (
 	"github.com/edgetrack/edgetrack/edge/internal/server"
 	"github.com/edgetrack/edgetrack/edge/internal/spool"
 	"github.com/edgetrack/edgetrack/edge/internal/suppression"
+	"github.com/edgetrack/edgetrack/internal/asset"
 	"github.com/edgetrack/edgetrack/internal/config"
 	"github.com/edgetrack/edgetrack/internal/tlsconf"
 	"github.com/edgetrack/edgetrack/wasm/abi"
@@ -297,6 +299,10 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 
+	script, err := trackerAsset()
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
 	trusted, err := cfg.TrustedPrefixes()
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -325,6 +331,7 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		},
 		Registerer: e.reg,
 		Logger:     e.log.With("component", "server"),
+		Assets:     []*server.Asset{script},
 	}, srvRoutes...)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -375,6 +382,28 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 		Logger:   e.log.With("component", "admin"),
 	})
 	return e, nil
+}
+
+// TrackerCacheControl lets browsers keep /et.js but makes them ask before
+// each use (If-None-Match, answered 304 while it is unchanged). Chromium
+// reuses a fresh cached script without asking even after the Cookie header
+// it was fetched with has changed (Vary: Cookie does not stop it), so any
+// max-age would keep serving the tracker to a browser that has just got the
+// optout cookie; the revalidation is a request with no body either way.
+const TrackerCacheControl = "public, no-cache"
+
+// trackerAsset is the browser tracker, compressed for serving.
+func trackerAsset() (*server.Asset, error) {
+	const js = "text/javascript; charset=utf-8"
+	f, err := asset.New("et.js", js, tracker.Script)
+	if err != nil {
+		return nil, err
+	}
+	out, err := asset.New("optout.js", js, tracker.OptedOut)
+	if err != nil {
+		return nil, err
+	}
+	return &server.Asset{Path: tracker.Path, File: f, OptedOut: out, CacheControl: TrackerCacheControl}, nil
 }
 
 // ReloadTLS reads the listeners' certificate files again (the binary does

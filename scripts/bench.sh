@@ -20,6 +20,7 @@ suites=(
   "./wasm/host;BenchmarkHamustro;1s;;"
   "./edge/internal/spool;BenchmarkAppend;1s;;"
   "./edge/internal/ratelimit;BenchmarkAllow.*|BenchmarkTableMemory;1s;;"
+  "./edge/internal/server;(BenchmarkAsset|BenchmarkAssetBaseline);1s;;"
   "./aggregator/internal/store/pebble;(BenchmarkIngest|BenchmarkIngestBaseline);200x;;"
   "./aggregator/internal/store/pebble;BenchmarkBig;1s;1;-timeout 30m"
   "./aggregator/internal/store/clickhouse;BenchmarkIngestBackends;100x;;"
@@ -28,6 +29,8 @@ suites=(
   "./bench;BenchmarkEvents;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkCookieSync;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkShippedEdge;1x;;-bench.loadtime=10s"
+  "./bench;BenchmarkTracker;1x;;-bench.loadtime=10s"
+  "./bench;BenchmarkTrackerInPage;20x;;"
   "./bench;BenchmarkActivation;20x;;"
   "./bench;BenchmarkEdgeMemory;1x;;"
   "./aggregator/internal/store/pebble;BenchmarkExport;1x;1;-export.events=1000000 -timeout 30m"
@@ -69,7 +72,7 @@ fi
   echo "| raw output | $(basename "$raw") |"
   echo
   echo "Each row gives the median of its runs; every ratio compares benchmarks of this one run."
-  echo "Load scenarios (Track, Events, CookieSync) run 10 s each after a warm-up, each server in its own process; the edges compared for CPU cost keep their synced spools on tmpfs, the -disk rows on disk (see bench/README.md)."
+  echo "Load scenarios (Track, Events, CookieSync, Tracker) run 10 s each after a warm-up, each server in its own process; the edges compared for CPU cost keep their synced spools on tmpfs, the -disk rows on disk (see bench/README.md)."
   echo "BenchmarkBig builds its store once (size in events-in-store); each full-scan baseline runs once."
   echo
   go run ./bench/cmd/benchtable <"$raw"

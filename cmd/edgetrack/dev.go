@@ -223,8 +223,14 @@ Query it back (the session of that device/app/versions is %s):
 
   curl -s -H 'Authorization: Bearer %s' '%s/events?session_id=%s'
 
+Track a web page (docs/TRACKER.md), and look at it all in the dashboard
+(log in with the query token):
+
+  <script async src="%s/et.js"></script>
+  %s/ui/
+
 `, filepath.Dir(cfg.Edge.DataDir), edgeURL, baseURL(e.AdminAddr(), cfg.Edge.AdminTLS), aggURL, baseURL(agg.AdminAddr(), cfg.Aggregator.AdminTLS),
 		secret, query, cfg.Aggregator.Tokens.Admin[0], cfg.Edge.Token,
 		filepath.Join(filepath.Dir(cfg.Edge.DataDir), devSecretsFile),
-		bin, edgeURL, secret, session, query, aggURL, session)
+		bin, edgeURL, secret, session, query, aggURL, session, edgeURL, aggURL)
 }

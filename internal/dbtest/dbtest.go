@@ -26,6 +26,7 @@ import (
 	"net/url"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/edgetrack/edgetrack/internal/testenv"
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "github.com/microsoft/go-mssqldb"
@@ -35,12 +36,6 @@ import (
 type Database struct {
 	URL string // the target URL for edgetrack sync
 	DB  *sql.DB
-}
-
-// required: in CI (EDGETRACK_TEST_REQUIRE_SERVERS or CI set) a missing server fails
-// the test instead of skipping it.
-func required() bool {
-	return os.Getenv("CI") != "" || os.Getenv("EDGETRACK_TEST_REQUIRE_SERVERS") != ""
 }
 
 func randomName() string {
@@ -124,10 +119,8 @@ func create(t testing.TB, s server) Database {
 		switch {
 		case s.named:
 			t.Fatalf("%s (named by %s) refuses the connection: %v", s.what, SQLServerVar, err)
-		case required():
-			t.Fatalf("%s is required in CI: %v", s.what, err)
 		}
-		t.Skipf("no %s: %v", s.what, err)
+		testenv.Missing(t, s.what, "start it, or run the tests without "+testenv.RequireVar, err)
 	}
 	name := randomName()
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
@@ -171,13 +164,10 @@ func ClickHouseAddr(t testing.TB) string {
 		conn.Close()
 	}
 	if err != nil {
-		switch {
-		case named:
+		if named {
 			t.Fatalf("ClickHouse at %s (named by %s) does not answer: %v", addr, ClickHouseVar, err)
-		case required():
-			t.Fatalf("ClickHouse on %s is required in CI (make clickhouse starts one): %v", addr, err)
 		}
-		t.Skipf("no ClickHouse on %s (make clickhouse starts one; %s names another): %v", addr, ClickHouseVar, err)
+		testenv.Missing(t, "ClickHouse on "+addr, "make clickhouse starts one; "+ClickHouseVar+" names another", err)
 	}
 	return addr
 }

@@ -19,6 +19,7 @@
 //	GET  /v1/export/erasures  query token   ids of erased events after an erasure number, for sync targets
 //	GET  /v1/suppressions     edge token    the suppression list (erased subjects by hash); long-poll with after, wait
 //	GET  /openapi.json    –             the OpenAPI document of these routes (openapi.json)
+//	GET  /ui/             –             the analyst dashboard (aggregator/internal/ui); it asks for a query token
 //	GET  /healthz         –             200 while the process runs
 //	GET  /readyz          –             200 when the store can serve, else 503
 //	GET  /metrics         –             Prometheus metrics
@@ -30,7 +31,8 @@
 //	GET  /v1/rules/modules/{hash}  edge token    a module's bytes
 //	POST /v1/rules/status          edge token    which versions an edge runs → 204
 //
-// Admin listener: /healthz, /metrics, and the rule registry (admin token):
+// Admin listener: /healthz, /metrics, /ui/ (the same dashboard, whose rules
+// page reads /rules here), and the rule registry (admin token):
 //
 //	GET  /rules                    versions, active version and edges per rule
 //	PUT  /rules/{name}             upload a version (validated, not activated)
@@ -63,6 +65,7 @@ import (
 	"github.com/edgetrack/edgetrack/aggregator/internal/ingest"
 	"github.com/edgetrack/edgetrack/aggregator/internal/registry"
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/aggregator/internal/ui"
 	"github.com/edgetrack/edgetrack/internal/auth"
 	"github.com/edgetrack/edgetrack/internal/config"
 )
@@ -103,6 +106,7 @@ type Server struct {
 	routes   routes // patterns registered per listener, for TestOpenAPI
 	rules    *registry.Registry
 	erasures *erasure.Erasures
+	uiFiles  ui.Files
 }
 
 // New returns a Server for cfg. Close releases it.
@@ -121,6 +125,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	files, err := ui.Load()
+	if err != nil {
+		dec.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		dec.Close()
@@ -137,6 +146,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:  m,
 		rules:    cfg.Rules,
 		erasures: cfg.Erasures,
+		uiFiles:  files,
 	}, nil
 }
 
@@ -163,6 +173,7 @@ func (s *Server) Public() http.Handler {
 		h("/v1/export/erasures", get(s.authorize(auth.Query, s.exportErasures)))
 	}
 	h("/openapi.json", get(openAPI))
+	h("/ui/", get(s.ui))
 	h("/readyz", get(s.readyz))
 	s.operational(h)
 	return mux
@@ -176,6 +187,7 @@ func (s *Server) Admin() http.Handler {
 		h("/v1/subjects", allow(s.authorize(auth.Admin, s.eraseSubject), http.MethodDelete))
 		h("/v1/erasures", get(s.authorize(auth.Admin, s.erasureAudit)))
 	}
+	h("/ui/", get(s.ui)) // the dashboard's rules page reads /rules here
 	s.operational(h)
 	return mux
 }

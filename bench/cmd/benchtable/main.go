@@ -65,6 +65,9 @@ var ratios = []ratio{
 	{"track, the shipped edge (disk spool, forwarding) vs bare fasthttp, 256 connections (req/s)", "BenchmarkShippedEdge/conns=256/edge", "BenchmarkShippedEdge/conns=256/bare-fasthttp", "req/s"},
 	{"track, the shipped edge: 256 connections vs 16 (req/s)", "BenchmarkShippedEdge/conns=256/edge", "BenchmarkShippedEdge/conns=16/edge", "req/s"},
 	{"track, the shipped edge vs bare fasthttp, 64 connections (server CPU per request)", "BenchmarkShippedEdge/conns=64/edge", "BenchmarkShippedEdge/conns=64/bare-fasthttp", "server-cpu-µs/req"},
+	{"tracker /et.js, in process: the edge's handler vs a bare static handler (time per request)", "BenchmarkAsset", "BenchmarkAssetBaseline", "ns/op"},
+	{"tracker /et.js: edge vs bare fasthttp static response (req/s)", "BenchmarkTracker/edge", "BenchmarkTracker/bare-fasthttp-static", "req/s"},
+	{"tracker /et.js: edge vs bare fasthttp static response (server CPU per request)", "BenchmarkTracker/edge", "BenchmarkTracker/bare-fasthttp-static", "server-cpu-µs/req"},
 	{"cookie sync: rule vs bare fasthttp redirect (redirects/s)", "BenchmarkCookieSync/rule", "BenchmarkCookieSync/bare-redirect", "redirects/s"},
 	{"cookie sync: rule vs bare fasthttp redirect (server CPU per request)", "BenchmarkCookieSync/rule", "BenchmarkCookieSync/bare-redirect", "server-cpu-µs/req"},
 }

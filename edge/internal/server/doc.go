@@ -11,7 +11,9 @@
 // on the request and, when the rule accepts with events, makes them durable
 // in the spool before answering — a 2xx is never sent for events that a crash
 // could lose, nor for events the aggregator could never store
-// (internal/storable): those make the request a 500.
+// (internal/storable): those make the request a 500. The one public path
+// without a rule is an [Asset]: the browser tracker (/et.js), answered from
+// memory, compressed once at start-up, with an ETag.
 //
 // Lifetimes: bytes obtained from a fasthttp.RequestCtx are valid only until
 // the handler returns. The rule call copies the request into guest memory and

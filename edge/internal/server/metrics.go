@@ -22,6 +22,18 @@ type metrics struct {
 
 	mu      sync.Mutex
 	reasons map[string]bool // distinct reason labels seen, capped
+
+	// The children of requests and seconds that observe uses, looked up
+	// once: the vectors hash their label values on every lookup. Routes
+	// are the server's fixed names and codes are HTTP statuses, so both
+	// stay small.
+	requestsBy sync.Map // requestKey → prometheus.Counter
+	secondsBy  sync.Map // route → prometheus.Observer
+}
+
+type requestKey struct {
+	route string
+	code  int
 }
 
 // maxReasons caps the reason label's values: they come from rules, which
@@ -123,6 +135,31 @@ func isReasonToken(s string) bool {
 }
 
 func (m *metrics) observe(route string, code int, start time.Time) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.seconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	k := requestKey{route, code}
+	c, ok := m.requestsBy.Load(k)
+	if !ok {
+		c, _ = m.requestsBy.LoadOrStore(k, m.requests.WithLabelValues(route, statusLabel(code)))
+	}
+	c.(prometheus.Counter).Inc()
+	o, ok := m.secondsBy.Load(route)
+	if !ok {
+		o, _ = m.secondsBy.LoadOrStore(route, m.seconds.WithLabelValues(route))
+	}
+	o.(prometheus.Observer).Observe(time.Since(start).Seconds())
+}
+
+// statusLabels are the status codes as label values, made once: Itoa
+// allocates for every code above 99.
+var statusLabels = func() (l [600]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
+
+func statusLabel(code int) string {
+	if code >= 0 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
 }

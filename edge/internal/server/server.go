@@ -73,12 +73,15 @@ type Options struct {
 	Gatherer   prometheus.Gatherer // served at /metrics; nil = none
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// Assets are files served without a rule (the browser tracker).
+	Assets []*Asset
 }
 
 // Server is the edge's public HTTP server.
 type Server struct {
 	opts     Options
 	routes   map[string]*Route
+	assets   map[string]*Asset
 	fast     *fasthttp.Server
 	metrics  *metrics
 	log      *slog.Logger
@@ -106,7 +109,7 @@ func New(opts Options, routes ...*Route) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, routes: map[string]*Route{}, log: opts.Logger}
+	s := &Server{opts: opts, routes: map[string]*Route{}, assets: map[string]*Asset{}, log: opts.Logger}
 	s.metrics = newMetrics(opts.Registerer, func() float64 { return float64(s.inFlight.Load()) })
 	limits := map[string]*ratelimit.PerClient{}
 	for _, r := range routes {
@@ -129,6 +132,16 @@ func New(opts Options, routes ...*Route) (*Server, error) {
 			return nil, fmt.Errorf("server: route %s has no rule", r.Path)
 		}
 		s.routes[r.Path] = r
+	}
+	for _, a := range opts.Assets {
+		if _, dup := s.routes[a.Path]; dup || s.assets[a.Path] != nil {
+			return nil, fmt.Errorf("server: two routes for %s", a.Path)
+		}
+		a.file = prepare(a.File, []byte(a.CacheControl))
+		if a.OptedOut != nil {
+			a.optedOut = prepare(a.OptedOut, valNoStore)
+		}
+		s.assets[a.Path] = a
 	}
 	if opts.Gatherer != nil {
 		s.metricsH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
@@ -213,6 +226,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.metricsH(ctx)
 			return
 		}
+	}
+	if a, ok := s.assets[path]; ok {
+		route = "asset"
+		if err := s.serveAsset(ctx, a); err != nil {
+			s.writeError(ctx, route, err)
+		}
+		return
 	}
 	r, ok := s.routes[path]
 	if !ok {
