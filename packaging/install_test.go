@@ -9,10 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
+	"github.com/edgetrack/edgetrack/internal/config"
 	"github.com/edgetrack/edgetrack/internal/freeport"
 )
 
@@ -128,6 +132,47 @@ func TestDockerfileUsesTheInstalledPaths(t *testing.T) {
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("Dockerfile has no line %q", strings.TrimSpace(want))
+		}
+	}
+}
+
+// TestComposeSettingsLoad: the EDGETRACK_* variables compose.yaml gives each
+// service are settings the configuration accepts, with the example file the
+// image carries (the secrets .env would add are given here).
+func TestComposeSettingsLoad(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Command     []string          `yaml:"command"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{"EDGETRACK_AGGREGATOR_TOKENS_EDGE=e", "EDGETRACK_AGGREGATOR_TOKENS_QUERY=q",
+		"EDGETRACK_EDGE_TOKEN=e", "EDGETRACK_EDGE_HAMUSTRO_SECRETS=s"}
+	for _, name := range []string{"aggregator", "edge"} {
+		svc, ok := compose.Services[name]
+		if !ok || len(svc.Command) < 3 || svc.Command[0] != name || svc.Command[2] != configPath {
+			t.Fatalf("service %s: command %q, want %s --config %s", name, svc.Command, name, configPath)
+		}
+		env := slices.Clone(secrets)
+		for k, v := range svc.Environment {
+			env = append(env, k+"="+v)
+		}
+		cfg, err := config.Load(filepath.Join(repoRoot(t), "edgetrack.example.yaml"), env)
+		if err != nil {
+			t.Fatalf("service %s: %v", name, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("service %s: %v", name, err)
+		}
+		if name == "aggregator" && cfg.Aggregator.Store.Backend != config.BackendClickHouse {
+			t.Errorf("the compose aggregator stores into %s, want clickhouse", cfg.Aggregator.Store.Backend)
 		}
 	}
 }
