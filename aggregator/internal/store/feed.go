@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -59,4 +60,43 @@ func (q ExportQuery) Matches(ev *eventpb.Event) bool {
 		}
 	}
 	return false
+}
+
+// LongPoll answers an Export: it calls read, and while q.Wait has not passed
+// and read found no events, reads again after the next store (stored
+// returns a channel closed at the next commit that stores events; it is
+// taken before each read, so a commit between the read and the wait still
+// wakes the call), or every poll when poll > 0 (for events other processes
+// store). It returns what was read so far when ctx ends or closing is
+// closed: a valid answer without events.
+func LongPoll(ctx context.Context, q ExportQuery, stored func() <-chan struct{}, poll time.Duration,
+	closing <-chan struct{}, read func(context.Context, ExportQuery) (ExportResult, error)) (ExportResult, error) {
+	deadline := time.Now().Add(q.Wait)
+	for {
+		signal := stored()
+		res, err := read(ctx, q)
+		if err != nil || len(res.Events) > 0 || q.Wait <= 0 {
+			return res, err
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return res, nil
+		}
+		if poll > 0 {
+			wait = min(wait, poll)
+		}
+		q.After = res.Next
+		t := time.NewTimer(wait)
+		select {
+		case <-signal:
+			t.Stop()
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return res, nil
+		case <-closing:
+			t.Stop()
+			return res, nil
+		}
+	}
 }

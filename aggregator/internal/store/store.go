@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -195,4 +196,16 @@ func UnixNano(t time.Time) int64 {
 		return 1<<63 - 1
 	}
 	return t.UnixNano()
+}
+
+// CheckPaging reports a Query whose paging is invalid: a negative Offset, or
+// an Offset with a Cursor.
+func (q Query) CheckPaging() error {
+	switch {
+	case q.Offset < 0:
+		return fmt.Errorf("store: query: negative offset %d", q.Offset)
+	case q.Offset > 0 && q.Cursor != "":
+		return errors.New("store: query: offset and cursor are exclusive")
+	}
+	return nil
 }

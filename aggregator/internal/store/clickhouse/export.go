@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
@@ -70,33 +69,7 @@ func (s *Store) exportCursor(ctx context.Context, c string) (feedCursor, error) 
 // events, and looks every PollInterval for those of other aggregators on
 // the same database.
 func (s *Store) Export(ctx context.Context, q store.ExportQuery) (store.ExportResult, error) {
-	deadline := time.Now().Add(q.Wait)
-	for {
-		// Take the signal before reading, so an ingest that lands between
-		// the read and the wait still wakes this call.
-		stored := s.storedSignal()
-		res, err := s.export(ctx, q)
-		if err != nil || len(res.Events) > 0 || q.Wait <= 0 {
-			return res, err
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return res, nil
-		}
-		q.After = res.Next
-		t := time.NewTimer(min(wait, s.poll))
-		select {
-		case <-stored:
-			t.Stop()
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return res, nil // what was read so far: a valid, empty answer
-		case <-s.closing:
-			t.Stop()
-			return res, nil
-		}
-	}
+	return store.LongPoll(ctx, q, s.storedSignal, s.poll, s.closing, s.export)
 }
 
 // export is one read of the feed, without waiting.

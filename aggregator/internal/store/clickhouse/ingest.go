@@ -30,7 +30,7 @@ func (s *Store) Ingest(ctx context.Context, events []*eventpb.Event) (st store.I
 	began := time.Now()
 	defer func() {
 		if err == nil {
-			s.metrics.observe(st, time.Since(began))
+			s.metrics.Observe(st, time.Since(began))
 		}
 	}()
 

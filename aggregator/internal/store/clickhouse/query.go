@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/fnv"
 
@@ -103,11 +102,8 @@ func (s *Store) Query(ctx context.Context, q store.Query) (store.Result, error) 
 	if err := ctx.Err(); err != nil {
 		return store.Result{}, err
 	}
-	switch {
-	case q.Offset < 0:
-		return store.Result{}, fmt.Errorf("store: query: negative offset %d", q.Offset)
-	case q.Offset > 0 && q.Cursor != "":
-		return store.Result{}, errors.New("store: query: offset and cursor are exclusive")
+	if err := q.CheckPaging(); err != nil {
+		return store.Result{}, err
 	}
 	fp := fingerprint(q)
 	w, none := filter(q)

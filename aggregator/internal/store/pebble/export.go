@@ -69,33 +69,7 @@ func decodeFeedCursor(s string, storeID [8]byte) (uint64, error) {
 
 // Export implements store.Store.
 func (p *Store) Export(ctx context.Context, q store.ExportQuery) (store.ExportResult, error) {
-	deadline := time.Now().Add(q.Wait)
-	for {
-		// Take the signal before reading, so an ingest that lands between
-		// the read and the wait still wakes this call.
-		stored := p.storedSignal()
-		res, err := p.export(ctx, q)
-		if err != nil || len(res.Events) > 0 || q.Wait <= 0 {
-			return res, err
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return res, nil
-		}
-		q.After = res.Next
-		t := time.NewTimer(wait)
-		select {
-		case <-stored:
-			t.Stop()
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return res, nil // what was read so far: a valid, empty answer
-		case <-p.closing:
-			t.Stop()
-			return res, nil
-		}
-	}
+	return store.LongPoll(ctx, q, p.storedSignal, 0, p.closing, p.export)
 }
 
 // export is one read of the feed, without waiting.

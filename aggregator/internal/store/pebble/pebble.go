@@ -335,7 +335,7 @@ func (p *Store) Ingest(ctx context.Context, events []*eventpb.Event) (store.Inge
 		p.lastSeq.Store(seq)
 		p.notifyStored()
 	}
-	p.metrics.observe(st, time.Since(began))
+	p.metrics.Observe(st, time.Since(began))
 	return st, nil
 }
 
@@ -392,11 +392,8 @@ func (p *Store) Query(ctx context.Context, q store.Query) (store.Result, error) 
 	if err := ctx.Err(); err != nil {
 		return store.Result{}, err
 	}
-	switch {
-	case q.Offset < 0:
-		return store.Result{}, fmt.Errorf("store: query: negative offset %d", q.Offset)
-	case q.Offset > 0 && q.Cursor != "":
-		return store.Result{}, errors.New("store: query: offset and cursor are exclusive")
+	if err := q.CheckPaging(); err != nil {
+		return store.Result{}, err
 	}
 	limit := q.PageSize()
 	pl := planQuery(q)
