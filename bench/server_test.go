@@ -24,6 +24,7 @@ import (
 	"github.com/edgetrack/edgetrack/bench/loadgen"
 	"github.com/edgetrack/edgetrack/edge"
 	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/procs"
 	"github.com/edgetrack/edgetrack/wasm/rules/cookiesync/cookiesynctest"
 	"github.com/edgetrack/edgetrack/wasm/rules/hamustro/hamustrotest"
 )
@@ -236,8 +237,10 @@ func startServer(kind, dir string) (addr, admin string, stop func(), err error) 
 	return "", "", nil, fmt.Errorf("unknown server kind %q", kind)
 }
 
-// runEdge runs an edge with cfg until stop.
+// runEdge runs an edge with cfg until stop, with the GOMAXPROCS the
+// edgetrack binary gives it (internal/procs).
 func runEdge(cfg config.Edge, native bool) (addr, admin string, stop func(), err error) {
+	procs.AtLeast(procs.ForSyncedWrites)
 	ctx, cancel := context.WithCancel(context.Background())
 	e, err := edge.New(ctx, edge.Options{Config: cfg, Logger: quiet(), Native: native})
 	if err != nil {

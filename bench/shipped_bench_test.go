@@ -16,14 +16,22 @@ import (
 // this process, its store on disk) — beside bare fasthttp, on the track
 // route (signed 10-payload collections) at 16, 64 and 256 keep-alive
 // connections. req/fsync is requests answered per WAL fsync of the edge's
-// spool: the group commit. The aggregator shares the load generator's CPU.
+// spool: the group commit. edge-gomaxprocs-1 is the same edge with
+// GOMAXPROCS=1 set in its environment, which internal/procs leaves alone:
+// what raising it buys. The aggregator shares the load generator's CPU.
 func BenchmarkShippedEdge(b *testing.B) {
 	aggAddr := startBenchAggregator(b)
 	track := trackRequests()
 	for _, conns := range []int{16, 64, 256} {
-		for _, t := range []struct{ name, kind string }{{"bare-fasthttp", serveBare}, {"edge", serveEdgeShipped}} {
+		for _, t := range []struct{ name, kind, env string }{
+			{"bare-fasthttp", serveBare, ""}, {"edge", serveEdgeShipped, ""}, {"edge-gomaxprocs-1", serveEdgeShipped, "GOMAXPROCS=1"},
+		} {
 			b.Run(fmt.Sprintf("conns=%d/%s", conns, t.name), func(b *testing.B) {
-				srv := startServerProcess(b, t.kind, onDisk, "BENCH_AGGREGATOR=http://"+aggAddr)
+				env := []string{"BENCH_AGGREGATOR=http://" + aggAddr}
+				if t.env != "" {
+					env = append(env, t.env)
+				}
+				srv := startServerProcess(b, t.kind, onDisk, env...)
 				res := measure(b, srv, sized(loadgen.Options{Addr: srv.addr, Concurrency: conns,
 					Make: track("http://" + srv.addr + "/api/v1/track"),
 					OK:   func(s int) bool { return s == 200 }}, b.N))

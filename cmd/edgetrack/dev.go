@@ -51,6 +51,7 @@ such as 0.0.0.0:8080.`,
 				return configError(err)
 			}
 			log := newLogger(cfg.Log)
+			serverProcs(log)
 			ctx, stop := signalContext()
 			defer stop()
 

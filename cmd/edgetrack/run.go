@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/edgetrack/edgetrack/aggregator"
 	"github.com/edgetrack/edgetrack/edge"
 	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/procs"
 	"github.com/edgetrack/edgetrack/internal/tlsconf"
 )
 
@@ -90,6 +92,7 @@ func newEdgeCmd() *cobra.Command {
 				return configError(err)
 			}
 			log := newLogger(cfg.Log)
+			serverProcs(log)
 			ctx, stop := signalContext()
 			defer stop()
 			e, err := edge.New(ctx, edge.Options{Config: cfg.Edge, Logger: log})
@@ -119,6 +122,7 @@ func newAggregatorCmd() *cobra.Command {
 				return configError(err)
 			}
 			log := newLogger(cfg.Log)
+			serverProcs(log)
 			ctx, stop := signalContext()
 			defer stop()
 			a, err := aggregator.New(aggregator.Options{Config: cfg.Aggregator, Logger: log})
@@ -131,4 +135,13 @@ func newAggregatorCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "YAML configuration file (see edgetrack.example.yaml)")
 	return cmd
+}
+
+// serverProcs raises GOMAXPROCS for a server process (internal/procs: a
+// blocking WAL fsync must not stop every request on a one-CPU machine).
+func serverProcs(log *slog.Logger) {
+	before := runtime.GOMAXPROCS(0)
+	if n := procs.AtLeast(procs.ForSyncedWrites); n != before {
+		log.Info("GOMAXPROCS raised so that requests run while the log syncs (set GOMAXPROCS to choose)", "from", before, "to", n)
+	}
 }
