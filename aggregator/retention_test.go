@@ -1,7 +1,6 @@
 package aggregator_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,26 +15,9 @@ import (
 
 	"github.com/edgetrack/edgetrack/aggregator"
 	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/syncbuf"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
-
-// syncBuffer is a log destination safe for the goroutines that log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRetentionPass runs an aggregator that keeps form_interaction events
 // 30 days and everything else forever: after a pass the old form events are
@@ -46,7 +27,7 @@ func (s *syncBuffer) String() string {
 func TestRetentionPass(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Retention.Categories = config.CategoryDurations{"form_interaction": config.Duration(720 * time.Hour)}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	reg := prometheus.NewRegistry()
 	agg, err := aggregator.New(aggregator.Options{Config: cfg, Registerer: reg, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {

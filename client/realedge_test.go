@@ -16,7 +16,6 @@ package client
 // hang, send Retry-After — stays with the fake collector (collector_test.go).
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +38,7 @@ import (
 	"github.com/edgetrack/edgetrack/aggregator"
 	"github.com/edgetrack/edgetrack/edge"
 	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/syncbuf"
 	"github.com/edgetrack/edgetrack/proto/hamustropb"
 )
 
@@ -63,7 +63,7 @@ type realEdge struct {
 // fails.
 func startEdge(tb testing.TB) *realEdge {
 	tb.Helper()
-	logs := new(syncBuffer)
+	logs := new(syncbuf.Buffer)
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	// Registered first, so it runs last: after both have stopped logging.
 	tb.Cleanup(func() {
@@ -310,24 +310,6 @@ func (w *wire) acked(session string) []uint32 {
 		}
 	}
 	return out
-}
-
-// syncBuffer is a bytes.Buffer for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // eventNames returns prefix-1 .. prefix-n.

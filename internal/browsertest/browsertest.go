@@ -5,15 +5,14 @@
 package browsertest
 
 import (
-	"bytes"
 	"context"
 	"os/exec"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/edgetrack/edgetrack/internal/syncbuf"
 	"github.com/edgetrack/edgetrack/internal/testenv"
 )
 
@@ -38,7 +37,7 @@ func New(t testing.TB, width, height int) context.Context {
 	if err != nil {
 		testenv.Missing(t, "Chromium", "install Debian's chromium package (make browser)", err)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
@@ -65,23 +64,4 @@ func New(t testing.TB, width, height int) context.Context {
 		t.Fatalf("starting %s: %v\n%s", path, err, out.String())
 	}
 	return bctx
-}
-
-// syncBuffer collects the browser's output, for the message of a start
-// that fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
