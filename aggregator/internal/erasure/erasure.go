@@ -415,12 +415,25 @@ func (e *Erasures) Sweep() error {
 		return err
 	}
 	cutoff := e.opts.Now().Add(-e.opts.TombstoneRetention)
-	for _, n := range seqs {
-		t, err := e.readTombstone(n)
-		if err != nil {
-			return err
+	// A tombstone's time is its erasure's suppress record's: the audit log
+	// says which are old, without reading the files, and says it also for
+	// the tombstones an earlier run removed.
+	e.mu.Lock()
+	old := map[uint64]time.Time{}
+	for _, r := range e.records {
+		if r.Action == ActionSuppress && r.Time.Before(cutoff) {
+			old[r.Seq] = r.Time
 		}
-		if !t.Time.Before(cutoff) {
+	}
+	for _, r := range e.records {
+		if _, ok := old[r.Seq]; ok && r.Action == ActionErase && r.Erased > 0 {
+			e.goneBefore = max(e.goneBefore, r.Seq)
+		}
+	}
+	e.mu.Unlock()
+	for _, n := range seqs {
+		at, ok := old[n]
+		if !ok {
 			break // seq order is time order
 		}
 		if err := os.Remove(e.tombstonePath(n)); err != nil {
@@ -429,16 +442,7 @@ func (e *Erasures) Sweep() error {
 		e.mu.Lock()
 		e.goneBefore = max(e.goneBefore, n)
 		e.mu.Unlock()
-		e.log.Info("erasure tombstone removed after its retention", "seq", n, "time", t.Time)
-	}
-	// Without the files, the audit log says which erasures' tombstones
-	// were removed in an earlier run.
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, r := range e.records {
-		if r.Action == ActionErase && r.Erased > 0 && r.Time.Before(cutoff) {
-			e.goneBefore = max(e.goneBefore, r.Seq)
-		}
+		e.log.Info("erasure tombstone removed after its retention", "seq", n, "time", at)
 	}
 	return nil
 }
