@@ -60,9 +60,7 @@ race:
 	$(GO) test -race $(GOTEST_FLAGS) -run '$(lastword $(subst :, ,$(RACE_CLICKHOUSE)))' $(firstword $(subst :, ,$(RACE_CLICKHOUSE)))
 
 fuzz:
-	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
-	  echo "fuzz $$fn in $$pkg for $(FUZZTIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh $(FUZZ_TARGETS)
 
 check: wasm-check proto-check
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
