@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,10 @@ import (
 var (
 	pin    = flag.Bool("bench.pin", true, "pin the load generator and the server to separate CPUs")
 	ramDir = flag.String("bench.ramdir", "/dev/shm", "a RAM-backed directory (tmpfs) for the spools of the edges whose CPU cost is compared; empty puts them on disk too")
+	// profileDir makes every server process write a CPU profile and an
+	// allocation profile of its whole life (warm-up included), named for
+	// the benchmark: <dir>/<benchmark>.cpu.pprof and .allocs.pprof.
+	profileDir = flag.String("bench.profile", "", "a directory for CPU and allocation profiles of the server processes")
 )
 
 // Server kinds a child process can run.
@@ -167,6 +172,11 @@ func serveChild() bool {
 			os.Exit(1)
 		}
 	}
+	stopProfile, err := startProfile(os.Getenv("BENCH_PROFILE"))
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
 	addr, admin, stop, err := startServer(kind, os.Getenv("BENCH_DIR"))
 	if err != nil {
 		fmt.Println("error:", err)
@@ -175,8 +185,43 @@ func serveChild() bool {
 	fmt.Println(addr, admin)
 	bufio.NewReader(os.Stdin).ReadString('\n') // until EOF
 	stop()
+	if err := stopProfile(); err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+	}
 	os.Exit(0)
 	return true
+}
+
+// startProfile starts a CPU profile into prefix.cpu.pprof; the returned
+// stop ends it and writes the allocations since the start into
+// prefix.allocs.pprof. An empty prefix profiles nothing.
+func startProfile(prefix string) (stop func() error, err error) {
+	if prefix == "" {
+		return func() error { return nil }, nil
+	}
+	cpu, err := os.Create(prefix + ".cpu.pprof")
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		cpu.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := cpu.Close(); err != nil {
+			return err
+		}
+		allocs, err := os.Create(prefix + ".allocs.pprof")
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup("allocs").WriteTo(allocs, 0); err != nil {
+			allocs.Close()
+			return err
+		}
+		return allocs.Close()
+	}, nil
 }
 
 // startServer starts a server of the given kind in this process. admin is
@@ -300,6 +345,10 @@ func startServerProcess(b testing.TB, kind string, where storage, env ...string)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), "BENCH_SERVE="+kind, "BENCH_DIR="+dir), env...)
+	if *profileDir != "" {
+		name := strings.NewReplacer("/", "_", "=", "-").Replace(b.Name()) + "." + kind
+		cmd.Env = append(cmd.Env, "BENCH_PROFILE="+filepath.Join(*profileDir, name))
+	}
 	if _, cpus, ok := split(); ok {
 		var s []string
 		for _, c := range cpus {

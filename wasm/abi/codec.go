@@ -266,7 +266,11 @@ func AppendEvent(b []byte, e *Event) []byte {
 }
 
 // DecodeEvent decodes an eventpb.Event. Data is a copy.
-func DecodeEvent(data []byte, e *Event) error {
+func DecodeEvent(data []byte, e *Event) error { return decodeEvent(data, e, copyString, copyBytes) }
+
+// decodeEvent decodes an eventpb.Event, turning bytes into strings with str
+// and into Data with byt (copies, or aliases of a buffer the caller owns).
+func decodeEvent(data []byte, e *Event, str func([]byte) string, byt func([]byte) []byte) error {
 	*e = Event{}
 	r := fieldReader{b: data}
 	for num, typ, v, d, ok := r.next(); ok; num, typ, v, d, ok = r.next() {
@@ -286,21 +290,21 @@ func DecodeEvent(data []byte, e *Event) error {
 		}
 		switch num {
 		case fEvID:
-			e.ID = string(d)
+			e.ID = str(d)
 		case fEvSession:
-			e.Session = string(d)
+			e.Session = str(d)
 		case fEvCategory:
-			e.Category = string(d)
+			e.Category = str(d)
 		case fEvName:
-			e.Name = string(d)
+			e.Name = str(d)
 		case fEvData:
-			e.Data = append([]byte(nil), d...)
+			e.Data = byt(d)
 		case fEvIP:
-			e.IP = string(d)
+			e.IP = str(d)
 		case fEvEdge:
-			e.Edge = string(d)
+			e.Edge = str(d)
 		case fEvRule:
-			e.Rule = string(d)
+			e.Rule = str(d)
 		}
 	}
 	return r.err
@@ -354,11 +358,30 @@ func AppendVerdict(b []byte, v *Verdict) []byte {
 	return b
 }
 
-// DecodeVerdict decodes a Verdict. Every byte slice and string is a copy, so
-// the result stays valid after data is reused.
+// DecodeVerdict decodes a Verdict. It copies data once, and every string and
+// byte slice of the result aliases that copy (slices capped at their
+// length), so the result stays valid after data is reused, and decoding
+// allocates twice (the copy and the events) rather than once per field.
 func DecodeVerdict(data []byte, v *Verdict) error {
 	*v = Verdict{}
+	if len(data) == 0 {
+		return nil
+	}
+	data = append([]byte(nil), data...)
+	events := 0
 	r := fieldReader{b: data}
+	for num, typ, _, _, ok := r.next(); ok; num, typ, _, _, ok = r.next() {
+		if num == fVerdictEvents && typ == protowire.BytesType {
+			events++
+		}
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if events > 0 {
+		v.Events = make([]Event, 0, events)
+	}
+	r = fieldReader{b: data}
 	for num, typ, x, d, ok := r.next(); ok; num, typ, x, d, ok = r.next() {
 		if typ == protowire.VarintType {
 			if num == fVerdictStatus {
@@ -371,17 +394,17 @@ func DecodeVerdict(data []byte, v *Verdict) error {
 		}
 		switch num {
 		case fVerdictMessage:
-			v.Message = string(d)
+			v.Message = alias(d)
 		case fVerdictHeaders:
-			h, err := decodeHeader(d, copyString)
+			h, err := decodeHeader(d, alias)
 			if err != nil {
 				return err
 			}
 			v.Headers = append(v.Headers, h)
 		case fVerdictBody:
-			v.Body = append([]byte(nil), d...)
+			v.Body = aliasBytes(d)
 		case fVerdictLocation:
-			v.Location = string(d)
+			v.Location = alias(d)
 		case fVerdictCookies:
 			c, err := decodeCookie(d)
 			if err != nil {
@@ -390,7 +413,7 @@ func DecodeVerdict(data []byte, v *Verdict) error {
 			v.Cookies = append(v.Cookies, c)
 		case fVerdictEvents:
 			v.Events = append(v.Events, Event{})
-			if err := DecodeEvent(d, &v.Events[len(v.Events)-1]); err != nil {
+			if err := decodeEvent(d, &v.Events[len(v.Events)-1], alias, aliasBytes); err != nil {
 				return err
 			}
 		}
@@ -418,15 +441,15 @@ func decodeCookie(data []byte) (Cookie, error) {
 		}
 		switch num {
 		case fCookieName:
-			c.Name = string(d)
+			c.Name = alias(d)
 		case fCookieValue:
-			c.Value = string(d)
+			c.Value = alias(d)
 		case fCookiePath:
-			c.Path = string(d)
+			c.Path = alias(d)
 		case fCookieDomain:
-			c.Domain = string(d)
+			c.Domain = alias(d)
 		case fCookieSameSite:
-			c.SameSite = string(d)
+			c.SameSite = alias(d)
 		}
 	}
 	return c, r.err
@@ -447,3 +470,20 @@ func alias(b []byte) string {
 func Alias(b []byte) string { return alias(b) }
 
 func copyString(b []byte) string { return string(b) }
+
+// copyBytes returns a copy of b, nil for an empty b.
+func copyBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// aliasBytes returns b capped at its length (an append copies), nil for an
+// empty b.
+func aliasBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b[:len(b):len(b)]
+}

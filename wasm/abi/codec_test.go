@@ -61,6 +61,30 @@ func TestVerdictMatchesGeneratedCode(t *testing.T) {
 	}
 }
 
+// TestVerdictOutlivesItsBytes decodes a verdict, overwrites the bytes it
+// came from (a guest's memory, reused by its next call) and checks that
+// every field still holds, and that appending to a byte slice of the
+// result does not write over its neighbours.
+func TestVerdictOutlivesItsBytes(t *testing.T) {
+	want := abi.AppendVerdict(nil, sampleVerdict())
+	b := append([]byte(nil), want...)
+	var got abi.Verdict
+	if err := abi.DecodeVerdict(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 0xff
+	}
+	if string(abi.AppendVerdict(nil, &got)) != string(want) {
+		t.Fatal("the verdict changed when the bytes it was decoded from were overwritten")
+	}
+	_ = append(got.Events[0].Data, "tail"...)
+	_ = append(got.Body, "tail"...)
+	if string(abi.AppendVerdict(nil, &got)) != string(want) {
+		t.Fatal("appending to a byte slice of the verdict changed another field")
+	}
+}
+
 func TestRequestAndConfigMatchGeneratedCode(t *testing.T) {
 	req := &abi.Request{Method: "POST", Path: "/p", Query: "a=1", Headers: []abi.Header{{Name: "h", Value: "v"}},
 		Body: []byte("body"), RemoteIP: "::1", ReceivedAt: 42}

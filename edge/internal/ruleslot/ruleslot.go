@@ -33,21 +33,40 @@ type Slot struct {
 	p atomic.Pointer[entry]
 }
 
-type entry struct{ r Rule }
+type entry struct {
+	r       Rule
+	version string // Version(r), built once per swap rather than per request
+}
 
 // Load returns the active version, or nil.
 func (s *Slot) Load() Rule {
+	r, _ := s.LoadVersion()
+	return r
+}
+
+// LoadVersion returns the active version and its Version, or nil and "".
+func (s *Slot) LoadVersion() (Rule, string) {
 	if e := s.p.Load(); e != nil {
-		return e.r
+		return e.r, e.version
 	}
-	return nil
+	return nil, ""
 }
 
 // Swap publishes r and returns the previous version (which the caller
 // closes), or nil.
 func (s *Slot) Swap(r Rule) Rule {
-	if e := s.p.Swap(&entry{r}); e != nil {
+	if e := s.p.Swap(&entry{r, Version(r)}); e != nil {
 		return e.r
 	}
 	return nil
+}
+
+// Version is how responses (X-Edgetrack-Rule) and stored events (their
+// rule field) name a version: "name@" and the first 12 digits of its hash.
+func Version(r Rule) string {
+	h := r.Hash()
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return r.Name() + "@" + h
 }

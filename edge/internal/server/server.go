@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -282,6 +281,7 @@ type ruleRequest struct {
 	req    abi.Request
 	values [][]byte
 	buf    []byte
+	names  []byte // the request's header names, lower-cased; req.Headers alias it
 }
 
 func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
@@ -335,11 +335,18 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 		RemoteIP:   addrString(client),
 		ReceivedAt: now.UnixNano(),
 	}
+	// The request lives only for the call: its strings alias the pooled
+	// names buffer and fasthttp's header bytes, both unchanged until the
+	// handler returns. (A verdict shares nothing with it: it is decoded
+	// from a copy, see abi.DecodeVerdict.)
+	rr.names = rr.names[:0]
 	for k, v := range ctx.Request.Header.All() {
-		rr.req.Headers = append(rr.req.Headers, abi.Header{Name: string(bytes.ToLower(k)), Value: string(v)})
+		start := len(rr.names)
+		rr.names = appendLower(rr.names, k)
+		rr.req.Headers = append(rr.req.Headers, abi.Header{Name: abi.Alias(rr.names[start:]), Value: abi.Alias(v)})
 	}
 
-	v, mod, err := s.call(r, &rr.req)
+	v, version, err := s.call(r, &rr.req)
 	if err != nil {
 		return err
 	}
@@ -347,11 +354,11 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 		return internal("rule failed", fmt.Errorf("rule %s returned status %d", r.Name, v.Status))
 	}
 	if v.Status >= 200 && v.Status < 400 && len(v.Events) > 0 { // a redirect may carry events (cookie sync)
-		if err := s.spool(r, mod, &v, rr, now); err != nil {
+		if err := s.spool(r, version, &v, rr, now); err != nil {
 			return err
 		}
 	}
-	ctx.Response.Header.Set("X-Edgetrack-Rule", mod.Name()+"@"+mod.Hash()[:12])
+	ctx.Response.Header.Set("X-Edgetrack-Rule", version)
 	if reason := verdictReason(&v); reason != "" || v.Status >= 400 {
 		s.metrics.refused(r.Name, reason)
 		s.log.Debug("rule refused request", "route", r.Name, "status", v.Status, "reason", reason, "message", v.Message)
@@ -360,21 +367,34 @@ func (s *Server) serveRule(ctx *fasthttp.RequestCtx, r *Route) error {
 	return nil
 }
 
+// appendLower appends b with ASCII letters lower-cased. (Header names are
+// ASCII; fasthttp rejects others.)
+func appendLower(dst, b []byte) []byte {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
 // call runs the route's active rule, moving to its successor if the version
 // it loaded is being retired.
-func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, ruleslot.Rule, error) {
+// It returns the verdict and the version that gave it (ruleslot.Version).
+func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, string, error) {
 	for attempt := 0; ; attempt++ {
-		m := r.Rule.Load()
+		m, version := r.Rule.LoadVersion()
 		v, err := m.Call(context.Background(), req)
 		switch {
 		case err == nil:
-			return v, m, nil
+			return v, version, nil
 		case errors.Is(err, host.ErrClosed) && attempt < 3:
 			continue
 		case errors.Is(err, host.ErrBusy):
-			return v, m, retryLater("edge is busy; retry", 1, err)
+			return v, version, retryLater("edge is busy; retry", 1, err)
 		default:
-			return v, m, internal("rule failed", err)
+			return v, version, internal("rule failed", err)
 		}
 	}
 }
@@ -388,8 +408,7 @@ func (s *Server) call(r *Route, req *abi.Request) (abi.Verdict, ruleslot.Rule, e
 // reject it — so acknowledging it would lose it. A rule that emits one is
 // buggy: the request gets a 500 naming the problem and nothing is spooled,
 // so the client keeps its data and retries.
-func (s *Server) spool(r *Route, m ruleslot.Rule, v *abi.Verdict, rr *ruleRequest, now time.Time) error {
-	ruleVersion := m.Name() + "@" + m.Hash()[:12]
+func (s *Server) spool(r *Route, ruleVersion string, v *abi.Verdict, rr *ruleRequest, now time.Time) error {
 	rr.values = rr.values[:0]
 	rr.buf = rr.buf[:0]
 	var suppressed *subject.Set
