@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,8 +18,6 @@ import (
 	"github.com/edgetrack/edgetrack/internal/dbtest"
 	"github.com/edgetrack/edgetrack/internal/freeport"
 	"github.com/edgetrack/edgetrack/proto/hamustropb"
-	"github.com/edgetrack/edgetrack/wasm/dist"
-	"github.com/edgetrack/edgetrack/wasm/host"
 	"github.com/edgetrack/edgetrack/wasm/rules/hamustro/hamustrotest"
 )
 
@@ -168,8 +165,15 @@ func TestEndToEndClickHouse(t *testing.T) {
 // the aggregator's own address taken out of links.
 func get(t *testing.T, base, path string) string {
 	t.Helper()
+	code, b := getWith(t, e2eQueryToken, base, path)
+	return fmt.Sprintf("%d %s", code, strings.ReplaceAll(string(b), strings.TrimPrefix(base, "http://"), "AGG"))
+}
+
+// getWith answers GET url+path with token, as status and body.
+func getWith(t *testing.T, token, base, path string) (int, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+e2eQueryToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +183,7 @@ func get(t *testing.T, base, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%d %s", resp.StatusCode, strings.ReplaceAll(string(b), strings.TrimPrefix(base, "http://"), "AGG"))
+	return resp.StatusCode, b
 }
 
 // withoutReceivedAt takes received_at (each edge stamps its own) out of an
@@ -440,6 +444,23 @@ func TestTwoAggregatorsOneClickHouse(t *testing.T) {
 	}
 }
 
+// startClickHouseAggregator starts an aggregator process on the ClickHouse
+// database of dsn, with data_dir dir/name and the settings in env besides,
+// and returns it with the URLs of its public and admin listeners once it
+// is ready.
+func startClickHouseAggregator(t *testing.T, dir, name, dsn string, env ...string) (p *proc, url, adminURL string) {
+	t.Helper()
+	addr, admin := freeport.Addr(t), freeport.Addr(t)
+	p = start(t, dir, append([]string{
+		"EDGETRACK_AGGREGATOR_LISTEN=" + addr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + admin,
+		"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, name),
+		"EDGETRACK_AGGREGATOR_TOKENS_EDGE=" + e2eEdgeToken, "EDGETRACK_AGGREGATOR_TOKENS_QUERY=" + e2eQueryToken,
+		"EDGETRACK_AGGREGATOR_STORE_BACKEND=clickhouse", "EDGETRACK_AGGREGATOR_STORE_CLICKHOUSE_DSN=" + dsn,
+	}, env...), "aggregator")
+	waitReady(t, p, "http://"+addr)
+	return p, "http://" + addr, "http://" + admin
+}
+
 // TestEdgeFailsOver runs one edge with two aggregator URLs, both
 // aggregators on one ClickHouse database. The aggregator the edge sends to
 // is killed (SIGKILL) under load: the edge goes on with the other one, and
@@ -453,15 +474,8 @@ func TestEdgeFailsOver(t *testing.T) {
 	var aggs []*proc
 	var urls []string
 	for _, name := range []string{"a", "b"} {
-		addr, admin := freeport.Addr(t), freeport.Addr(t)
-		p := start(t, dir, []string{
-			"EDGETRACK_AGGREGATOR_LISTEN=" + addr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + admin,
-			"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, name),
-			"EDGETRACK_AGGREGATOR_TOKENS_EDGE=" + e2eEdgeToken, "EDGETRACK_AGGREGATOR_TOKENS_QUERY=" + e2eQueryToken,
-			"EDGETRACK_AGGREGATOR_STORE_BACKEND=clickhouse", "EDGETRACK_AGGREGATOR_STORE_CLICKHOUSE_DSN=" + dsn,
-		}, "aggregator")
-		waitReady(t, p, "http://"+addr)
-		aggs, urls = append(aggs, p), append(urls, "http://"+addr)
+		p, url, _ := startClickHouseAggregator(t, dir, name, dsn)
+		aggs, urls = append(aggs, p), append(urls, url)
 	}
 	edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t)
 	edge := start(t, dir, []string{
@@ -522,16 +536,8 @@ func TestRegistrySharedOnClickHouse(t *testing.T) {
 	dir := t.TempDir()
 	var aggURLs, adminURLs []string
 	for _, name := range []string{"a", "b"} {
-		addr, admin := freeport.Addr(t), freeport.Addr(t)
-		p := start(t, dir, []string{
-			"EDGETRACK_AGGREGATOR_LISTEN=" + addr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + admin,
-			"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, name),
-			"EDGETRACK_AGGREGATOR_TOKENS_EDGE=" + e2eEdgeToken, "EDGETRACK_AGGREGATOR_TOKENS_QUERY=" + e2eQueryToken,
-			"EDGETRACK_AGGREGATOR_TOKENS_ADMIN=" + adminToken,
-			"EDGETRACK_AGGREGATOR_STORE_BACKEND=clickhouse", "EDGETRACK_AGGREGATOR_STORE_CLICKHOUSE_DSN=" + dsn,
-		}, "aggregator")
-		waitReady(t, p, "http://"+addr)
-		aggURLs, adminURLs = append(aggURLs, "http://"+addr), append(adminURLs, "http://"+admin)
+		_, url, admin := startClickHouseAggregator(t, dir, name, dsn, "EDGETRACK_AGGREGATOR_TOKENS_ADMIN="+adminToken)
+		aggURLs, adminURLs = append(aggURLs, url), append(adminURLs, admin)
 	}
 	// The longest long-poll there is: an edge that learned of the
 	// activation only when its poll ran out would miss activate's --wait.
@@ -559,13 +565,7 @@ func TestRegistrySharedOnClickHouse(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	b, _ := dist.Rule("hamustro")
-	v1 := append(append([]byte{}, b...), 0x00, 0x04, 0x01, 't', 'v', '1') // a custom section: another version
-	wasm := filepath.Join(t.TempDir(), "v1.wasm")
-	if err := os.WriteFile(wasm, v1, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h := host.Hash(v1)
+	wasm, h := hamustroVersion(t)
 	if out, err := runRules(t, "push", wasm, "--rule", "hamustro"); err != nil || !strings.Contains(out, h) {
 		t.Fatalf("push to a: %v\n%s", err, out)
 	}
@@ -593,16 +593,9 @@ func TestRegistrySharedOnClickHouse(t *testing.T) {
 // manifest returns an aggregator's rule manifest as an edge gets it.
 func manifest(t *testing.T, base string) string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/v1/rules/manifest", nil)
-	req.Header.Set("Authorization", "Bearer "+e2eEdgeToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET %s/v1/rules/manifest: %d %v", base, resp.StatusCode, err)
+	code, b := getWith(t, e2eEdgeToken, base, "/v1/rules/manifest")
+	if code != 200 {
+		t.Fatalf("GET %s/v1/rules/manifest: %d %s", base, code, b)
 	}
 	return string(b)
 }
