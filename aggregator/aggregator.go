@@ -139,7 +139,7 @@ func New(opts Options) (_ *Aggregator, err error) {
 	}
 	if cfg.Store.Backend == config.BackendClickHouse {
 		// Every aggregator on the database serves one registry.
-		rulesOpts.Dir, rulesOpts.ClickHouseDSN = "", cfg.Store.ClickHouse.DSN
+		rulesOpts.ClickHouseDSN = cfg.Store.ClickHouse.DSN
 	}
 	rules, err := registry.Open(context.Background(), rulesOpts)
 	if err != nil {

@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgetrack/edgetrack/internal/dbtest"
 	"github.com/edgetrack/edgetrack/internal/ruleapi"
+	"github.com/edgetrack/edgetrack/internal/syncbuf"
 	"github.com/edgetrack/edgetrack/wasm/dist"
 	"github.com/edgetrack/edgetrack/wasm/rules/hamustro/hamustrotest"
 )
@@ -242,5 +245,26 @@ func TestClickHouseLogCountsClaimedPositions(t *testing.T) {
 	}
 	if entries, end, err := s2.entries(ctx, 1); err != nil || end != 3 || len(entries) != 1 || entries[0].Hash != "two" {
 		t.Fatalf("entries from 1 = %+v, end %d, %v", entries, end, err)
+	}
+}
+
+// TestSharedRegistryWarnsOfFiles: a registry in the data directory is not
+// served once the registry is in ClickHouse, and Open says so.
+func TestSharedRegistryWarnsOfFiles(t *testing.T) {
+	dsn := dbtest.ClickHouse(t)
+	dir := t.TempDir()
+	h := seed(t, dir, 1)[0]
+	writeAudit(t, dir, auditLine(t, AuditEntry{Action: ActionActivate, Rule: "hamustro", Hash: h, Previous: ruleapi.Builtin}))
+	var logs syncbuf.Buffer
+	r, err := Open(context.Background(), Options{Dir: dir, ClickHouseDSN: dsn, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if m := r.Manifest(); m.Version != 1 || m.Rules["hamustro"].Source != ruleapi.SourceBuiltin {
+		t.Errorf("manifest %+v, want the built-in rules only", m)
+	}
+	if !strings.Contains(logs.String(), "rule registry in the data directory is not served") {
+		t.Errorf("no warning in the log:\n%s", logs.String())
 	}
 }

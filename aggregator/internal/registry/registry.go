@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -50,7 +52,8 @@ func KnownRules() []string {
 // Options configure a Registry.
 type Options struct {
 	// Dir is the registry's directory, <aggregator.data_dir>/rules; it is
-	// created when missing. Unused with ClickHouseDSN.
+	// created when missing. With ClickHouseDSN it is only looked at: Open
+	// warns when it holds a registry, which is then not served.
 	Dir string
 	// ClickHouseDSN, when set, keeps the registry in tables of that
 	// ClickHouse database (the store's, aggregator.store.clickhouse.dsn)
@@ -148,6 +151,10 @@ func Open(ctx context.Context, opts Options) (_ *Registry, err error) {
 	defer cancel()
 	var st storage
 	if opts.ClickHouseDSN != "" {
+		if fi, err := os.Stat(filepath.Join(opts.Dir, "audit.log")); opts.Dir != "" && err == nil && fi.Size() > 0 {
+			opts.Logger.Warn("a rule registry in the data directory is not served: with the ClickHouse store the registry is in the database; upload and activate its versions there again",
+				"dir", opts.Dir)
+		}
 		st, err = openClickHouse(loadCtx, opts.ClickHouseDSN, opts.Logger)
 	} else {
 		st, err = openFiles(opts.Dir)
