@@ -71,8 +71,8 @@ type Aggregator struct {
 	closeErr  error
 }
 
-// New validates opts.Config, opens the store (in Config.DataDir, or the
-// ClickHouse database Config.Store names) and binds both
+// New validates opts.Config, opens the store and the rule registry (in
+// Config.DataDir, or the ClickHouse database Config.Store names) and binds both
 // listeners, so that Addr and AdminAddr are known (also for port 0) before
 // Run. On error, nothing is left open.
 func New(opts Options) (_ *Aggregator, err error) {
@@ -132,11 +132,16 @@ func New(opts Options) (_ *Aggregator, err error) {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 
-	rules, err := registry.Open(context.Background(), registry.Options{
+	rulesOpts := registry.Options{
 		Dir:        filepath.Join(cfg.DataDir, "rules"),
 		Registerer: reg,
 		Logger:     base.With("component", "registry"),
-	})
+	}
+	if cfg.Store.Backend == config.BackendClickHouse {
+		// Every aggregator on the database serves one registry.
+		rulesOpts.ClickHouseDSN = cfg.Store.ClickHouse.DSN
+	}
+	rules, err := registry.Open(context.Background(), rulesOpts)
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}

@@ -165,8 +165,15 @@ func TestEndToEndClickHouse(t *testing.T) {
 // the aggregator's own address taken out of links.
 func get(t *testing.T, base, path string) string {
 	t.Helper()
+	code, b := getWith(t, e2eQueryToken, base, path)
+	return fmt.Sprintf("%d %s", code, strings.ReplaceAll(string(b), strings.TrimPrefix(base, "http://"), "AGG"))
+}
+
+// getWith answers GET url+path with token, as status and body.
+func getWith(t *testing.T, token, base, path string) (int, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+e2eQueryToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +183,7 @@ func get(t *testing.T, base, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%d %s", resp.StatusCode, strings.ReplaceAll(string(b), strings.TrimPrefix(base, "http://"), "AGG"))
+	return resp.StatusCode, b
 }
 
 // withoutReceivedAt takes received_at (each edge stamps its own) out of an
@@ -437,6 +444,23 @@ func TestTwoAggregatorsOneClickHouse(t *testing.T) {
 	}
 }
 
+// startClickHouseAggregator starts an aggregator process on the ClickHouse
+// database of dsn, with data_dir dir/name and the settings in env besides,
+// and returns it with the URLs of its public and admin listeners once it
+// is ready.
+func startClickHouseAggregator(t *testing.T, dir, name, dsn string, env ...string) (p *proc, url, adminURL string) {
+	t.Helper()
+	addr, admin := freeport.Addr(t), freeport.Addr(t)
+	p = start(t, dir, append([]string{
+		"EDGETRACK_AGGREGATOR_LISTEN=" + addr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + admin,
+		"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, name),
+		"EDGETRACK_AGGREGATOR_TOKENS_EDGE=" + e2eEdgeToken, "EDGETRACK_AGGREGATOR_TOKENS_QUERY=" + e2eQueryToken,
+		"EDGETRACK_AGGREGATOR_STORE_BACKEND=clickhouse", "EDGETRACK_AGGREGATOR_STORE_CLICKHOUSE_DSN=" + dsn,
+	}, env...), "aggregator")
+	waitReady(t, p, "http://"+addr)
+	return p, "http://" + addr, "http://" + admin
+}
+
 // TestEdgeFailsOver runs one edge with two aggregator URLs, both
 // aggregators on one ClickHouse database. The aggregator the edge sends to
 // is killed (SIGKILL) under load: the edge goes on with the other one, and
@@ -450,15 +474,8 @@ func TestEdgeFailsOver(t *testing.T) {
 	var aggs []*proc
 	var urls []string
 	for _, name := range []string{"a", "b"} {
-		addr, admin := freeport.Addr(t), freeport.Addr(t)
-		p := start(t, dir, []string{
-			"EDGETRACK_AGGREGATOR_LISTEN=" + addr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + admin,
-			"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, name),
-			"EDGETRACK_AGGREGATOR_TOKENS_EDGE=" + e2eEdgeToken, "EDGETRACK_AGGREGATOR_TOKENS_QUERY=" + e2eQueryToken,
-			"EDGETRACK_AGGREGATOR_STORE_BACKEND=clickhouse", "EDGETRACK_AGGREGATOR_STORE_CLICKHOUSE_DSN=" + dsn,
-		}, "aggregator")
-		waitReady(t, p, "http://"+addr)
-		aggs, urls = append(aggs, p), append(urls, "http://"+addr)
+		p, url, _ := startClickHouseAggregator(t, dir, name, dsn)
+		aggs, urls = append(aggs, p), append(urls, url)
 	}
 	edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t)
 	edge := start(t, dir, []string{
@@ -502,4 +519,83 @@ func TestEdgeFailsOver(t *testing.T) {
 	t.Logf("%d events acknowledged and stored once", len(l.acked))
 	edge.stop()
 	aggs[1].stop()
+}
+
+// TestRegistrySharedOnClickHouse runs two aggregator processes on one
+// ClickHouse database and an edge that knows only the second. A rule
+// version uploaded to and activated on the first reaches the edge: the
+// second aggregator's manifest serves it and wakes the edge's long-poll,
+// the edge downloads the module from it, and its status report, made to
+// the second, is what `rules activate --wait` on the first waits for.
+func TestRegistrySharedOnClickHouse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	const adminToken = "e2e-admin-token"
+	dsn := dbtest.ClickHouse(t)
+	dir := t.TempDir()
+	var aggURLs, adminURLs []string
+	for _, name := range []string{"a", "b"} {
+		_, url, admin := startClickHouseAggregator(t, dir, name, dsn, "EDGETRACK_AGGREGATOR_TOKENS_ADMIN="+adminToken)
+		aggURLs, adminURLs = append(aggURLs, url), append(adminURLs, admin)
+	}
+	// The longest long-poll there is: an edge that learned of the
+	// activation only when its poll ran out would miss activate's --wait.
+	edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t)
+	edge := start(t, dir, []string{
+		"EDGETRACK_EDGE_LISTEN=" + edgeAddr, "EDGETRACK_EDGE_ADMIN_LISTEN=" + edgeAdmin,
+		"EDGETRACK_EDGE_DATA_DIR=" + filepath.Join(dir, "edge"), "EDGETRACK_EDGE_AGGREGATOR_URL=" + aggURLs[1],
+		"EDGETRACK_EDGE_TOKEN=" + e2eEdgeToken, "EDGETRACK_EDGE_HAMUSTRO_SECRETS=" + e2eSecret, "EDGETRACK_EDGE_ID=e2e-edge",
+		"EDGETRACK_EDGE_RULES_POLL_WAIT=60s", "EDGETRACK_EDGE_SPOOL_MIN_FREE_BYTES=0",
+	}, "edge")
+	waitReady(t, edge, "http://"+edgeAddr)
+
+	t.Setenv(envRulesURL, adminURLs[0])
+	t.Setenv(envRulesToken, adminToken)
+	// The edge reports what it runs to b when it starts; a lists it.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := runRules(t, "list", "hamustro")
+		if err == nil && strings.Contains(out, "e2e-edge") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aggregator a does not list the edge that reports to b: %v\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	wasm, h := hamustroVersion(t)
+	if out, err := runRules(t, "push", wasm, "--rule", "hamustro"); err != nil || !strings.Contains(out, h) {
+		t.Fatalf("push to a: %v\n%s", err, out)
+	}
+	out, err := runRules(t, "activate", "hamustro", h[:12], "--wait", "30s")
+	if err != nil || !strings.Contains(out, "all 1 edge(s) run "+h[:12]) {
+		t.Fatalf("activate on a, waiting for the edge of b: %v\n%s\nedge:\n%s", err, out, edge.out)
+	}
+	// The edge says so itself.
+	resp, err := http.Get("http://" + edgeAdmin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `edgetrack_rule_active_info{rule="hamustro",version="` + h[:12] + `"} 1`; !strings.Contains(string(metrics), want) {
+		t.Fatalf("the edge's metrics lack %s", want)
+	}
+	// b serves the same manifest as a.
+	if ma, mb := manifest(t, aggURLs[0]), manifest(t, aggURLs[1]); ma != mb || !strings.Contains(mb, h) {
+		t.Fatalf("manifests differ or lack %s:\na: %s\nb: %s", h[:12], ma, mb)
+	}
+	edge.stop()
+}
+
+// manifest returns an aggregator's rule manifest as an edge gets it.
+func manifest(t *testing.T, base string) string {
+	t.Helper()
+	code, b := getWith(t, e2eEdgeToken, base, "/v1/rules/manifest")
+	if code != 200 {
+		t.Fatalf("GET %s/v1/rules/manifest: %d %s", base, code, b)
+	}
+	return string(b)
 }

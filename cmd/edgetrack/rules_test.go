@@ -174,13 +174,7 @@ func TestRulesPushActivateRollback(t *testing.T) {
 
 	t.Setenv(envRulesURL, "http://"+agg.AdminAddr())
 	t.Setenv(envRulesToken, "")
-	b, _ := dist.Rule("hamustro")
-	v1 := append(append([]byte{}, b...), 0x00, 0x04, 0x01, 't', 'v', '1') // a custom section: another version
-	wasm := filepath.Join(t.TempDir(), "v1.wasm")
-	if err := os.WriteFile(wasm, v1, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h := host.Hash(v1)
+	wasm, h := hamustroVersion(t)
 
 	if _, err := runRules(t, "push", wasm, "--rule", "hamustro"); err == nil || !strings.Contains(err.Error(), envRulesToken) {
 		t.Fatalf("push without a token: %v", err)
@@ -220,6 +214,19 @@ func TestRulesPushActivateRollback(t *testing.T) {
 			t.Fatalf("rules %s: %v, want output with %q:\n%s", strings.Join(s.args, " "), err, s.want, out)
 		}
 	}
+}
+
+// hamustroVersion writes another version of the built-in hamustro module
+// (a custom section added) to a file, and returns its path and hash.
+func hamustroVersion(t *testing.T) (path, hash string) {
+	t.Helper()
+	b, _ := dist.Rule("hamustro")
+	v1 := append(append([]byte{}, b...), 0x00, 0x04, 0x01, 't', 'v', '1')
+	path = filepath.Join(t.TempDir(), "v1.wasm")
+	if err := os.WriteFile(path, v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, host.Hash(v1)
 }
 
 // TestRulesHelpReadsWell guards the help text against an identifier leaking

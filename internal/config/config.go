@@ -314,7 +314,8 @@ func (r *Retention) Enabled() bool {
 // Store configures the event store.
 type Store struct {
 	// Backend is where events are stored: "pebble" (embedded, in
-	// data_dir) or "clickhouse" (the database ClickHouse.DSN names).
+	// data_dir) or "clickhouse" (the database ClickHouse.DSN names, which
+	// then holds the rule registry too).
 	Backend string `yaml:"backend"`
 	// CacheSize is the embedded store's block cache (backend pebble).
 	CacheSize  ByteSize        `yaml:"cache_size"`

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -13,13 +14,7 @@ func (r *Registry) Activate(name, target, actor string) (ruleapi.Activation, err
 	if !r.Known(name) {
 		return ruleapi.Activation{}, fmt.Errorf("%w %q", ErrUnknownRule, name)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	hash, err := r.resolve(name, target)
-	if err != nil {
-		return ruleapi.Activation{}, err
-	}
-	return r.switchTo(name, hash, actor, ActionActivate)
+	return r.switchTo(name, actor, ActionActivate, func() (string, error) { return r.resolve(name, target) })
 }
 
 // Rollback activates the version that was active before the current one
@@ -29,21 +24,21 @@ func (r *Registry) Rollback(name, actor string) (ruleapi.Activation, error) {
 	if !r.Known(name) {
 		return ruleapi.Activation{}, fmt.Errorf("%w %q", ErrUnknownRule, name)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	h := r.history[name]
-	if len(h) == 0 {
-		return ruleapi.Activation{}, fmt.Errorf("%w: rule %s has no earlier version to roll back to (each rollback goes one activation further back; activate a version by hash instead)", ErrNoPrevious, name)
-	}
-	target := h[len(h)-1]
-	if _, ok := r.builtin[name]; target == ruleapi.Builtin && !ok {
-		return ruleapi.Activation{}, fmt.Errorf("%w: before the current version rule %s had no module", ErrNoPrevious, name)
-	}
-	return r.switchTo(name, target, actor, ActionRollback)
+	return r.switchTo(name, actor, ActionRollback, func() (string, error) {
+		h := r.history[name]
+		if len(h) == 0 {
+			return "", fmt.Errorf("%w: rule %s has no earlier version to roll back to (each rollback goes one activation further back; activate a version by hash instead)", ErrNoPrevious, name)
+		}
+		target := h[len(h)-1]
+		if _, ok := r.builtin[name]; target == ruleapi.Builtin && !ok {
+			return "", fmt.Errorf("%w: before the current version rule %s had no module", ErrNoPrevious, name)
+		}
+		return target, nil
+	})
 }
 
-// resolve turns target into a hash the rule has, or ruleapi.Builtin. Callers hold
-// mu.
+// resolve turns target into a hash the rule has, or ruleapi.Builtin. Callers
+// hold writeMu or mu.
 func (r *Registry) resolve(name, target string) (string, error) {
 	if target == ruleapi.Builtin {
 		if _, ok := r.builtin[name]; !ok {
@@ -56,7 +51,7 @@ func (r *Registry) resolve(name, target string) (string, error) {
 		return "", fmt.Errorf("%w %q: give a version's hash (or at least its first 8 hex digits) or %q", ErrUnknownVersion, target, ruleapi.Builtin)
 	}
 	var found []string
-	for _, v := range r.rule(name).Versions {
+	for _, v := range r.idx.Rules[name].Versions {
 		if strings.HasPrefix(v.Hash, target) {
 			found = append(found, v.Hash)
 		}
@@ -70,35 +65,36 @@ func (r *Registry) resolve(name, target string) (string, error) {
 	return "", fmt.Errorf("%w: %s matches %d versions of rule %s", ErrAmbiguous, target, len(found), name)
 }
 
-// switchTo makes hash active: audit entry first, then memory, index and
-// waiters. Callers hold mu.
-func (r *Registry) switchTo(name, hash, actor, action string) (ruleapi.Activation, error) {
-	if r.closed {
+// switchTo makes the version target returns active: the log's entry first
+// (commit), then memory, index and waiters. target runs on the state the
+// entry follows, again when another aggregator activated first.
+func (r *Registry) switchTo(name, actor, action string, target func() (string, error)) (ruleapi.Activation, error) {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	if r.isClosed() {
 		return ruleapi.Activation{}, ErrClosed
 	}
-	ri := r.rule(name)
-	prev := ri.Active
-	if prev == hash {
-		return ruleapi.Activation{Name: name, Active: hash, Previous: prev, Version: r.idx.Version}, nil
-	}
-	if err := r.audit.Append(AuditEntry{Time: r.now().UTC(), Actor: actor, Action: action, Rule: name, Hash: hash, Previous: prev}); err != nil {
+	ctx, cancel := ioContext(context.Background())
+	defer cancel()
+	var a ruleapi.Activation
+	changed, err := r.commit(ctx, func() (AuditEntry, bool, error) {
+		hash, err := target()
+		if err != nil {
+			return AuditEntry{}, false, err
+		}
+		prev := r.idx.Rules[name].Active
+		a = ruleapi.Activation{Name: name, Active: hash, Previous: prev, Version: r.idx.Version}
+		e := AuditEntry{Time: r.now().UTC(), Actor: actor, Action: action, Rule: name, Hash: hash, Previous: prev}
+		return e, prev != hash, nil
+	})
+	if err != nil {
 		return ruleapi.Activation{}, err
 	}
-	if action == ActionRollback {
-		r.history[name] = r.history[name][:len(r.history[name])-1]
-	} else {
-		r.history[name] = append(r.history[name], prev)
+	if !changed {
+		return a, nil
 	}
-	ri.Active = hash
-	r.idx.Version++
-	if err := r.writeIndex(); err != nil {
-		// The audit log, from which Open replays, has the activation.
-		r.log.Error("activation logged but index.json not written; it is rewritten at the next start", "rule", name, "error", err)
-	}
-	close(r.changed)
-	r.changed = make(chan struct{})
+	a.Version, a.Changed = r.idx.Version, true
 	r.metrics.activations.WithLabelValues(name, action).Inc()
-	r.metrics.version.Set(float64(r.idx.Version))
-	r.log.Info("rule version activated", "rule", name, "action", action, "version", short(hash), "previous", short(prev), "actor", actor)
-	return ruleapi.Activation{Name: name, Active: hash, Previous: prev, Version: r.idx.Version, Changed: true}, nil
+	r.log.Info("rule version activated", "rule", name, "action", action, "version", short(a.Active), "previous", short(a.Previous), "actor", actor)
+	return a, nil
 }

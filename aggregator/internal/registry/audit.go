@@ -1,10 +1,9 @@
 package registry
 
 import (
-	"fmt"
 	"time"
 
-	"github.com/edgetrack/edgetrack/internal/jsonlog"
+	"github.com/edgetrack/edgetrack/internal/ruleapi"
 )
 
 // Audit actions.
@@ -15,7 +14,8 @@ const (
 	ActionReject   = "reject"
 )
 
-// AuditEntry is one line of audit.log.
+// AuditEntry is one entry of the registry's log: a line of audit.log, or
+// the entry column of a registry_log row in ClickHouse.
 type AuditEntry struct {
 	Time     time.Time `json:"time"`
 	Actor    string    `json:"actor"` // fingerprint of the admin token
@@ -24,29 +24,20 @@ type AuditEntry struct {
 	Hash     string    `json:"hash"`               // the version acted on, or "builtin"
 	Previous string    `json:"previous,omitempty"` // the version active before (activate, rollback)
 	Reason   string    `json:"reason,omitempty"`   // why an upload was rejected
+
+	// An upload's version (Time is its uploaded_at, Actor its
+	// uploaded_by); entries written before the registry recorded these
+	// have none, and their versions are in index.json.
+	Size        int    `json:"size,omitempty"`
+	Vectors     string `json:"vectors,omitempty"`
+	VectorCases int    `json:"vector_cases,omitempty"`
 }
 
-// auditLog is the append-only audit.log (internal/jsonlog): each Append is
-// one write of one line followed by an fsync, and Open cuts a torn last line.
-type auditLog struct{ log *jsonlog.Log[AuditEntry] }
-
-// openAudit opens path for appending and returns its entries. Any line but
-// a torn last one that does not decode is an error, since the active
-// versions are replayed from the log.
-func openAudit(path string) (*auditLog, []AuditEntry, error) {
-	l, entries, err := jsonlog.Open[AuditEntry](path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("registry: audit log: %w", err)
+// version is the version an upload entry records; ok is false for an entry
+// without one.
+func (e AuditEntry) version() (v ruleapi.Version, ok bool) {
+	if e.Action != ActionUpload || e.Size <= 0 {
+		return v, false
 	}
-	return &auditLog{l}, entries, nil
+	return ruleapi.Version{Hash: e.Hash, Size: e.Size, UploadedAt: e.Time, UploadedBy: e.Actor, Vectors: e.Vectors, VectorCases: e.VectorCases}, true
 }
-
-// Append writes e as one line and syncs it.
-func (a *auditLog) Append(e AuditEntry) error {
-	if err := a.log.Append(e); err != nil {
-		return fmt.Errorf("registry: audit log: %w", err)
-	}
-	return nil
-}
-
-func (a *auditLog) Close() error { return a.log.Close() }

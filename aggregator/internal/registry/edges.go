@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,7 +10,8 @@ import (
 	"github.com/edgetrack/edgetrack/internal/ruleapi"
 )
 
-// edgeReport is an edge's last report, as kept in edges.json.
+// edgeReport is an edge's last report, as kept in edges.json (or the
+// registry_edges table).
 type edgeReport struct {
 	Rules    map[string]ruleapi.RuleStatus `json:"rules"`
 	Reported time.Time                     `json:"reported_at"`
@@ -18,14 +20,17 @@ type edgeReport struct {
 
 // Report records an edge's status report.
 func (r *Registry) Report(edge string, rules map[string]ruleapi.RuleStatus) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return ErrClosed
 	}
 	rep := r.edges[edge]
 	if rep == nil {
 		if len(r.edges) >= maxEdges {
+			r.mu.Unlock()
 			return fmt.Errorf("%w: status of %d edges kept already", ErrTooManyEdges, maxEdges)
 		}
 		rep = &edgeReport{}
@@ -38,11 +43,16 @@ func (r *Registry) Report(edge string, rules map[string]ruleapi.RuleStatus) erro
 			rep.Rules[name] = st
 		}
 	}
-	return writeJSONFile(r.dir, "edges.json", r.edges)
+	saved := *rep // its Rules are replaced, never changed
+	r.mu.Unlock()
+	ctx, cancel := ioContext(context.Background())
+	defer cancel()
+	return r.store.saveReport(ctx, edge, saved)
 }
 
 // Seen notes that edge polled the manifest. Only edges that have reported
-// are tracked; it is not written to disk.
+// are tracked; it is not stored, so each aggregator knows only the polls it
+// answered.
 func (r *Registry) Seen(edge string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -58,7 +68,7 @@ func (r *Registry) List() ruleapi.Listing {
 	defer r.mu.Unlock()
 	l := ruleapi.Listing{Version: r.idx.Version, Rules: map[string]ruleapi.RuleListing{}}
 	for _, name := range r.names {
-		ri := r.rule(name)
+		ri := r.idx.Rules[name]
 		rl := ruleapi.RuleListing{Active: ri.Active, Builtin: r.builtin[name].hash, Versions: []ruleapi.VersionListing{}, Edges: []ruleapi.EdgeListing{}}
 		for _, v := range ri.Versions {
 			rl.Versions = append(rl.Versions, ruleapi.VersionListing{Version: v, Active: v.Hash == ri.Active})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/edgetrack/edgetrack/internal/ruleapi"
@@ -21,7 +20,7 @@ func (r *Registry) Manifest() ruleapi.Manifest {
 func (r *Registry) manifest() ruleapi.Manifest {
 	m := ruleapi.Manifest{Version: r.idx.Version, Rules: map[string]ruleapi.ManifestRule{}}
 	for _, name := range r.names {
-		ri := r.rule(name)
+		ri := r.idx.Rules[name]
 		if ri.Active == ruleapi.Builtin {
 			if b, ok := r.builtin[name]; ok {
 				m.Rules[name] = ruleapi.ManifestRule{Hash: b.hash, Source: ruleapi.SourceBuiltin, Size: len(b.wasm)}
@@ -83,12 +82,14 @@ func (r *Registry) Module(hash string) ([]byte, error) {
 	if !known {
 		return nil, fmt.Errorf("%w %s", ErrUnknownVersion, hash)
 	}
-	b, err := os.ReadFile(r.modulePath(hash))
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	b, err := r.store.module(ctx, hash)
 	if err != nil {
-		return nil, fmt.Errorf("registry: module %s: %w", short(hash), err)
+		return nil, err
 	}
 	if host.Hash(b) != hash { // bit rot or tampering: never serve it
-		return nil, fmt.Errorf("registry: module file %s does not hash to its name", r.modulePath(hash))
+		return nil, fmt.Errorf("registry: module %s as stored does not hash to its name", hash)
 	}
 	return b, nil
 }

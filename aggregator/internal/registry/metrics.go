@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result", "reason"}),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "edgetrack", Subsystem: "rule", Name: "activations_total",
-			Help: "Rule version activations by rule and action (activate, rollback).",
+			Help: "Rule version activations made on this aggregator, by rule and action (activate, rollback).",
 		}, []string{"rule", "action"}),
 		version: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "edgetrack", Subsystem: "rule", Name: "manifest_version",

@@ -52,8 +52,17 @@ func KnownRules() []string {
 // Options configure a Registry.
 type Options struct {
 	// Dir is the registry's directory, <aggregator.data_dir>/rules; it is
-	// created when missing.
+	// created when missing. With ClickHouseDSN it is only looked at: Open
+	// warns when it holds a registry, which is then not served.
 	Dir string
+	// ClickHouseDSN, when set, keeps the registry in tables of that
+	// ClickHouse database (the store's, aggregator.store.clickhouse.dsn)
+	// instead of Dir, shared by every aggregator that names it: see the
+	// package doc.
+	ClickHouseDSN string
+	// PollInterval is how often a registry in ClickHouse reads what other
+	// aggregators wrote; <= 0 means DefaultPollInterval.
+	PollInterval time.Duration
 	// Rules are the rule names uploads are accepted for; nil means
 	// KnownRules().
 	Rules []string
@@ -73,8 +82,16 @@ type builtinModule struct {
 
 // Registry keeps rule versions and serves them. It is safe for concurrent
 // use.
+//
+// Its state is its storage's log replayed (apply), up to position pos. Every
+// change goes through the log: under writeMu, the registry reads what other
+// aggregators appended, decides on that state, appends, and applies the
+// entry when it counts (commit), or reads and decides again. writeMu is
+// held across storage I/O and taken before mu; mu guards the state in
+// memory and is never held across I/O of the log. idx, history and pos
+// change only under both, so holding either is enough to read them.
 type Registry struct {
-	dir       string
+	store     storage
 	names     []string
 	builtin   map[string]builtinModule
 	maxModule int64
@@ -83,21 +100,27 @@ type Registry struct {
 	metrics   *metrics
 	validator *Validator
 
+	writeMu sync.Mutex
+	pos     int64 // log entries applied
+
 	mu      sync.Mutex
 	idx     index
 	history map[string][]string // per rule: versions to roll back to, last on top
-	audit   *auditLog
 	edges   map[string]*edgeReport
 	changed chan struct{} // closed and replaced at every activation
 	closed  bool
 	drain   chan struct{} // closed by Drain: long-polls answer at once
 	drained bool
+
+	stopFollow context.CancelFunc // nil unless the storage is shared
+	followed   chan struct{}      // closed when follow returns
 }
 
-// Open opens or creates the registry in opts.Dir, replays its audit log and
-// starts its validation runtime. Close releases it.
+// Open opens or creates the registry in opts.Dir (or the ClickHouse
+// database of opts.ClickHouseDSN), replays its log and starts its
+// validation runtime. Close releases it.
 func Open(ctx context.Context, opts Options) (_ *Registry, err error) {
-	if opts.Dir == "" {
+	if opts.Dir == "" && opts.ClickHouseDSN == "" {
 		return nil, errors.New("registry: no directory")
 	}
 	if opts.Rules == nil {
@@ -105,6 +128,9 @@ func Open(ctx context.Context, opts Options) (_ *Registry, err error) {
 	}
 	if opts.MaxModuleBytes <= 0 {
 		opts.MaxModuleBytes = DefaultMaxModuleBytes
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -115,23 +141,34 @@ func Open(ctx context.Context, opts Options) (_ *Registry, err error) {
 	if opts.Validation.Logger == nil {
 		opts.Validation.Logger = opts.Logger
 	}
-	for _, sub := range []string{"", "modules", "vectors"} {
-		d := filepath.Join(opts.Dir, sub)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("registry: %w", err)
-		}
-		// Temporary files of writes a crash interrupted (writeFileAtomic).
-		stale, _ := filepath.Glob(filepath.Join(d, ".*.tmp-*"))
-		for _, f := range stale {
-			_ = os.Remove(f)
-		}
-	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
 	}
+	// Opening and reading the storage gives up after a minute (a
+	// ClickHouse server that does not answer); the runtime lives on.
+	loadCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var st storage
+	if opts.ClickHouseDSN != "" {
+		if fi, err := os.Stat(filepath.Join(opts.Dir, "audit.log")); opts.Dir != "" && err == nil && fi.Size() > 0 {
+			opts.Logger.Warn("a rule registry in the data directory is not served: with the ClickHouse store the registry is in the database; upload and activate its versions there again",
+				"dir", opts.Dir)
+		}
+		st, err = openClickHouse(loadCtx, opts.ClickHouseDSN, opts.Logger)
+	} else {
+		st, err = openFiles(opts.Dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
 	r := &Registry{
-		dir:       opts.Dir,
+		store:     st,
 		names:     slices.Sorted(slices.Values(opts.Rules)),
 		builtin:   map[string]builtinModule{},
 		maxModule: opts.MaxModuleBytes,
@@ -149,18 +186,18 @@ func Open(ctx context.Context, opts Options) (_ *Registry, err error) {
 			r.builtin[name] = builtinModule{hash: host.Hash(b), wasm: b}
 		}
 	}
-	defer func() {
-		if err != nil && r.audit != nil {
-			r.audit.Close()
-		}
-	}()
-	if err := r.load(); err != nil {
+	if err := r.load(loadCtx); err != nil {
 		return nil, err
 	}
 	if r.validator, err = NewValidator(ctx, opts.Validation); err != nil {
 		return nil, err
 	}
 	m.version.Set(float64(r.idx.Version))
+	if st.shared() {
+		fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		r.stopFollow, r.followed = stop, make(chan struct{})
+		go r.follow(fctx, opts.PollInterval)
+	}
 	return r, nil
 }
 
@@ -176,16 +213,31 @@ func (r *Registry) Drain() {
 	}
 }
 
-// Close drains, closes the audit log and the validation runtime.
+// Close drains, stops following a shared storage, waits for the writes in
+// flight and closes the storage and the validation runtime.
 func (r *Registry) Close() error {
 	r.Drain()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return nil
 	}
 	r.closed = true
-	return errors.Join(r.audit.Close(), r.validator.Close(context.Background()))
+	r.mu.Unlock()
+	if r.stopFollow != nil {
+		r.stopFollow()
+		<-r.followed
+	}
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	return errors.Join(r.store.close(), r.validator.Close(context.Background()))
+}
+
+// isClosed reports whether Close was called.
+func (r *Registry) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
 }
 
 // Known reports whether name is a rule the registry serves.

@@ -1,12 +1,9 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/edgetrack/edgetrack/internal/ruleapi"
@@ -66,34 +63,39 @@ func (r *Registry) Upload(ctx context.Context, name string, wasm, vectorsJSON []
 	}
 
 	v := ruleapi.Version{Hash: hash, Size: len(wasm), UploadedAt: r.now().UTC().Truncate(time.Millisecond), UploadedBy: actor}
+	ioctx, cancel := ioContext(ctx)
+	defer cancel()
 	if file != nil {
 		v.Vectors, v.VectorCases = host.Hash(vectorsJSON), len(file.Vectors)
-		if err := r.writeOnce(filepath.Join(r.dir, "vectors"), v.Vectors+".json", vectorsJSON); err != nil {
+		if err := r.store.putVectors(ioctx, v.Vectors, vectorsJSON); err != nil {
 			return ruleapi.Uploaded{}, false, err
 		}
 	}
-	if err := r.writeOnce(filepath.Join(r.dir, "modules"), hash+".wasm", wasm); err != nil {
+	if err := r.store.putModule(ioctx, hash, wasm); err != nil {
 		return ruleapi.Uploaded{}, false, err
 	}
 
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	if r.isClosed() {
 		return ruleapi.Uploaded{}, false, ErrClosed
 	}
-	ri := r.rule(name)
-	if old, ok := ri.find(hash); ok { // a concurrent upload of the same bytes won
-		r.metrics.uploads.WithLabelValues("existing", "").Inc()
-		return ruleapi.Uploaded{Name: name, Hash: hash, Size: old.Size, UploadedAt: old.UploadedAt, Active: ri.Active == hash}, false, nil
-	}
-	ri.Versions = append(ri.Versions, v)
-	if err := r.writeIndex(); err != nil {
-		ri.Versions = ri.Versions[:len(ri.Versions)-1]
+	var old *ruleapi.Uploaded
+	created, err = r.commit(ioctx, func() (AuditEntry, bool, error) {
+		ri := r.idx.Rules[name]
+		if o, ok := ri.find(hash); ok { // a concurrent upload of the same bytes won
+			old = &ruleapi.Uploaded{Name: name, Hash: hash, Size: o.Size, UploadedAt: o.UploadedAt, Active: ri.Active == hash}
+			return AuditEntry{}, false, nil
+		}
+		return AuditEntry{Time: v.UploadedAt, Actor: actor, Action: ActionUpload, Rule: name, Hash: hash,
+			Size: v.Size, Vectors: v.Vectors, VectorCases: v.VectorCases}, true, nil
+	})
+	if err != nil {
 		return ruleapi.Uploaded{}, false, err
 	}
-	if err := r.audit.Append(AuditEntry{Time: v.UploadedAt, Actor: actor, Action: ActionUpload, Rule: name, Hash: hash}); err != nil {
-		// The version is stored; only its record is missing.
-		r.log.Error("upload stored but not audited", "rule", name, "version", short(hash), "error", err)
+	if !created {
+		r.metrics.uploads.WithLabelValues("existing", "").Inc()
+		return *old, false, nil
 	}
 	r.metrics.uploads.WithLabelValues("accepted", "").Inc()
 	r.log.Info("rule version uploaded", "rule", name, "version", short(hash), "bytes", len(wasm), "actor", actor)
@@ -103,22 +105,12 @@ func (r *Registry) Upload(ctx context.Context, name string, wasm, vectorsJSON []
 func (r *Registry) existing(name, hash string) (ruleapi.Uploaded, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ri := r.rule(name)
+	ri := r.idx.Rules[name]
 	v, ok := ri.find(hash)
 	if !ok {
 		return ruleapi.Uploaded{}, false
 	}
 	return ruleapi.Uploaded{Name: name, Hash: hash, Size: v.Size, UploadedAt: v.UploadedAt, Active: ri.Active == hash}, true
-}
-
-// writeOnce publishes a content-addressed file unless it exists with that
-// content (a rejected or interrupted upload never leaves one; a damaged one
-// is replaced).
-func (r *Registry) writeOnce(dir, name string, data []byte) error {
-	if old, err := os.ReadFile(filepath.Join(dir, name)); err == nil && bytes.Equal(old, data) {
-		return nil
-	}
-	return writeFileAtomic(dir, name, data)
 }
 
 // reject counts and audits a rejected upload and returns rej.
@@ -129,12 +121,16 @@ func (r *Registry) reject(name, hash, actor string, rej *Rejection) error {
 	if len(reason) > 4096 {
 		reason = reason[:4096] + "…"
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.closed {
-		if err := r.audit.Append(AuditEntry{Time: r.now().UTC(), Actor: actor, Action: ActionReject, Rule: name, Hash: hash, Reason: reason}); err != nil {
-			r.log.Error("rejected upload not audited", "rule", name, "error", err)
-		}
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	if r.isClosed() {
+		return rej
+	}
+	ctx, cancel := ioContext(context.Background())
+	defer cancel()
+	e := AuditEntry{Time: r.now().UTC(), Actor: actor, Action: ActionReject, Rule: name, Hash: hash, Reason: reason}
+	if _, err := r.commit(ctx, func() (AuditEntry, bool, error) { return e, true, nil }); err != nil {
+		r.log.Error("rejected upload not audited", "rule", name, "error", err)
 	}
 	return rej
 }

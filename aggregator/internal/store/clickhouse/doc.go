@@ -129,6 +129,10 @@
 // lands after a reader passed higher ones of another aggregator's is
 // behind that reader's cursor, so a feed read from a database several
 // aggregators write to can miss events; follow it from a database one
-// aggregator writes to. The rule registry is not in the database yet: each
-// aggregator keeps its own in data_dir.
+// aggregator writes to.
+//
+// The rule registry of an aggregator on ClickHouse lives in the same
+// database, in tables of its own (registry_*, with their own schema
+// version) that package registry creates and migrates; every aggregator on
+// the database serves the same rule versions (see registry's doc, Storage).
 package clickhouse
