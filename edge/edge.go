@@ -484,6 +484,11 @@ func (e *Edge) Run(ctx context.Context) error {
 	}
 	e.log.Info("stopping: admin listener")
 	_ = e.admin.Shutdown(shutdown)
+	// A Serve that had not started when its Shutdown ran would wait for
+	// connections forever (fasthttp closes only the listeners it knows):
+	// closing them ends it either way.
+	_ = e.ln.Close()
+	_ = e.adminLn.Close()
 	e.log.Info("stopping: forwarder, rule rollout and suppression list")
 	stopFwd()
 	wg.Wait()

@@ -213,3 +213,28 @@ func startAggregator(t *testing.T, dir string, modify ...func(*config.Aggregator
 	t.Cleanup(func() { cancel(); <-done })
 	return agg
 }
+
+// TestRunStopsAtOnce cancels an edge's context before Run starts, as a test
+// or an operator's signal at start-up may: Run must stop, although its
+// listeners may not be serving yet when it shuts them down. (It waited
+// forever when fasthttp's Shutdown ran before its Serve.)
+func TestRunStopsAtOnce(t *testing.T) {
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		e, err := edge.New(ctx, edge.Options{Config: edgeConfig(t), Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("start %d: Run: %v", i, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("start %d: Run did not return a minute after its context was canceled", i)
+		}
+	}
+}
