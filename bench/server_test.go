@@ -248,6 +248,9 @@ func startServer(kind, dir string) (addr, admin string, stop func(), err error) 
 		cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.DataDir = filepath.Join(dir, "edge")
 		cfg.AggregatorURL = os.Getenv("BENCH_AGGREGATOR")
+		if n := os.Getenv("BENCH_FORWARD_BATCH"); n != "" {
+			cfg.Forward.BatchMaxEvents, _ = strconv.Atoi(n) // the shipped edge with an earlier default
+		}
 		cfg.Token = edgeToken
 		cfg.AdminTokens = []string{benchAdminToken}
 		cfg.Hamustro.Secrets = []string{hamustrotest.Secret}
@@ -393,6 +396,11 @@ func startServerProcess(b testing.TB, kind string, where storage, env ...string)
 // fsyncs reads an edge's spool fsyncs from its metrics (0 for other
 // servers).
 func (srv *server) fsyncs(b testing.TB) float64 {
+	return srv.metric(b, "edgetrack_spool_wal_fsyncs_total")
+}
+
+// metric reads one unlabelled metric of an edge (0 for other servers).
+func (srv *server) metric(b testing.TB, name string) float64 {
 	if srv.admin == "" {
 		return 0
 	}
@@ -405,12 +413,12 @@ func (srv *server) fsyncs(b testing.TB) float64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "edgetrack_spool_wal_fsyncs_total "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			n, _ := strconv.ParseFloat(v, 64)
 			return n
 		}
 	}
-	b.Fatalf("edge metrics: no edgetrack_spool_wal_fsyncs_total (status %d)", resp.StatusCode)
+	b.Fatalf("edge metrics: no %s (status %d)", name, resp.StatusCode)
 	return 0
 }
 

@@ -19,13 +19,21 @@ import (
 // spool: the group commit. edge-gomaxprocs-1 is the same edge with
 // GOMAXPROCS=1 set in its environment, which internal/procs leaves alone:
 // what raising it buys. The aggregator shares the load generator's CPU.
+// spool-depth-end is how many events were still waiting to be forwarded
+// when the load ended: whether forwarding kept up. edge-forward-batch-1000
+// (at 256 connections) is the edge with the forwarder's earlier default of
+// 1,000 events per batch, which did not keep up.
 func BenchmarkShippedEdge(b *testing.B) {
 	aggAddr := startBenchAggregator(b)
 	track := trackRequests()
 	for _, conns := range []int{16, 64, 256} {
-		for _, t := range []struct{ name, kind, env string }{
+		kinds := []struct{ name, kind, env string }{
 			{"bare-fasthttp", serveBare, ""}, {"edge", serveEdgeShipped, ""}, {"edge-gomaxprocs-1", serveEdgeShipped, "GOMAXPROCS=1"},
-		} {
+		}
+		if conns == 256 {
+			kinds = append(kinds, struct{ name, kind, env string }{"edge-forward-batch-1000", serveEdgeShipped, "BENCH_FORWARD_BATCH=1000"})
+		}
+		for _, t := range kinds {
 			b.Run(fmt.Sprintf("conns=%d/%s", conns, t.name), func(b *testing.B) {
 				env := []string{"BENCH_AGGREGATOR=http://" + aggAddr}
 				if t.env != "" {
@@ -37,6 +45,11 @@ func BenchmarkShippedEdge(b *testing.B) {
 					OK:   func(s int) bool { return s == 200 }}, b.N))
 				b.ReportMetric(res.Throughput(), "req/s")
 				b.ReportMetric(float64(res.P50.Microseconds()), "p50-µs")
+				if t.kind == serveEdgeShipped {
+					// Whether forwarding kept up: the events still
+					// waiting in the spool when the load ended.
+					b.ReportMetric(srv.metric(b, "edgetrack_spool_depth"), "spool-depth-end")
+				}
 			})
 		}
 	}

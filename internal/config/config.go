@@ -410,7 +410,7 @@ func Default() *Config {
 				MaxKeys:        256,
 			},
 			Forward: Forward{
-				BatchMaxEvents: 1000,
+				BatchMaxEvents: 10000,
 				BatchMaxBytes:  4 * MiB,
 				BatchMaxAge:    Duration(200 * time.Millisecond),
 				RequestTimeout: Duration(10 * time.Second),

@@ -25,7 +25,7 @@ const IngestPath = "/v1/ingest"
 
 // Defaults for zero Options fields.
 const (
-	DefaultBatchMaxEvents = 1000
+	DefaultBatchMaxEvents = 10000
 	DefaultBatchMaxBytes  = 4 << 20
 	DefaultBatchMaxAge    = 200 * time.Millisecond
 	DefaultRequestTimeout = 10 * time.Second
@@ -50,7 +50,11 @@ type Options struct {
 	// Required.
 	EdgeID string
 	// BatchMaxEvents bounds the events of one batch. Larger batches cost
-	// fewer requests; the aggregator holds a whole batch in memory.
+	// fewer requests; the aggregator holds a whole batch in memory. One
+	// batch is in flight at a time, so a batch's round trip bounds the
+	// rate: the default is large enough that the forwarder keeps up with
+	// an edge at full load (BenchmarkShippedEdge, spool-depth-end), and
+	// BatchMaxBytes bounds its size.
 	BatchMaxEvents int
 	// BatchMaxBytes bounds the uncompressed bytes of the event values of one
 	// batch; keep it below the aggregator's max_batch_bytes. A single event
