@@ -20,7 +20,7 @@ suites=(
   "./wasm/host;BenchmarkHamustro;1s;;"
   "./edge/internal/spool;BenchmarkAppend;1s;;"
   "./edge/internal/ratelimit;BenchmarkAllow.*|BenchmarkTableMemory;1s;;"
-  "./edge/internal/server;(BenchmarkAsset|BenchmarkAssetBaseline);1s;;"
+  "./edge/internal/server;(BenchmarkAsset|BenchmarkAssetBaseline|BenchmarkHandler);1s;;"
   "./aggregator/internal/store/pebble;(BenchmarkIngest|BenchmarkIngestBaseline);200x;;"
   "./aggregator/internal/store/pebble;BenchmarkBig;1s;1;-timeout 30m"
   "./aggregator/internal/store/clickhouse;BenchmarkIngestBackends;100x;;"

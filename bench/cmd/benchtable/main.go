@@ -198,7 +198,8 @@ func medians(ss []sample) sample {
 	return out
 }
 
-// format lists the metrics, ns/op first, then the others by name.
+// format lists the metrics: ns/op, then allocs/op and B/op (benchmarks that
+// report allocations: the allocation budgets), then the others by name.
 func format(s sample) string {
 	var units []string
 	for u := range s {
@@ -208,8 +209,10 @@ func format(s sample) string {
 	}
 	sort.Strings(units)
 	var parts []string
-	if v, ok := s["ns/op"]; ok {
-		parts = append(parts, fmt.Sprintf("%s ns/op", human(v)))
+	for _, u := range []string{"ns/op", "allocs/op", "B/op"} {
+		if v, ok := s[u]; ok {
+			parts = append(parts, fmt.Sprintf("%s %s", human(v), u))
+		}
 	}
 	for _, u := range units {
 		parts = append(parts, fmt.Sprintf("%s %s", human(s[u]), u))
