@@ -69,6 +69,7 @@ var ratios = []ratio{
 	{"track, the shipped edge vs the same with GOMAXPROCS=1, 256 connections (server CPU per request)", "BenchmarkShippedEdge/conns=256/edge", "BenchmarkShippedEdge/conns=256/edge-gomaxprocs-1", "server-cpu-µs/req"},
 	{"track, the shipped edge vs bare fasthttp, 64 connections (server CPU per request)", "BenchmarkShippedEdge/conns=64/edge", "BenchmarkShippedEdge/conns=64/bare-fasthttp", "server-cpu-µs/req"},
 	{"track, the shipped edge vs bare fasthttp, 256 connections (server CPU per request)", "BenchmarkShippedEdge/conns=256/edge", "BenchmarkShippedEdge/conns=256/bare-fasthttp", "server-cpu-µs/req"},
+	{"track, the shipped edge at half its rate vs at full rate, 256 connections (p99)", "BenchmarkShippedEdge/conns=256/edge-at-half-rate", "BenchmarkShippedEdge/conns=256/edge", "p99-µs"},
 	{"track, the shipped edge: batches of 10,000 events (default) vs 1,000, 256 connections (req/s)", "BenchmarkShippedEdge/conns=256/edge", "BenchmarkShippedEdge/conns=256/edge-forward-batch-1000", "req/s"},
 	{"track, the shipped edge: batches of 10,000 events (default) vs 1,000, 256 connections (events left in the spool)", "BenchmarkShippedEdge/conns=256/edge", "BenchmarkShippedEdge/conns=256/edge-forward-batch-1000", "spool-depth-end"},
 	{"tracker /et.js, in process: the edge's handler vs a bare static handler (time per request)", "BenchmarkAsset", "BenchmarkAssetBaseline", "ns/op"},
