@@ -219,3 +219,40 @@ func testEraseConcurrent(t *testing.T, open Open) {
 	}
 	CheckErased(t, s, others, of)
 }
+
+// testEraseFeedEnd erases the subject of the last events stored, so that
+// the feed's end is an erased event's: a reader at the end gets nothing of
+// them, and after a restart the next event stored comes after every cursor
+// given out before.
+func testEraseFeedEnd(t *testing.T, open Open) {
+	s, reopen := open(t)
+	e := eraser(t, s)
+	other := Event("id-a-other", 1_700_000_000, "other", "view", "home")
+	Ingest(t, s, other, Event("id-b-victim", 1_700_000_001, "victim", "view", "home"))
+	_, mid := ExportAll(t, s, store.ExportQuery{})
+	Ingest(t, s, Event("id-c-victim", 1_700_000_002, "victim", "click", "home"))
+	_, end := ExportAll(t, s, store.ExportQuery{})
+	got, err := e.Erase(context.Background(), store.Subject{Kind: subject.Session, Value: "victim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Sort(got); !slices.Equal(got, []string{"id-b-victim", "id-c-victim"}) {
+		t.Fatalf("erased %q, want the victim's two events", got)
+	}
+	if ids, _ := ExportAll(t, s, store.ExportQuery{After: mid}); len(ids) != 0 {
+		t.Fatalf("the feed after a cursor before the last, erased event: %q, want nothing", ids)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen()
+	CheckErased(t, s, []*eventpb.Event{other}, nil)
+	late := Event("id-d-other", 1_700_000_003, "other", "view", "home")
+	Ingest(t, s, late)
+	for _, c := range []string{mid, end} {
+		if ids, _ := ExportAll(t, s, store.ExportQuery{After: c}); !slices.Equal(ids, []string{"id-d-other"}) {
+			t.Fatalf("the feed after a cursor of before the erasure, across a restart: %q, want the new event only", ids)
+		}
+	}
+	CheckErased(t, s, []*eventpb.Event{other, late}, nil)
+}

@@ -284,3 +284,40 @@ func testRetentionWhileIngesting(t *testing.T, open Open) {
 	}
 	CheckStats(t, s, fresh, [][2]time.Time{{}})
 }
+
+// testRetentionAll expires every event: nothing is left in any answer, and
+// after a restart the next event stored comes after every cursor given out
+// before, however far the feed had gone.
+func testRetentionAll(t *testing.T, open Open) {
+	s, reopen := open(t)
+	x := expirer(t, s)
+	now := spreadCenter.Add(30 * 24 * time.Hour)
+	r := store.Retention{Default: time.Hour}
+	var events []*eventpb.Event
+	for _, ev := range Spread(200, 23) {
+		if r.Expired(ev, now) { // not the events at the end of time
+			events = append(events, ev)
+		}
+	}
+	Ingest(t, s, events...)
+	_, end := ExportAll(t, s, store.ExportQuery{Limit: 50})
+	st, err := x.Expire(context.Background(), r, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Removed != len(events) {
+		t.Fatalf("removed %d, want all %d", st.Removed, len(events))
+	}
+	checkRetained(t, s, events, nil, events)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen()
+	checkRetained(t, s, events, nil, events)
+	late := Event("late", now.Unix(), "s1", "view", "home")
+	Ingest(t, s, late)
+	if got, _ := ExportAll(t, s, store.ExportQuery{After: end}); !slices.Equal(got, []string{"late"}) {
+		t.Fatalf("the feed after the end cursor of before the pass, across a restart: %q, want [late]", got)
+	}
+	CheckStats(t, s, []*eventpb.Event{late}, [][2]time.Time{{}})
+}
