@@ -69,7 +69,7 @@ func (s *Store) erase(ctx context.Context, sub store.Subject) ([]string, error) 
 		return nil, err
 	}
 	var ids []string
-	err = s.remove(ctx, token, func(won string, args []any) error {
+	err = s.remove(ctx, token, true, func(won string, args []any) error {
 		rows, err := s.conn.Query(ctx, "SELECT DISTINCT id FROM "+s.table("lifecycle")+" WHERE "+won, args...)
 		if err != nil {
 			return fmt.Errorf("read the ids removed: %w", err)

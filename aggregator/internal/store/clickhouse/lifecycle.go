@@ -18,7 +18,9 @@ import (
 // removal is one token (random hex) and these steps:
 //
 //  1. Claim: the rows to remove are written to the lifecycle table under
-//     the token (kind claimRow), with what the rollups count them by.
+//     the token (kind claimRow), with what the rollups count them by. A
+//     row is named by (seq, writer), which no two rows share: each process
+//     gives a seq once.
 //     Rows of ids recorded in duplicates are claimed by claimDuplicates,
 //     which takes every copy of an id whose canonical copy goes, so that
 //     no other copy takes its place.
@@ -36,6 +38,8 @@ import (
 //     the rollups by the rows it won: one INSERT of negative counts into
 //     rollups, a row per cell. Then the ids none of whose rows are left
 //     leave duplicates (another DELETE, waited for).
+//  5. Forget, for an erasure: the ids in its claims are blanked (an
+//     UPDATE, waited for), as an id can hold the session or uid erased.
 //
 // While a removal runs, readers see each row stored or removed, and Stats
 // may count the rows already deleted until step 4 ends, never fewer than
@@ -50,6 +54,7 @@ type removal struct {
 	token    string
 	mutation string // the DELETE's mutation_id on events
 	number   uint64 // its number: the digits of mutation_id
+	forget   bool   // step 5
 }
 
 // removals is a store's state of removals: they run one at a time, each
@@ -214,13 +219,13 @@ func (s *Store) claimDuplicates(ctx context.Context, token string, goes func(cla
 	return s.claimRows(ctx, token, claim)
 }
 
-// remove carries out steps 2 to 4 of the removal of token's claims (see
-// removal). decided is called after step 3, with the lifecycle condition
+// remove carries out steps 2 to 5 of the removal of token's claims (see
+// removal); forget is step 5's. decided is called after step 3, with the lifecycle condition
 // that selects the canonical rows the removal won (for the caller to read
 // what it removed); its answer is what the caller returns even when the
 // wait fails, since those rows go all the same. With no claims, remove does
 // nothing.
-func (s *Store) remove(ctx context.Context, token string, decided func(won string, args []any) error) error {
+func (s *Store) remove(ctx context.Context, token string, forget bool, decided func(won string, args []any) error) error {
 	var n uint64
 	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("lifecycle")+" WHERE token = ? AND kind = ?", token, uint8(claimRow)).Scan(&n); err != nil {
 		return fmt.Errorf("count claims: %w", err)
@@ -231,11 +236,11 @@ func (s *Store) remove(ctx context.Context, token string, decided func(won strin
 	if err := s.keepFeedEnd(ctx, token); err != nil {
 		return err
 	}
-	claims := "SELECT id, seq, writer FROM " + s.table("lifecycle") + " WHERE token = ? AND kind = " + strconv.Itoa(claimRow)
-	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.table("events")+" DELETE WHERE (id, seq, writer) IN ("+claims+")", token); err != nil {
+	claims := "SELECT seq, writer FROM " + s.table("lifecycle") + " WHERE token = ? AND kind = " + strconv.Itoa(claimRow)
+	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.table("events")+" DELETE WHERE (seq, writer) IN ("+claims+")", token); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
-	r := removal{token: token}
+	r := removal{token: token, forget: forget}
 	var err error
 	if r.mutation, r.number, err = s.findMutation(ctx, "events", token); err != nil {
 		return err
@@ -244,7 +249,7 @@ func (s *Store) remove(ctx context.Context, token string, decided func(won strin
 		return err
 	}
 	if decided != nil {
-		won := "token = ? AND kind = " + strconv.Itoa(claimRow) + " AND canonical = 1 AND (id, seq, writer) NOT IN (SELECT id, seq, writer FROM " +
+		won := "token = ? AND kind = " + strconv.Itoa(claimRow) + " AND canonical = 1 AND (seq, writer) NOT IN (SELECT seq, writer FROM " +
 			s.table("lifecycle") + " WHERE token = ? AND kind = " + strconv.Itoa(claimLost) + ")"
 		if err := decided(won, []any{token, token}); err != nil {
 			s.removals.pending = append(s.removals.pending, r)
@@ -294,7 +299,7 @@ func (s *Store) decide(ctx context.Context, r removal) error {
 		return err
 	}
 	lc := s.table("lifecycle")
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT token FROM "+lc+" WHERE kind = ? AND token != ? AND (id, seq, writer) IN (SELECT id, seq, writer FROM "+
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT token FROM "+lc+" WHERE kind = ? AND token != ? AND (seq, writer) IN (SELECT seq, writer FROM "+
 		lc+" WHERE token = ? AND kind = ?)", uint8(claimRow), r.token, r.token, uint8(claimRow))
 	if err != nil {
 		return fmt.Errorf("look for other claims: %w", err)
@@ -332,8 +337,8 @@ func (s *Store) decide(ctx context.Context, r removal) error {
 	for _, t := range first {
 		args = append(args, t)
 	}
-	err = s.conn.Exec(ctx, "INSERT INTO "+lc+" (token, kind, id, seq, writer) SELECT ?, ?, id, seq, writer FROM "+lc+
-		" WHERE token = ? AND kind = ? AND (id, seq, writer) IN (SELECT id, seq, writer FROM "+lc+" WHERE kind = ? AND token IN ("+marks+"))", args...)
+	err = s.conn.Exec(ctx, "INSERT INTO "+lc+" (token, kind, seq, writer) SELECT ?, ?, seq, writer FROM "+lc+
+		" WHERE token = ? AND kind = ? AND (seq, writer) IN (SELECT seq, writer FROM "+lc+" WHERE kind = ? AND token IN ("+marks+"))", args...)
 	if err != nil {
 		return fmt.Errorf("record the rows another removal takes: %w", err)
 	}
@@ -382,8 +387,9 @@ func (s *Store) recordLifecycle(ctx context.Context, token string, kind uint8, n
 	return nil
 }
 
-// finish is step 4 of r: wait for its DELETE, decrement the rollups by the
-// rows it won, and take ids none of whose rows are left out of duplicates.
+// finish is steps 4 and 5 of r: wait for its DELETE, decrement the rollups
+// by the rows it won, take ids none of whose rows are left out of
+// duplicates, and blank the ids of its claims when r forgets.
 func (s *Store) finish(ctx context.Context, r removal) error {
 	if err := s.waitMutation(ctx, "events", r.mutation); err != nil {
 		return err
@@ -393,35 +399,54 @@ func (s *Store) finish(ctx context.Context, r removal) error {
 	err := s.conn.Exec(ctx, "INSERT INTO "+s.table("rollups")+" (width, bucket, category, name, events) "+
 		"SELECT width, intDiv(event_time, d) - (event_time % d < 0) AS bucket, category, name, -toInt64(count()) AS events FROM "+lc+
 		" ARRAY JOIN [toUInt8(1), toUInt8(2), toUInt8(3)] AS width, [toInt64(60000000000), toInt64(3600000000000), toInt64(86400000000000)] AS d"+
-		" WHERE token = ? AND kind = ? AND (id, seq, writer) NOT IN (SELECT id, seq, writer FROM "+lc+" WHERE token = ? AND kind = ?)"+
+		" WHERE token = ? AND kind = ? AND (seq, writer) NOT IN (SELECT seq, writer FROM "+lc+" WHERE token = ? AND kind = ?)"+
 		" GROUP BY width, bucket, category, name", r.token, uint8(claimRow), r.token, uint8(claimLost))
 	if err != nil {
 		return fmt.Errorf("decrement the rollups: %w", err)
 	}
-	// From here on, r is done: a failure below leaves ids in duplicates
-	// that no row has, which cost nothing but a look-up.
-	claimed := "SELECT id FROM " + lc + " WHERE token = ? AND kind = " + strconv.Itoa(claimRow)
+	// From here on, the rows and their counts are gone: a failure below
+	// leaves ids in duplicates that no row has, which cost a look-up, or
+	// ids in claims until they are dropped, and is logged.
+	if err := s.dropDuplicates(ctx, r.token); err != nil {
+		s.log.Warn("removal: deleting ids without rows from duplicates", "error", err)
+	}
+	if r.forget {
+		err := s.conn.Exec(ctx, "ALTER TABLE "+lc+" UPDATE id = '' WHERE token = ?", r.token)
+		if err == nil {
+			err = s.awaitMutation(ctx, "lifecycle", r.token)
+		}
+		if err != nil {
+			s.log.Warn("removal: blanking the ids of an erasure's claims; they are deleted in "+claimGrace.String(), "error", err)
+		}
+	}
+	return nil
+}
+
+// dropDuplicates takes the ids claimed under token that no row has any
+// more out of duplicates.
+func (s *Store) dropDuplicates(ctx context.Context, token string) error {
+	claimed := "SELECT id FROM " + s.table("lifecycle") + " WHERE token = ? AND kind = " + strconv.Itoa(claimRow)
 	var dups uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("duplicates")+" WHERE id IN ("+claimed+")", r.token).Scan(&dups); err != nil {
-		s.log.Warn("removal: reading duplicates", "error", err)
-		return nil
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.table("duplicates")+" WHERE id IN ("+claimed+")", token).Scan(&dups); err != nil {
+		return err
 	}
 	if dups == 0 {
 		return nil
 	}
 	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.table("duplicates")+" DELETE WHERE id IN ("+claimed+") AND id NOT IN (SELECT id FROM "+
-		s.table("events")+" WHERE id IN ("+claimed+"))", r.token, r.token); err != nil {
-		s.log.Warn("removal: deleting from duplicates", "error", err)
-		return nil
+		s.table("events")+" WHERE id IN ("+claimed+"))", token, token); err != nil {
+		return err
 	}
-	id, _, err := s.findMutation(ctx, "duplicates", r.token)
-	if err == nil {
-		err = s.waitMutation(ctx, "duplicates", id)
-	}
+	return s.awaitMutation(ctx, "duplicates", token)
+}
+
+// awaitMutation waits for the mutation of table whose command names token.
+func (s *Store) awaitMutation(ctx context.Context, table, token string) error {
+	id, _, err := s.findMutation(ctx, table, token)
 	if err != nil {
-		s.log.Warn("removal: deleting from duplicates", "error", err)
+		return err
 	}
-	return nil
+	return s.waitMutation(ctx, table, id)
 }
 
 // waitMutation waits until the server has carried out the mutation id of

@@ -315,7 +315,7 @@ func TestRemovalFinishedLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Canceled once the DELETE is submitted and decided.
-	err = s.remove(ctx, token, func(string, []any) error { cancel(); return nil })
+	err = s.remove(ctx, token, true, func(string, []any) error { cancel(); return nil })
 	end()
 	if err == nil || len(s.removals.pending) != 1 {
 		t.Fatalf("remove with its context canceled: %v, %d pending; want an error and it pending", err, len(s.removals.pending))
@@ -327,4 +327,57 @@ func TestRemovalFinishedLater(t *testing.T) {
 		t.Fatal("the next removal left the earlier one pending")
 	}
 	storetest.CheckStored(t, s, kept)
+}
+
+// TestEraseLeavesNoTrace: after an erasure of a session, which its
+// events' ids hold too (as Hamustro's and cookie-sync matches' do), no
+// column of any table of the database holds it — not the events, not the
+// claims of the removal, not duplicates — and no mutation's command names
+// it.
+func TestEraseLeavesNoTrace(t *testing.T) {
+	dsn := dbtest.ClickHouse(t)
+	a, b := openAt(t, dsn), openAt(t, dsn)
+	const victim = "victim-7f3c"
+	var events []*eventpb.Event
+	for i := range 40 {
+		sess := []string{victim, "other"}[i%2]
+		events = append(events, storetest.Event(fmt.Sprintf("h:%s:%d", sess, i), int64(1_700_000_000+i), sess, "view", "home"))
+	}
+	storetest.Ingest(t, a, events...)
+	if _, err := b.checkRaces(context.Background(), slipThrough(t, b, events[:10]...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Erase(context.Background(), store.Subject{Kind: subject.Session, Value: victim}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rows, err := a.conn.Query(ctx, "SELECT table, name FROM system.columns WHERE database = ? AND type = 'String'", a.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols [][2]string
+	for rows.Next() {
+		var c [2]string
+		if err := rows.Scan(&c[0], &c[1]); err != nil {
+			t.Fatal(err)
+		}
+		cols = append(cols, c)
+	}
+	rows.Close()
+	if len(cols) < 10 {
+		t.Fatalf("only %d string columns found: %v", len(cols), cols)
+	}
+	for _, c := range cols {
+		var n uint64
+		if err := a.conn.QueryRow(ctx, "SELECT count() FROM "+a.table(c[0])+" WHERE position("+c[1]+", ?) > 0", victim).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			t.Errorf("%d rows of %s hold the erased session in %s", n, c[0], c[1])
+		}
+	}
+	var n uint64
+	if err := a.conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND position(command, ?) > 0", a.db, victim).Scan(&n); err != nil || n > 0 {
+		t.Fatalf("%d mutations name the erased session (%v)", n, err)
+	}
 }

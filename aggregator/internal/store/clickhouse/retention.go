@@ -60,7 +60,7 @@ func (s *Store) expire(ctx context.Context, r store.Retention, now time.Time, co
 	if err != nil {
 		return err
 	}
-	return s.remove(ctx, token, func(won string, args []any) error {
+	return s.remove(ctx, token, false, func(won string, args []any) error {
 		rows, err := s.conn.Query(ctx, "SELECT category, uniqExact(id) FROM "+s.table("lifecycle")+" WHERE "+won+" GROUP BY category", args...)
 		if err != nil {
 			return fmt.Errorf("count the events removed: %w", err)

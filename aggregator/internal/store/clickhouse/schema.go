@@ -44,7 +44,7 @@ var migrations = [][]string{
 		`CREATE TABLE IF NOT EXISTS {db}.lifecycle (
 			token String, kind UInt8, canonical UInt8, id String, seq UInt64, writer UInt64,
 			event_time Int64, category String, name String, claimed_at DateTime DEFAULT now()
-		) ENGINE = MergeTree ORDER BY (token, kind, id, seq, writer)`,
+		) ENGINE = MergeTree ORDER BY (token, kind, seq, writer)`,
 	},
 }
 
