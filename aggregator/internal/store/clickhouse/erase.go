@@ -70,19 +70,11 @@ func (s *Store) erase(ctx context.Context, sub store.Subject) ([]string, error) 
 	}
 	var ids []string
 	err = s.remove(ctx, token, true, func(won string, args []any) error {
-		rows, err := s.conn.Query(ctx, "SELECT DISTINCT id FROM "+s.table("lifecycle")+" WHERE "+won, args...)
-		if err != nil {
+		var err error
+		if ids, err = s.strings(ctx, "SELECT DISTINCT id FROM "+s.table("lifecycle")+" WHERE "+won, args...); err != nil {
 			return fmt.Errorf("read the ids removed: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return fmt.Errorf("read the ids removed: %w", err)
-			}
-			ids = append(ids, id)
-		}
-		return rows.Err()
+		return nil
 	})
 	return ids, err
 }

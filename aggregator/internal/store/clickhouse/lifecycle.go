@@ -74,6 +74,27 @@ const (
 	claimMutation = 2 // the number of the removal's DELETE, in seq
 )
 
+// strings reads a query's rows of one String column.
+func (s *Store) strings(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// placeholders is n parameters of an IN list: "?, ?, …".
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+
 // errNoRows is what QueryRow's Scan says when there is no row.
 var errNoRows = sql.ErrNoRows
 
@@ -299,22 +320,9 @@ func (s *Store) decide(ctx context.Context, r removal) error {
 		return err
 	}
 	lc := s.table("lifecycle")
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT token FROM "+lc+" WHERE kind = ? AND token != ? AND (seq, writer) IN (SELECT seq, writer FROM "+
+	others, err := s.strings(ctx, "SELECT DISTINCT token FROM "+lc+" WHERE kind = ? AND token != ? AND (seq, writer) IN (SELECT seq, writer FROM "+
 		lc+" WHERE token = ? AND kind = ?)", uint8(claimRow), r.token, r.token, uint8(claimRow))
 	if err != nil {
-		return fmt.Errorf("look for other claims: %w", err)
-	}
-	var others []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return fmt.Errorf("look for other claims: %w", err)
-		}
-		others = append(others, t)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("look for other claims: %w", err)
 	}
 	var first []string // removals whose DELETE came before r's
@@ -332,13 +340,12 @@ func (s *Store) decide(ctx context.Context, r removal) error {
 	if len(first) == 0 {
 		return nil
 	}
-	marks := strings.TrimSuffix(strings.Repeat("?, ", len(first)), ", ")
 	args := []any{r.token, uint8(claimLost), r.token, uint8(claimRow), uint8(claimRow)}
 	for _, t := range first {
 		args = append(args, t)
 	}
 	err = s.conn.Exec(ctx, "INSERT INTO "+lc+" (token, kind, seq, writer) SELECT ?, ?, seq, writer FROM "+lc+
-		" WHERE token = ? AND kind = ? AND (seq, writer) IN (SELECT seq, writer FROM "+lc+" WHERE kind = ? AND token IN ("+marks+"))", args...)
+		" WHERE token = ? AND kind = ? AND (seq, writer) IN (SELECT seq, writer FROM "+lc+" WHERE kind = ? AND token IN ("+placeholders(len(first))+"))", args...)
 	if err != nil {
 		return fmt.Errorf("record the rows another removal takes: %w", err)
 	}
@@ -477,39 +484,16 @@ func (s *Store) waitMutation(ctx context.Context, table, id string) error {
 // dropOldClaims deletes the lifecycle rows of removals that are not
 // pending, whose claims are claimGrace old and whose DELETE is done.
 func (s *Store) dropOldClaims(ctx context.Context) error {
-	rows, err := s.conn.Query(ctx, "SELECT token FROM "+s.table("lifecycle")+" GROUP BY token HAVING max(claimed_at) < now() - ?",
+	old, err := s.strings(ctx, "SELECT token FROM "+s.table("lifecycle")+" GROUP BY token HAVING max(claimed_at) < now() - ?",
 		int64(claimGrace/time.Second))
 	if err != nil {
 		return fmt.Errorf("read old claims: %w", err)
 	}
-	var old []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return fmt.Errorf("read old claims: %w", err)
-		}
-		old = append(old, t)
+	if len(old) == 0 {
+		return nil
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(old) == 0 {
-		return err
-	}
-	running, err := s.conn.Query(ctx, "SELECT command FROM system.mutations WHERE database = ? AND is_done = 0", s.db)
+	commands, err := s.strings(ctx, "SELECT command FROM system.mutations WHERE database = ? AND is_done = 0", s.db)
 	if err != nil {
-		return fmt.Errorf("read mutations: %w", err)
-	}
-	var commands []string
-	for running.Next() {
-		var c string
-		if err := running.Scan(&c); err != nil {
-			running.Close()
-			return fmt.Errorf("read mutations: %w", err)
-		}
-		commands = append(commands, c)
-	}
-	running.Close()
-	if err := running.Err(); err != nil {
 		return fmt.Errorf("read mutations: %w", err)
 	}
 	var drop []any
@@ -524,8 +508,7 @@ func (s *Store) dropOldClaims(ctx context.Context) error {
 		return nil
 	}
 	// Not waited for: nothing reads these claims any more.
-	marks := strings.TrimSuffix(strings.Repeat("?, ", len(drop)), ", ")
-	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.table("lifecycle")+" DELETE WHERE token IN ("+marks+")", drop...); err != nil {
+	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.table("lifecycle")+" DELETE WHERE token IN ("+placeholders(len(drop))+")", drop...); err != nil {
 		return fmt.Errorf("delete old claims: %w", err)
 	}
 	return nil

@@ -115,15 +115,8 @@ func TestEraseAcrossSchemaVersions(t *testing.T) {
 		{Kind: subject.Device, Value: "d1"},
 		{Kind: subject.Session, Value: "s3"},
 	} {
-		var want []string
-		var rest []*eventpb.Event
-		for _, ev := range kept {
-			if store.SubjectMatches(sub, ev) {
-				want = append(want, ev.GetId())
-			} else {
-				rest = append(rest, ev)
-			}
-		}
+		rest, of := storetest.Split(kept, sub)
+		want := storetest.IDs(of)
 		if len(want) == 0 {
 			t.Fatalf("no event of %s: the test proves nothing", sub)
 		}
@@ -156,15 +149,8 @@ func TestEraseRacingCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := store.Subject{Kind: subject.Session, Value: "s1"}
-	var kept []*eventpb.Event
-	var want []string
-	for _, ev := range events {
-		if store.SubjectMatches(sub, ev) {
-			want = append(want, ev.GetId())
-		} else {
-			kept = append(kept, ev)
-		}
-	}
+	kept, of := storetest.Split(events, sub)
+	want := storetest.IDs(of)
 	got, err := b.Erase(context.Background(), sub)
 	if err != nil {
 		t.Fatal(err)
@@ -244,29 +230,9 @@ func TestRemovalsOfTwoStores(t *testing.T) {
 	}
 
 	sub := store.Subject{Kind: subject.Session, Value: "s2"}
-	var want []string
-	var rest []*eventpb.Event
-	for _, ev := range kept {
-		if store.SubjectMatches(sub, ev) {
-			want = append(want, ev.GetId())
-		} else {
-			rest = append(rest, ev)
-		}
-	}
-	var wg sync.WaitGroup
-	got := make([][]string, 2)
-	errs := make([]error, 2)
-	for i, s := range stores {
-		wg.Go(func() { got[i], errs[i] = s.Erase(context.Background(), sub) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	all := slices.Concat(got...)
-	slices.Sort(all)
+	rest, of := storetest.Split(kept, sub)
+	want := storetest.IDs(of)
+	all := storetest.EraseAtOnce(t, sub, nil, stores[0], stores[1])
 	slices.Sort(want)
 	if !slices.Equal(all, want) {
 		t.Fatalf("the two erasures returned %d ids in all, want each of %d once", len(all), len(want))
@@ -295,12 +261,7 @@ func TestRemovalFinishedLater(t *testing.T) {
 	events := storetest.Spread(300, 71)
 	storetest.Ingest(t, s, events...)
 	sub := store.Subject{Kind: subject.Session, Value: "s2"}
-	var kept []*eventpb.Event
-	for _, ev := range events {
-		if !store.SubjectMatches(sub, ev) {
-			kept = append(kept, ev)
-		}
-	}
+	kept, _ := storetest.Split(events, sub)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	end, err := s.beginRemoval(ctx)

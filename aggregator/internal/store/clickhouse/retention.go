@@ -101,7 +101,7 @@ func expiredWhere(r store.Retention, now time.Time) (string, []any) {
 	if cut, ok := cutoff(store.Retention{Default: r.Default}, "", now); ok {
 		cond := "event_time < ?"
 		if len(listed) > 0 {
-			cond = "category NOT IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(listed)), ", ") + ") AND " + cond
+			cond = "category NOT IN (" + placeholders(len(listed)) + ") AND " + cond
 			for _, c := range listed {
 				args = append(args, c)
 			}

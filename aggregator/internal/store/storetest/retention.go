@@ -47,7 +47,7 @@ func testRetention(t *testing.T, open Open) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cursor, before := res.Next, ids(res.Events)
+	cursor, before := res.Next, IDs(res.Events)
 
 	r := store.Retention{
 		Default:    48 * time.Hour,
@@ -98,7 +98,7 @@ func testRetention(t *testing.T, open Open) {
 	// Events ingested after the passes are in the feed after the kept ones.
 	late := Event("late", spreadCenter.Add(40*time.Hour).Unix(), "s1", "view", "home")
 	Ingest(t, s, late)
-	if got, _ := ExportAll(t, s, store.ExportQuery{Limit: 50}); !slices.Equal(got, append(ids(kept), "late")) {
+	if got, _ := ExportAll(t, s, store.ExportQuery{Limit: 50}); !slices.Equal(got, append(IDs(kept), "late")) {
 		t.Fatalf("feed after a late ingest: %d ids, want the %d kept and \"late\"", len(got), len(kept))
 	}
 }
@@ -141,7 +141,7 @@ func checkRetained(t *testing.T, s store.Store, all, kept, removed []*eventpb.Ev
 				}
 				w := want[min(off, len(want)):]
 				w = w[:min(len(w), 13)]
-				if got := ids(res.Events); !slices.Equal(got, w) {
+				if got := IDs(res.Events); !slices.Equal(got, w) {
 					t.Fatalf("query %+v: %v, want %v", q, got, w)
 				}
 			}
@@ -161,11 +161,11 @@ func checkRetained(t *testing.T, s store.Store, all, kept, removed []*eventpb.Ev
 			}
 		}
 		slices.Sort(want)
-		if !slices.Equal(ids(got), want) {
+		if !slices.Equal(IDs(got), want) {
 			t.Fatalf("IDPrefix(%q): %d ids, want %d", prefix, len(got), len(want))
 		}
 	}
-	if got, _ := ExportAll(t, s, store.ExportQuery{Limit: 37}); !slices.Equal(got, ids(kept)) {
+	if got, _ := ExportAll(t, s, store.ExportQuery{Limit: 37}); !slices.Equal(got, IDs(kept)) {
 		t.Fatalf("feed: %d ids, want the %d kept in the order stored", len(got), len(kept))
 	}
 	for i := 0; i < len(kept); i += 100 {
