@@ -101,8 +101,12 @@ var errNoRows = sql.ErrNoRows
 // claimGrace is how long the claims of a finished removal are kept.
 const claimGrace = time.Hour
 
-// mutationPoll bounds the pause between two looks at system.mutations.
-const mutationPoll = 200 * time.Millisecond
+// mutationPoll bounds the pause between two looks at system.mutations,
+// and mutationNote is how often a long wait is logged.
+const (
+	mutationPoll = 200 * time.Millisecond
+	mutationNote = time.Minute
+)
 
 func newToken() (string, error) {
 	var b [16]byte
@@ -258,12 +262,15 @@ func (s *Store) remove(ctx context.Context, token string, forget bool, decided f
 		return err
 	}
 	claims := "SELECT seq, writer FROM " + s.table("lifecycle") + " WHERE token = ? AND kind = " + strconv.Itoa(claimRow)
-	if err := s.conn.Exec(ctx, "ALTER TABLE "+s.table("events")+" DELETE WHERE (seq, writer) IN ("+claims+")", token); err != nil {
-		return fmt.Errorf("delete: %w", err)
-	}
+	deleteErr := s.conn.Exec(ctx, "ALTER TABLE "+s.table("events")+" DELETE WHERE (seq, writer) IN ("+claims+")", token)
 	r := removal{token: token, forget: forget}
 	var err error
+	// Also after an error: the server may have taken the DELETE all the
+	// same, and then it is carried out.
 	if r.mutation, r.number, err = s.findMutation(ctx, "events", token); err != nil {
+		if deleteErr != nil {
+			return fmt.Errorf("delete: %w", deleteErr)
+		}
 		return err
 	}
 	if err := s.decide(ctx, r); err != nil {
@@ -461,6 +468,7 @@ func (s *Store) awaitMutation(ctx context.Context, table, token string) error {
 // ones finished).
 func (s *Store) waitMutation(ctx context.Context, table, id string) error {
 	pause := 5 * time.Millisecond
+	began, told := time.Now(), time.Now()
 	for {
 		var done uint8
 		var left int64
@@ -471,6 +479,11 @@ func (s *Store) waitMutation(ctx context.Context, table, id string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("wait for the mutation %s of %s: %w", id, table, err)
+		}
+		if time.Since(told) > mutationNote {
+			told = time.Now()
+			s.log.Info("waiting for the server to carry out a mutation", "table", table, "mutation", id,
+				"parts_to_do", left, "waited", time.Since(began).Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():

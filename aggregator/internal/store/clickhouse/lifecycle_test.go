@@ -342,3 +342,42 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 		t.Fatalf("%d mutations name the erased session (%v)", n, err)
 	}
 }
+
+// TestOldClaimsDropped: a removal deletes the claims of removals that
+// ended claimGrace ago, and keeps newer ones.
+func TestOldClaimsDropped(t *testing.T) {
+	s := openAt(t, dbtest.ClickHouse(t))
+	ctx := context.Background()
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table("lifecycle")+" (token, kind, seq, writer, claimed_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tok := range []string{"old-removal", "new-removal"} {
+		at := time.Now().Add(-2 * claimGrace)
+		if i == 1 {
+			at = time.Now()
+		}
+		if err := b.Append(tok, uint8(claimRow), uint64(i), uint64(1), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Erase(ctx, store.Subject{Kind: subject.Session, Value: "nobody"}); err != nil {
+		t.Fatal(err)
+	}
+	// The deletion is not waited for.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		left, err := s.strings(ctx, "SELECT DISTINCT token FROM "+s.table("lifecycle"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(left, []string{"new-removal"}) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("claims left: %q, want those of new-removal only", left)
+		}
+	}
+}
