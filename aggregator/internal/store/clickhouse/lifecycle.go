@@ -51,10 +51,11 @@ import (
 // the same rows decides (step 3) within seconds of its claim, and reads
 // them until then.
 type removal struct {
-	token    string
-	mutation string // the DELETE's mutation_id on events
-	number   uint64 // its number: the digits of mutation_id
-	forget   bool   // step 5
+	token     string
+	mutation  string // the DELETE's mutation_id on events
+	number    uint64 // its number: the digits of mutation_id
+	forget    bool   // step 5
+	undecided bool   // step 3 failed: pending, it decides first
 }
 
 // removals is a store's state of removals: they run one at a time, each
@@ -131,7 +132,15 @@ func (s *Store) beginRemoval(ctx context.Context) (end func(), err error) {
 	}
 	end = func() { <-s.removals.turn }
 	for len(s.removals.pending) > 0 {
-		if err := s.finish(ctx, s.removals.pending[0]); err != nil {
+		r := &s.removals.pending[0]
+		if r.undecided {
+			if err := s.decide(ctx, *r); err != nil {
+				end()
+				return nil, fmt.Errorf("finish an earlier removal: %w", err)
+			}
+			r.undecided = false
+		}
+		if err := s.finish(ctx, *r); err != nil {
 			end()
 			return nil, fmt.Errorf("finish an earlier removal: %w", err)
 		}
@@ -245,10 +254,11 @@ func (s *Store) claimDuplicates(ctx context.Context, token string, goes func(cla
 }
 
 // remove carries out steps 2 to 5 of the removal of token's claims (see
-// removal); forget is step 5's. decided is called after step 3, with the lifecycle condition
-// that selects the canonical rows the removal won (for the caller to read
-// what it removed); its answer is what the caller returns even when the
-// wait fails, since those rows go all the same. With no claims, remove does
+// removal); forget is step 5's. decided is called after step 3, with the
+// lifecycle condition that selects the canonical rows the removal won (for
+// the caller to read what it removed; when step 3 fails, those it may
+// take): what it reads is what the caller returns even when the rest
+// fails, since those rows go all the same. With no claims, remove does
 // nothing.
 func (s *Store) remove(ctx context.Context, token string, forget bool, decided func(won string, args []any) error) error {
 	var n uint64
@@ -273,11 +283,19 @@ func (s *Store) remove(ctx context.Context, token string, forget bool, decided f
 		}
 		return err
 	}
+	canonical := "token = ? AND kind = " + strconv.Itoa(claimRow) + " AND canonical = 1"
 	if err := s.decide(ctx, r); err != nil {
+		// The DELETE goes on: say what it may take (for an erasure's
+		// tombstone, more is safer than less), and decide later.
+		r.undecided = true
+		s.removals.pending = append(s.removals.pending, r)
+		if decided != nil {
+			_ = decided(canonical, []any{token})
+		}
 		return err
 	}
 	if decided != nil {
-		won := "token = ? AND kind = " + strconv.Itoa(claimRow) + " AND canonical = 1 AND (seq, writer) NOT IN (SELECT seq, writer FROM " +
+		won := canonical + " AND (seq, writer) NOT IN (SELECT seq, writer FROM " +
 			s.table("lifecycle") + " WHERE token = ? AND kind = " + strconv.Itoa(claimLost) + ")"
 		if err := decided(won, []any{token, token}); err != nil {
 			s.removals.pending = append(s.removals.pending, r)
