@@ -202,9 +202,17 @@ func New(opts Options) (_ *Aggregator, err error) {
 	}, nil
 }
 
+// eventStore is what the aggregator needs of a store backend: the store,
+// which erases subjects (erasure requests are no option). Retention
+// (store.Expirer) stays optional, as package store has it.
+type eventStore interface {
+	store.Store
+	store.Eraser
+}
+
 // openStore opens the store backend cfg.Store.Backend names: Pebble in
 // cfg.DataDir, or the ClickHouse database of cfg.Store.ClickHouse.DSN.
-func openStore(cfg config.Aggregator, reg prometheus.Registerer, log *slog.Logger) (store.Store, error) {
+func openStore(cfg config.Aggregator, reg prometheus.Registerer, log *slog.Logger) (eventStore, error) {
 	switch cfg.Store.Backend {
 	case config.BackendClickHouse:
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgetrack/edgetrack/internal/config"
 	"github.com/edgetrack/edgetrack/internal/subject"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
@@ -46,9 +47,10 @@ func (r *running) allIDs(tb testing.TB) []string {
 // answer (queries, stats, matches, the export feed), later events of it are
 // dropped at ingest and counted as suppressed, nobody else's events are
 // touched, and the audit log, the suppression list and the tombstones say
-// what happened, also after a restart.
-func TestEraseUnderLoad(t *testing.T) {
-	cfg := testConfig(t)
+// what happened, also after a restart. It runs on each store backend.
+func TestEraseUnderLoad(t *testing.T) { eachBackend(t, testEraseUnderLoad) }
+
+func testEraseUnderLoad(t *testing.T, cfg config.Aggregator) {
 	r := start(t, cfg)
 	const victim = "victim"
 	var (

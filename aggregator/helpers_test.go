@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgetrack/edgetrack/aggregator"
 	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/dbtest"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -43,6 +44,22 @@ func testConfig(tb testing.TB) config.Aggregator {
 	cfg.MaxBatchBytes = maxBatch
 	cfg.Query.MaxPageSize = 50
 	return cfg
+}
+
+// eachBackend runs test once with each store backend: Pebble, and
+// ClickHouse on a database of its own (skipped without a server, as
+// internal/dbtest says).
+func eachBackend(t *testing.T, test func(t *testing.T, cfg config.Aggregator)) {
+	for _, backend := range []string{config.BackendPebble, config.BackendClickHouse} {
+		t.Run(backend, func(t *testing.T) {
+			cfg := testConfig(t)
+			if backend == config.BackendClickHouse {
+				cfg.Store.Backend = backend
+				cfg.Store.ClickHouse.DSN = dbtest.ClickHouse(t)
+			}
+			test(t, cfg)
+		})
+	}
 }
 
 var quiet = slog.New(slog.DiscardHandler)

@@ -23,9 +23,10 @@ import (
 // 30 days and everything else forever: after a pass the old form events are
 // gone from /events, /stats and /v1/export, every other event is there as
 // before, the metric counts the removed ones and the log says what each
-// pass did.
-func TestRetentionPass(t *testing.T) {
-	cfg := testConfig(t)
+// pass did. It runs on each store backend.
+func TestRetentionPass(t *testing.T) { eachBackend(t, testRetentionPass) }
+
+func testRetentionPass(t *testing.T, cfg config.Aggregator) {
 	cfg.Retention.Categories = config.CategoryDurations{"form_interaction": config.Duration(720 * time.Hour)}
 	logs := &syncbuf.Buffer{}
 	reg := prometheus.NewRegistry()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -27,7 +28,10 @@ import (
 // query answers the same on both: pages and counts of /events with every
 // filter and both timestamp formats, cursors, /events/{id}, /stats, and the
 // export feed. The ClickHouse aggregator is then restarted and answers the
-// same again.
+// same again. Then `edgetrack erase` runs against both, for a session, a
+// user (Hamustro's numeric user_id) and a device: each removes exactly the
+// subject's events that are left, both answer the same without them, and
+// the erased session's events sent again are dropped.
 func TestEndToEndClickHouse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -37,16 +41,18 @@ func TestEndToEndClickHouse(t *testing.T) {
 	type pair struct {
 		agg, edge *proc
 		aggURL    string
+		adminURL  string
 		edgeURL   string
 		aggEnv    []string
 	}
 	run := func(name string, backend ...string) *pair {
 		aggAddr, aggAdmin, edgeAddr, edgeAdmin := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
-		p := &pair{aggURL: "http://" + aggAddr, edgeURL: "http://" + edgeAddr}
+		p := &pair{aggURL: "http://" + aggAddr, adminURL: "http://" + aggAdmin, edgeURL: "http://" + edgeAddr}
 		p.aggEnv = append([]string{
 			"EDGETRACK_AGGREGATOR_LISTEN=" + aggAddr, "EDGETRACK_AGGREGATOR_ADMIN_LISTEN=" + aggAdmin,
 			"EDGETRACK_AGGREGATOR_DATA_DIR=" + filepath.Join(dir, name, "agg"),
 			"EDGETRACK_AGGREGATOR_TOKENS_EDGE=" + e2eEdgeToken, "EDGETRACK_AGGREGATOR_TOKENS_QUERY=" + e2eQueryToken,
+			"EDGETRACK_AGGREGATOR_TOKENS_ADMIN=" + e2eAdminToken,
 		}, backend...)
 		edgeEnv := []string{
 			"EDGETRACK_EDGE_LISTEN=" + edgeAddr, "EDGETRACK_EDGE_ADMIN_LISTEN=" + edgeAdmin,
@@ -69,6 +75,9 @@ func TestEndToEndClickHouse(t *testing.T) {
 	// select different sets.
 	base := time.Now().Add(-6 * time.Hour).Truncate(time.Hour).Unix()
 	var ids []string
+	type owner struct{ session, device, user string }
+	owners := map[string]owner{}  // each event's subjects
+	bodies := map[string][]byte{} // each session's collection
 	for i := range 24 {
 		c := &hamustropb.Collection{
 			DeviceId: proto.String(fmt.Sprintf("dev-%d", i%6)), ClientId: proto.String([]string{"web", "ios", "android"}[i%3]),
@@ -76,17 +85,29 @@ func TestEndToEndClickHouse(t *testing.T) {
 		}
 		c.Session = proto.String(hamustrotest.SessionOf(c))
 		for j := range 10 {
-			c.Payloads = append(c.Payloads, &hamustropb.Payload{
+			p := &hamustropb.Payload{
 				At:    proto.Uint64(uint64(base + int64(i*437+j*61)%(3*3600))),
 				Event: proto.String([]string{"open", "view", "buy", "close"}[(i+j)%4]),
 				Nr:    proto.Uint32(uint32(i*10 + j)),
-			})
+			}
+			if j%3 == 0 {
+				p.UserId = proto.Uint32(uint32(100 + i%4))
+			}
+			c.Payloads = append(c.Payloads, p)
 		}
 		body, err := proto.Marshal(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, hamustrotest.EventIDs(c)...)
+		for j, id := range hamustrotest.EventIDs(c) {
+			o := owner{session: c.GetSession(), device: c.GetDeviceId()}
+			if u := c.Payloads[j].UserId; u != nil {
+				o.user = fmt.Sprint(*u)
+			}
+			owners[id] = o
+			ids = append(ids, id)
+		}
+		bodies[c.GetSession()] = body
 		for _, p := range []*pair{pb, chs} {
 			for range 1 + i%2 { // every other collection is sent twice
 				if code, err := track(p.edgeURL, body); err != nil || code != 200 {
@@ -114,11 +135,11 @@ func TestEndToEndClickHouse(t *testing.T) {
 		"end_time=" + url.QueryEscape(ts(base+900, false)),
 		"category=nobody",
 	}
-	compare := func(what string) {
+	compare := func(what string, stored int) {
 		t.Helper()
 		// The answers compared are not empty ones.
-		if got := pages(t, chs.aggURL, "/events?page_size=50"); !strings.HasPrefix(got, fmt.Sprintf("count=%d next=true", len(ids))) {
-			t.Fatalf("%s: GET /events: %.200s, want a count of %d", what, got, len(ids))
+		if got := pages(t, chs.aggURL, "/events?page_size=50"); !strings.HasPrefix(got, fmt.Sprintf("count=%d next=true", stored)) {
+			t.Fatalf("%s: GET /events: %.200s, want a count of %d", what, got, stored)
 		}
 		if got := get(t, chs.aggURL, "/stats?bucket=day&start_time="+url.QueryEscape(ts(base, true))+"&end_time="+url.QueryEscape(ts(base+3600, true))); !strings.Contains(got, `"points":[{`) {
 			t.Fatalf("%s: GET /stats: %s, want points", what, got)
@@ -145,20 +166,89 @@ func TestEndToEndClickHouse(t *testing.T) {
 		}
 		// The feed holds each event once on both; the order of batches
 		// from two edges may differ, so compare them sorted.
-		if a, b := feed(t, pb.aggURL), feed(t, chs.aggURL); !slices.Equal(a, b) || len(a) != len(ids) {
-			t.Fatalf("%s: the export feeds differ: pebble %d events, clickhouse %d, sent %d", what, len(a), len(b), len(ids))
+		if a, b := feed(t, pb.aggURL), feed(t, chs.aggURL); !slices.Equal(a, b) || len(a) != stored {
+			t.Fatalf("%s: the export feeds differ: pebble %d events, clickhouse %d, want %d", what, len(a), len(b), stored)
 		}
 	}
-	compare("first run")
+	compare("first run", len(ids))
 
 	chs.agg.stop()
 	chs.agg = start(t, dir, chs.aggEnv, "aggregator")
 	waitReady(t, chs.agg, chs.aggURL)
-	compare("after a restart of the ClickHouse aggregator")
+	compare("after a restart of the ClickHouse aggregator", len(ids))
+
+	// Erasures, as an operator runs them. A later one finds only what the
+	// earlier ones left of its subject.
+	victim := hamustrotest.SessionOf(&hamustropb.Collection{DeviceId: proto.String("dev-1"), ClientId: proto.String("ios"), SystemVersion: proto.String("1"), ProductVersion: proto.String("1")})
+	left := maps.Clone(owners)
+	for _, tc := range []struct {
+		flag, value string
+		of          func(owner) bool
+	}{
+		{"--session-id", victim, func(o owner) bool { return o.session == victim }},
+		{"--user-id", "101", func(o owner) bool { return o.user == "101" }},
+		{"--device-id", "dev-2", func(o owner) bool { return o.device == "dev-2" }},
+	} {
+		want := 0
+		for id, o := range left {
+			if tc.of(o) {
+				want++
+				delete(left, id)
+			}
+		}
+		if want == 0 {
+			t.Fatalf("erase %s %s: no event left of it; the test proves nothing", tc.flag, tc.value)
+		}
+		for _, p := range []*pair{pb, chs} {
+			out := runOnce(t, dir, []string{"EDGETRACK_ADMIN_URL=" + p.adminURL, "EDGETRACK_ADMIN_TOKEN=" + e2eAdminToken}, "erase", tc.flag, tc.value)
+			if !strings.Contains(out, fmt.Sprintf(": %d events of ", want)) {
+				t.Fatalf("edgetrack erase %s %s on %s: %q, want %d events removed", tc.flag, tc.value, p.aggURL, out, want)
+			}
+		}
+	}
+	compare("after the erasures", len(left))
+
+	// The erased session's events sent again are dropped (by the edge once
+	// it has the suppression list, else by the aggregator); a collection of
+	// another device sent after them is stored.
+	marker := &hamustropb.Collection{DeviceId: proto.String("dev-9"), ClientId: proto.String("web"), SystemVersion: proto.String("1"), ProductVersion: proto.String("1"),
+		Payloads: []*hamustropb.Payload{{At: proto.Uint64(uint64(base)), Event: proto.String("open"), Nr: proto.Uint32(1)}}}
+	marker.Session = proto.String(hamustrotest.SessionOf(marker))
+	markerBody, err := proto.Marshal(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*pair{pb, chs} {
+		for _, body := range [][]byte{bodies[victim], markerBody} {
+			if code, err := track(p.edgeURL, body); err != nil || code != 200 {
+				t.Fatalf("track: %d %v", code, err)
+			}
+		}
+		waitCount(t, p.aggURL, len(left)+1)
+		if got := get(t, p.aggURL, "/events?session_id="+victim); !strings.Contains(got, `"count":0`) {
+			t.Fatalf("%s: the erased session after its events were sent again: %.300s", p.aggURL, got)
+		}
+	}
 	for _, p := range []*pair{pb, chs} {
 		p.edge.stop()
 		p.agg.stop()
 	}
+}
+
+// runOnce runs an edgetrack command that ends by itself and returns its
+// output; it fails the test when the command fails.
+func runOnce(t *testing.T, dir string, env []string, args ...string) string {
+	t.Helper()
+	p := start(t, dir, env, args...)
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("edgetrack %s did not finish:\n%s", strings.Join(args, " "), p.out)
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("edgetrack %s: exit %d:\n%s", strings.Join(args, " "), code, p.out)
+	}
+	return p.out.String()
 }
 
 // get answers GET url+path with the query token, as status and body, with

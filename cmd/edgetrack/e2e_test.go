@@ -44,6 +44,7 @@ const (
 	e2eSecret     = "e2e-secret"
 	e2eEdgeToken  = "e2e-edge-token"
 	e2eQueryToken = "e2e-query-token"
+	e2eAdminToken = "e2e-admin-token"
 )
 
 // proc is one edgetrack process started by a test.

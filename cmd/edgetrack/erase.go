@@ -34,8 +34,10 @@ edgetrack sync deletes the events from its targets on its next run.
 
 --session-id and --uid select the events of one session (a uid is the session of
 cookie-sync matches); --user-id and --device-id the events whose data has that
-field. Erasing a user or device reads the whole store. If erase fails part way,
-run it again: the subject is suppressed already and the rest is finished.
+field. On the embedded store, erasing a user or device reads the whole store; on
+ClickHouse, every erasure rewrites the events table before it answers. If erase
+fails part way, run it again: the subject is suppressed already and the rest is
+finished.
 
 It talks to the aggregator's admin listener: --admin-url (or ` + envAdminURL + `, default
 ` + defaultAdminURL + `) with an admin token, --token (or ` + envAdminToken + `).`,

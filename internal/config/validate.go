@@ -259,13 +259,6 @@ func (a *Aggregator) validate(p *problems) {
 	oneOf(p, "aggregator.store.backend", a.Store.Backend, BackendPebble, BackendClickHouse)
 	if a.Store.Backend == BackendClickHouse {
 		clickHouseDSN(p, "aggregator.store.clickhouse.dsn", a.Store.ClickHouse.DSN)
-		if a.Retention.Enabled() {
-			path := "aggregator.retention.categories"
-			if a.Retention.Default > 0 {
-				path = "aggregator.retention.default"
-			}
-			p.add(path, "retention is not carried out by the clickhouse backend yet: keep events forever (0), or use pebble")
-		}
 	}
 	if a.Query.MaxPageSize < 1 {
 		p.add("aggregator.query.max_page_size", "must be at least 1, got %d", a.Query.MaxPageSize)

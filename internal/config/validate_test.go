@@ -197,7 +197,7 @@ func TestValidateChecks(t *testing.T) {
 			c.Aggregator.Store.Backend = "clickhouse"
 			c.Aggregator.Store.ClickHouse.DSN = "clickhouse://127.0.0.1:9000/edgetrack"
 			c.Aggregator.Retention.Default = Duration(time.Hour)
-		}, "aggregator.retention.default: retention is not carried out by the clickhouse backend yet"},
+		}, ""},
 		{"clickhouse DSN unused with pebble", func(c *Config) { c.Aggregator.Store.ClickHouse.DSN = "nonsense" }, ""},
 		{"clickhouse without DSN", func(c *Config) { c.Aggregator.Store.Backend = "clickhouse" },
 			"aggregator.store.clickhouse.dsn: is required with aggregator.store.backend clickhouse"},

@@ -81,10 +81,18 @@ func (s Subject) Matches(session string, data []byte) bool {
 	case Session, UID:
 		return session == s.Value
 	case User, Device:
-		v, ok := eventdata.Field(data, string(s.Kind))
+		v, ok := DataValue(s.Kind, data)
 		return ok && v == s.Value
 	}
 	return false
+}
+
+// DataValue returns the value a subject of kind k (User or Device) is
+// matched on in an event's data: its top-level field, as text
+// (eventdata.Field), and false when the data has none. A store that keeps
+// it beside the event (store/clickhouse) matches exactly as Matches does.
+func DataValue(k Kind, data []byte) (string, bool) {
+	return eventdata.Field(data, string(k))
 }
 
 // canonical is the kind a subject is hashed and matched under: a uid is a

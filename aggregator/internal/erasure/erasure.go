@@ -50,8 +50,6 @@ import (
 
 // Errors of Erasures' methods.
 var (
-	// ErrUnsupported: the store cannot erase.
-	ErrUnsupported = errors.New("erasure: the store cannot erase events")
 	// ErrTombstonesGone: tombstones after the cursor were removed by
 	// retention; the reader missed erasures.
 	ErrTombstonesGone = errors.New("erasure: tombstones removed")
@@ -86,8 +84,8 @@ type Tombstone struct {
 
 // Options configure Open.
 type Options struct {
-	Dir   string      // <data_dir>/erasure; created when missing
-	Store store.Store // erases when it is a store.Eraser
+	Dir   string       // <data_dir>/erasure; created when missing
+	Store store.Eraser // removes the subjects' events
 	Now   func() time.Time
 	// TombstoneRetention is how long tombstones are kept; > 0.
 	TombstoneRetention time.Duration
@@ -100,7 +98,7 @@ type Erasures struct {
 	opts   Options
 	log    *slog.Logger
 	audit  *jsonlog.Log[Record]
-	eraser store.Eraser // nil: the store cannot erase
+	eraser store.Eraser
 
 	// gate: Ingest holds it shared, a suppression exclusively.
 	gate sync.RWMutex
@@ -125,6 +123,9 @@ func Open(opts Options) (*Erasures, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("erasure: Options.Dir is empty")
 	}
+	if opts.Store == nil {
+		return nil, errors.New("erasure: Options.Store is nil")
+	}
 	if opts.TombstoneRetention <= 0 {
 		return nil, fmt.Errorf("erasure: Options.TombstoneRetention must be positive, got %s", opts.TombstoneRetention)
 	}
@@ -141,8 +142,7 @@ func Open(opts Options) (*Erasures, error) {
 	if err != nil {
 		return nil, fmt.Errorf("erasure: audit log: %w", err)
 	}
-	e := &Erasures{opts: opts, log: opts.Logger, audit: audit, records: records, changed: make(chan struct{})}
-	e.eraser, _ = opts.Store.(store.Eraser)
+	e := &Erasures{opts: opts, log: opts.Logger, audit: audit, eraser: opts.Store, records: records, changed: make(chan struct{})}
 	seen := map[string]bool{}
 	for _, r := range records {
 		e.seq = max(e.seq, r.Seq)
@@ -209,9 +209,6 @@ func (e *Erasures) Erase(ctx context.Context, s subject.Subject, actor string) (
 func (e *Erasures) erase(ctx context.Context, s subject.Subject, actor string) (Result, error) {
 	if err := s.Validate(); err != nil {
 		return Result{}, err
-	}
-	if e.eraser == nil {
-		return Result{}, ErrUnsupported
 	}
 	rec, err := e.suppress(s, actor)
 	if err != nil {

@@ -24,8 +24,6 @@ var (
 // erasureError gives the erasure package's errors their status.
 func erasureError(err error) error {
 	switch {
-	case errors.Is(err, erasure.ErrUnsupported):
-		return statusError(http.StatusNotImplemented, err)
 	case errors.Is(err, erasure.ErrTombstonesGone):
 		return statusError(http.StatusGone, err)
 	case errors.Is(err, erasure.ErrClosed):

@@ -101,6 +101,8 @@ type Store struct {
 	ingestMu sync.Mutex
 	lastSeq  atomic.Uint64 // the last seq given out (under ingestMu)
 
+	removals removals // Erase and Expire (lifecycle.go)
+
 	storeID  atomic.Value // [8]byte: the database's id, in export cursors
 	signalMu sync.Mutex
 	signal   chan struct{} // closed and replaced after each insert
@@ -150,7 +152,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		conn: conn, db: db, log: log, metrics: m, poll: opts.PollInterval, writer: binary.BigEndian.Uint64(w[:]),
-		signal: make(chan struct{}), closing: make(chan struct{}),
+		signal: make(chan struct{}), closing: make(chan struct{}), removals: newRemovals(),
 	}
 	if s.poll <= 0 {
 		s.poll = DefaultPollInterval
@@ -165,8 +167,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: clickhouse: database %s: store id: %w", db, err)
 	}
 	s.storeID.Store(id)
-	var last uint64
-	if err := conn.QueryRow(ctx, "SELECT max(seq) FROM "+s.table("events")).Scan(&last); err != nil {
+	last, err := s.feedEnd(ctx)
+	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("store: clickhouse: database %s: read the feed's end: %w", db, err)
 	}

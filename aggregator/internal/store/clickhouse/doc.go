@@ -2,14 +2,16 @@
 // deployments that outgrow one machine's disk or run several aggregators on
 // one database (aggregator.store.backend: clickhouse). It keeps the promises
 // of package store (see its doc; storetest.Run checks them here as for
-// store/pebble); this doc is about how: the tables, what each call costs,
-// and where it guarantees less than Pebble.
+// store/pebble), erasure (store.Eraser) and retention (store.Expirer)
+// included; this doc is about how: the tables, what each call costs, and
+// where it guarantees less than Pebble.
 //
 // It is written for ClickHouse 18.16 (what Debian ships, and what the tests
 // run against) over the native protocol with clickhouse-go/v2, and uses only
 // what later versions still have: MergeTree, SummingMergeTree,
 // ReplacingMergeTree, a materialized view, LIMIT BY, uniqExact, argMin,
-// external data. Batch INSERTs name their columns, and no INSERT carries
+// external data, ALTER TABLE … DELETE and UPDATE (mutations) and
+// system.mutations. Batch INSERTs name their columns, and no INSERT carries
 // its data inline (both fail on 18.16 with this client).
 //
 // # Tables
@@ -20,11 +22,15 @@
 //	schema_version (version, applied_at)          MergeTree         one row per migration applied
 //	meta (key, value)                             MergeTree         'store_id' → 16 hex digits, in export cursors
 //	events (id, seq, writer, event_time,          MergeTree         one row per stored copy; ORDER BY id
-//	        session, category, name, body)
+//	        session, category, name, body,
+//	        user_id, device_id, subjects)
 //	rollups (width, bucket, category, name, events) SummingMergeTree counts per minute (1), hour (2), day (3)
 //	rollups_mv                                    materialized view events → rollups, at every INSERT,
 //	                                              summed per cell within the inserted block
 //	duplicates (id)                               ReplacingMergeTree ids with more than one row (see below)
+//	lifecycle (token, kind, canonical, id, seq,   MergeTree         rows being removed by Erase and Expire
+//	           writer, event_time, category,                        (see Erasure and retention)
+//	           name, claimed_at)
 //
 // body is the event's deterministic protobuf encoding; event_time is
 // store.EventTime; session, category and name are copied out of it to be
@@ -32,13 +38,23 @@
 // max(last+1, unix microseconds << 10) under its ingest lock, so its own
 // rows are numbered in the order they are inserted, and the rows of several
 // aggregators interleave about as they were stored. writer is a random id
-// of the process that inserted the row. bucket is event_time floor-divided
-// by the width (store.Bucket.Index), computed by the view.
+// of the process that inserted the row; a row is named by (seq, writer),
+// which no two rows share. user_id and device_id are what an erasure of a
+// user or device matches (subject.DataValue of the event's data, "" when
+// it has none), filled by Ingest, which sets subjects to 1. bucket is
+// event_time floor-divided by the width (store.Bucket.Index), computed by
+// the view.
 //
 // Migrations: schema_version holds the versions applied; Open runs the
 // steps from the highest one recorded to schemaVersion (each statement can
 // run again, so an interrupted migration finishes at the next Open) and
-// refuses a database of a later version. Version 1 is the layout above.
+// refuses a database of a later version. Version 1 is the layout above
+// without the columns user_id, device_id and subjects and the table
+// lifecycle, which version 2 adds. An ADD COLUMN, which 18.16 cannot say IF
+// NOT EXISTS of, runs only when the column is missing. The rows stored
+// before version 2 keep subjects 0 and no user or device: Erase reads
+// their bodies instead (below). Nothing rewrites them: a mutation that did
+// would cost what an erasure costs, for every row.
 //
 // # Ingest and exactly once
 //
@@ -81,6 +97,70 @@
 // throughout. The duplicates table is empty unless aggregators race, and
 // reading it costs every read a few sub-queries on empty tables.
 //
+// # Erasure and retention
+//
+// Erase and Expire remove rows the same way (a removal; the steps are on
+// type removal in lifecycle.go): the rows to remove are claimed in the
+// lifecycle table under a random token, one ALTER TABLE events DELETE
+// (a mutation) deletes the rows claimed under it, and when the server has
+// carried it out (system.mutations says is_done) the rollups are counted
+// down by one INSERT of negative counts into their cells, from the claims:
+// exactly the rows deleted, so Stats and Count agree again. Ids none of
+// whose rows are left are deleted from duplicates (the copies that lost a
+// race are claimed with the canonical copy, and counted down with it, so
+// the correction Stats makes for them ends with them). The call returns
+// when all of that is done: then nothing removed is in Get, Query, Count,
+// Stats, IDPrefix or Export. Removals of one store run one at a time.
+//
+//   - Erase claims the rows of a session or uid by the session column, of a
+//     user or device by user_id or device_id. Rows stored before schema
+//     version 2 have none: the server picks those whose body holds the
+//     value as it is (or a backslash, or every one for a value that is a
+//     JSON object or array), and they are decoded and matched with
+//     store.SubjectMatches. Once done, the ids in its claims are blanked
+//     (an UPDATE), as an id can hold the session or uid.
+//   - Expire claims every expired row in one INSERT … SELECT the server
+//     runs (a scan of the category and event_time columns): per category
+//     listed, and for the others the default, as store.Retention says. A
+//     pass with nothing expired writes nothing. Counting the rows down
+//     leaves a bucket the cutoff falls in counting exactly its newer
+//     events, and cells wholly expired at zero, which merges drop.
+//
+// Cost: a mutation in 18.16 rewrites every part of events, whatever it
+// deletes: each erasure, and each retention pass that removes something,
+// writes the whole table once more (and needs that much free disk for a
+// while), in the background pool of the server, and takes as long as that
+// does; removals wait for each other. The old parts, which still
+// hold the removed rows, are deleted by the server a few minutes after the
+// mutation (its old_parts_lifetime), as Pebble's bytes leave its files when
+// it compacts them. A retention pass with nothing expired reads two
+// columns.
+//
+// Readers during a removal see each row stored or removed as the mutation
+// reaches its part; Stats may count deleted rows until the count-down,
+// never fewer than are stored. Where it guarantees less than Pebble:
+//
+//   - A removal whose wait ends early (its context, an error) has still
+//     removed its rows (the server goes on with the mutation); the store's
+//     next removal counts them down first. A process that stops before
+//     that (a crash, a restart) leaves the rollups counting those rows,
+//     and nothing repairs that yet.
+//   - An event whose INSERT the aggregator gave up on (an error after the
+//     server got the rows) may still be written after an erasure's DELETE
+//     was submitted; then it stays. The aggregator's suppression keeps the
+//     subject's later events out; such an event needs the erasure again.
+//   - Several aggregators on one database may remove the same rows at
+//     once (their retention passes do): each claims them, and the one whose
+//     DELETE has the least number (mutations are applied in that order)
+//     removes them, counts them down and reports them; the others record
+//     them as lost. A removal reads the other claims right after its own
+//     DELETE, and claims are deleted claimGrace (an hour) after their
+//     removal ended, so that holds unless a removal stalls for that long
+//     between its claims and its DELETE.
+//
+// If the feed's last rows are removed, their highest seq is recorded in
+// meta (feed_end), so that Open does not give it out again.
+//
 // # Durability
 //
 // Ingest returns when the server has written the rows to its filesystem:
@@ -97,7 +177,8 @@
 //
 //   - Ingest: two id look-ups (the primary key) and one INSERT per call,
 //     plus the view's rollup rows (three per event, summed by the server
-//     as parts merge). Every INSERT makes a part: send batches, not single
+//     as parts merge), and a parse of each event's data for user_id and
+//     device_id. Every INSERT makes a part: send batches, not single
 //     events.
 //   - Get, IDPrefix: the primary key.
 //   - Query, Count: events is ordered by id, so a filter on session,
@@ -110,6 +191,10 @@
 //     time range.
 //   - Stats: rollups, whose primary key is (width, bucket, category, name):
 //     one range of one width, never the events.
+//   - Erase, Expire: a mutation each that rewrites the whole events table
+//     (see Erasure and retention); finding a user's or device's rows reads
+//     two columns, and the bodies of rows of schema version 1 that can
+//     hold the value.
 //   - Export: the feed is rows in (seq, writer) order after the cursor,
 //     filtered, up to the end the feed had when the read began; a read
 //     scans the seq column. The cursor is base64url of version(1) store
@@ -129,7 +214,9 @@
 // lands after a reader passed higher ones of another aggregator's is
 // behind that reader's cursor, so a feed read from a database several
 // aggregators write to can miss events; follow it from a database one
-// aggregator writes to.
+// aggregator writes to. Their retention passes and erasures remove each
+// row once (see Erasure and retention); the suppression list of erased
+// subjects is each aggregator's own (aggregator/internal/erasure).
 //
 // The rule registry of an aggregator on ClickHouse lives in the same
 // database, in tables of its own (registry_*, with their own schema

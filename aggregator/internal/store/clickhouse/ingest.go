@@ -9,6 +9,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/internal/subject"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -223,14 +224,18 @@ func (s *Store) copies(ctx context.Context, ids []string) (map[string]uint64, er
 // counted them).
 func (s *Store) insert(ctx context.Context, rows []row, seq uint64) error {
 	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table("events")+
-		" (id, seq, writer, event_time, session, category, name, body)")
+		" (id, seq, writer, event_time, session, category, name, body, user_id, device_id, subjects)")
 	if err != nil {
 		return err
 	}
 	for i, r := range rows {
 		ev := r.ev
+		// What an erasure of a user or device matches (subject.Matches);
+		// "" matches no subject.
+		user, _ := subject.DataValue(subject.User, ev.GetData())
+		device, _ := subject.DataValue(subject.Device, ev.GetData())
 		if err := b.Append(ev.GetId(), seq+uint64(i), s.writer, store.EventTime(ev),
-			ev.GetSession(), ev.GetCategory(), ev.GetName(), string(r.body)); err != nil {
+			ev.GetSession(), ev.GetCategory(), ev.GetName(), string(r.body), user, device, uint8(1)); err != nil {
 			b.Abort()
 			return err
 		}

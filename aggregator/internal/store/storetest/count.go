@@ -154,7 +154,7 @@ func testQueryOffset(t *testing.T, open Open) {
 				if err != nil {
 					t.Fatalf("range %d, %+v: %v", i, q, err)
 				}
-				got := ids(res.Events)
+				got := IDs(res.Events)
 				end := min(off+q.Limit, len(want))
 				if wantPage := want[min(off, len(want)):end]; !slices.Equal(got, wantPage) {
 					t.Fatalf("range %d, %+v: got %q, want %q", i, q, got, wantPage)

@@ -68,23 +68,24 @@ func CheckErased(tb testing.TB, s store.Store, kept, gone []*eventpb.Event) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	want := ids(kept)
+	want := IDs(kept)
 	slices.Sort(want)
 	if len(want) > store.MaxLimit {
 		want = want[:store.MaxLimit]
 	}
-	if !slices.Equal(ids(got), want) {
+	if !slices.Equal(IDs(got), want) {
 		tb.Fatalf("IDPrefix after the erasure: %d ids, want %d", len(got), len(want))
 	}
 	var fed []string
 	fed, _ = ExportAll(tb, s, store.ExportQuery{Limit: 64})
-	if want := ids(kept); !slices.Equal(fed, want) {
+	if want := IDs(kept); !slices.Equal(fed, want) {
 		tb.Fatalf("the feed after the erasure: %d ids, want %d in the order stored", len(fed), len(want))
 	}
 }
 
-// split returns the events of sub and the others, each in the order given.
-func split(events []*eventpb.Event, sub store.Subject) (others, of []*eventpb.Event) {
+// Split returns the events of sub and the others, each in the order
+// given.
+func Split(events []*eventpb.Event, sub store.Subject) (others, of []*eventpb.Event) {
 	for _, ev := range events {
 		if store.SubjectMatches(sub, ev) {
 			of = append(of, ev)
@@ -118,13 +119,13 @@ func testErase(t *testing.T, open Open) {
 		{Kind: subject.User, Value: "nobody"},
 	} {
 		var gone []*eventpb.Event
-		kept, gone = split(kept, sub)
+		kept, gone = Split(kept, sub)
 		got, err := e.Erase(context.Background(), sub)
 		if err != nil {
 			t.Fatalf("erase %s: %v", sub, err)
 		}
 		slices.Sort(got)
-		want := ids(gone)
+		want := IDs(gone)
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Fatalf("erase %s returned %d ids, want %d", sub, len(got), len(want))
@@ -137,8 +138,8 @@ func testErase(t *testing.T, open Open) {
 	// A cursor taken before the erasures continues with what is left.
 	rest, _ := ExportAll(t, s, store.ExportQuery{After: before.Next, Limit: 64})
 	var want []string
-	for _, id := range ids(kept) {
-		if !slices.Contains(ids(before.Events), id) {
+	for _, id := range IDs(kept) {
+		if !slices.Contains(IDs(before.Events), id) {
 			want = append(want, id)
 		}
 	}
@@ -168,7 +169,7 @@ func testEraseConcurrent(t *testing.T, open Open) {
 	e := eraser(t, s)
 	events := subjectDataset(1200, 43)
 	sub := store.Subject{Kind: subject.Session, Value: "s1"}
-	others, of := split(events, sub)
+	others, of := Split(events, sub)
 	Ingest(t, s, events[:600]...)
 
 	// Later events of the subject are not sent any more (the aggregator
@@ -179,37 +180,17 @@ func testEraseConcurrent(t *testing.T, open Open) {
 			late = append(late, ev)
 		}
 	}
-	var wg sync.WaitGroup
-	results := make([][]string, 3)
-	errs := make([]error, 4)
-	for i := range results {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = e.Erase(context.Background(), sub)
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	got := EraseAtOnce(t, sub, func() error {
 		for i := 0; i < len(late); i += 50 {
 			if _, err := s.Ingest(context.Background(), late[i:min(i+50, len(late))]); err != nil {
-				errs[3] = err
-				return
+				return err
 			}
 		}
-	}()
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := slices.Concat(results...)
-	slices.Sort(got)
+		return nil
+	}, e, e, e)
 	var want []string
 	for _, ev := range of {
-		if slices.Contains(ids(events[:600]), ev.GetId()) {
+		if slices.Contains(IDs(events[:600]), ev.GetId()) {
 			want = append(want, ev.GetId())
 		}
 	}
@@ -218,4 +199,67 @@ func testEraseConcurrent(t *testing.T, open Open) {
 		t.Fatalf("concurrent erasures returned %d ids in all, want each of the %d once", len(got), len(want))
 	}
 	CheckErased(t, s, others, of)
+}
+
+// EraseAtOnce runs an erasure of sub by each of erasers at the same time,
+// and also beside them when it is not nil, and returns the ids the
+// erasures returned, all together and sorted. It fails the test on an
+// error of any.
+func EraseAtOnce(tb testing.TB, sub store.Subject, also func() error, erasers ...store.Eraser) []string {
+	tb.Helper()
+	var wg sync.WaitGroup
+	results := make([][]string, len(erasers))
+	errs := make([]error, len(erasers)+1)
+	for i, e := range erasers {
+		wg.Go(func() { results[i], errs[i] = e.Erase(context.Background(), sub) })
+	}
+	if also != nil {
+		wg.Go(func() { errs[len(erasers)] = also() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	got := slices.Concat(results...)
+	slices.Sort(got)
+	return got
+}
+
+// testEraseFeedEnd erases the subject of the last events stored, so that
+// the feed's end is an erased event's: a reader at the end gets nothing of
+// them, and after a restart the next event stored comes after every cursor
+// given out before.
+func testEraseFeedEnd(t *testing.T, open Open) {
+	s, reopen := open(t)
+	e := eraser(t, s)
+	other := Event("id-a-other", 1_700_000_000, "other", "view", "home")
+	Ingest(t, s, other, Event("id-b-victim", 1_700_000_001, "victim", "view", "home"))
+	_, mid := ExportAll(t, s, store.ExportQuery{})
+	Ingest(t, s, Event("id-c-victim", 1_700_000_002, "victim", "click", "home"))
+	_, end := ExportAll(t, s, store.ExportQuery{})
+	got, err := e.Erase(context.Background(), store.Subject{Kind: subject.Session, Value: "victim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Sort(got); !slices.Equal(got, []string{"id-b-victim", "id-c-victim"}) {
+		t.Fatalf("erased %q, want the victim's two events", got)
+	}
+	if ids, _ := ExportAll(t, s, store.ExportQuery{After: mid}); len(ids) != 0 {
+		t.Fatalf("the feed after a cursor before the last, erased event: %q, want nothing", ids)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen()
+	CheckErased(t, s, []*eventpb.Event{other}, nil)
+	late := Event("id-d-other", 1_700_000_003, "other", "view", "home")
+	Ingest(t, s, late)
+	for _, c := range []string{mid, end} {
+		if ids, _ := ExportAll(t, s, store.ExportQuery{After: c}); !slices.Equal(ids, []string{"id-d-other"}) {
+			t.Fatalf("the feed after a cursor of before the erasure, across a restart: %q, want the new event only", ids)
+		}
+	}
+	CheckErased(t, s, []*eventpb.Event{other, late}, nil)
 }

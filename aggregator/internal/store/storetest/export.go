@@ -27,7 +27,7 @@ func ExportAll(tb testing.TB, s store.Store, q store.ExportQuery) ([]string, str
 		if len(res.Events) > q.PageSize() {
 			tb.Fatalf("export after %q: %d events, limit %d", q.After, len(res.Events), q.PageSize())
 		}
-		all = append(all, ids(res.Events)...)
+		all = append(all, IDs(res.Events)...)
 		if len(res.Events) == 0 && res.Next == q.After {
 			return all, res.Next
 		}
@@ -141,7 +141,7 @@ func testExportWaits(t *testing.T, open Open) {
 			Ingest(t, s, ev)
 		}
 		res := <-got
-		return ids(res.Events), time.Since(began)
+		return IDs(res.Events), time.Since(began)
 	}
 	if got, took := poll(store.ExportQuery{After: end}, Event("other", 2, "s", "c", "other-name")); !slices.Equal(got, []string{"other"}) || took >= wait {
 		t.Fatalf("woken with %v after %v, want [other] at once", got, took)
@@ -155,7 +155,7 @@ func testExportWaits(t *testing.T, open Open) {
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	if res, err := s.Export(short, store.ExportQuery{Name: "never", Wait: time.Hour}); err != nil || len(res.Events) != 0 || res.Next == "" {
-		t.Fatalf("a wait ended by its context: %v events, next %q, %v", ids(res.Events), res.Next, err)
+		t.Fatalf("a wait ended by its context: %v events, next %q, %v", IDs(res.Events), res.Next, err)
 	}
 
 	// Close ends a wait.
@@ -169,7 +169,7 @@ func testExportWaits(t *testing.T, open Open) {
 		t.Fatal(err)
 	}
 	if res := <-closed; len(res.Events) != 0 {
-		t.Fatalf("a wait ended by Close returned %v", ids(res.Events))
+		t.Fatalf("a wait ended by Close returned %v", IDs(res.Events))
 	}
 }
 

@@ -73,7 +73,7 @@ func Reference(events []*eventpb.Event, q store.Query) []string {
 	slices.SortFunc(match, func(a, b *eventpb.Event) int {
 		return cmp.Or(cmp.Compare(store.EventTime(b), store.EventTime(a)), cmp.Compare(a.GetId(), b.GetId()))
 	})
-	return ids(match)
+	return IDs(match)
 }
 
 // QueryAll pages through q and returns the ids in order. It fails on an
@@ -96,7 +96,7 @@ func QueryAll(tb testing.TB, s store.Store, q store.Query) []string {
 		if res.Next != "" && len(res.Events) != q.PageSize() {
 			tb.Fatalf("query %+v: short page %d (%d) with a cursor", q, page, len(res.Events))
 		}
-		all = append(all, ids(res.Events)...)
+		all = append(all, IDs(res.Events)...)
 		if res.Next == "" {
 			return all
 		}
@@ -139,7 +139,8 @@ func equalEvent(tb testing.TB, got, want *eventpb.Event) {
 	}
 }
 
-func ids(events []*eventpb.Event) []string {
+// IDs returns the events' ids, in order.
+func IDs(events []*eventpb.Event) []string {
 	out := make([]string, len(events))
 	for i, ev := range events {
 		out[i] = ev.GetId()

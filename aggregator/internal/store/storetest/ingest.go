@@ -124,7 +124,7 @@ func testIngestConcurrent(t *testing.T, open Open) {
 	}
 	CheckStored(t, s, sent)
 	got, _ := ExportAll(t, s, store.ExportQuery{Limit: 1000})
-	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(ids(sent)))) {
+	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(IDs(sent)))) {
 		t.Fatalf("the feed has %d entries, want each of the %d stored events once", len(got), len(sent))
 	}
 }
@@ -269,8 +269,8 @@ func testIDPrefix(t *testing.T, open Open) {
 		if err != nil {
 			t.Fatalf("prefix %q: %v", tc.prefix, err)
 		}
-		if !slices.Equal(ids(got), tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
-			t.Errorf("prefix %q limit %d: %q, want %q", tc.prefix, tc.limit, ids(got), tc.want)
+		if !slices.Equal(IDs(got), tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
+			t.Errorf("prefix %q limit %d: %q, want %q", tc.prefix, tc.limit, IDs(got), tc.want)
 		}
 		for _, ev := range got {
 			if i := slices.IndexFunc(events, func(e *eventpb.Event) bool { return e.GetId() == ev.GetId() }); i >= 0 {

@@ -47,7 +47,7 @@ func testRetention(t *testing.T, open Open) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cursor, before := res.Next, ids(res.Events)
+	cursor, before := res.Next, IDs(res.Events)
 
 	r := store.Retention{
 		Default:    48 * time.Hour,
@@ -98,7 +98,7 @@ func testRetention(t *testing.T, open Open) {
 	// Events ingested after the passes are in the feed after the kept ones.
 	late := Event("late", spreadCenter.Add(40*time.Hour).Unix(), "s1", "view", "home")
 	Ingest(t, s, late)
-	if got, _ := ExportAll(t, s, store.ExportQuery{Limit: 50}); !slices.Equal(got, append(ids(kept), "late")) {
+	if got, _ := ExportAll(t, s, store.ExportQuery{Limit: 50}); !slices.Equal(got, append(IDs(kept), "late")) {
 		t.Fatalf("feed after a late ingest: %d ids, want the %d kept and \"late\"", len(got), len(kept))
 	}
 }
@@ -141,7 +141,7 @@ func checkRetained(t *testing.T, s store.Store, all, kept, removed []*eventpb.Ev
 				}
 				w := want[min(off, len(want)):]
 				w = w[:min(len(w), 13)]
-				if got := ids(res.Events); !slices.Equal(got, w) {
+				if got := IDs(res.Events); !slices.Equal(got, w) {
 					t.Fatalf("query %+v: %v, want %v", q, got, w)
 				}
 			}
@@ -161,11 +161,11 @@ func checkRetained(t *testing.T, s store.Store, all, kept, removed []*eventpb.Ev
 			}
 		}
 		slices.Sort(want)
-		if !slices.Equal(ids(got), want) {
+		if !slices.Equal(IDs(got), want) {
 			t.Fatalf("IDPrefix(%q): %d ids, want %d", prefix, len(got), len(want))
 		}
 	}
-	if got, _ := ExportAll(t, s, store.ExportQuery{Limit: 37}); !slices.Equal(got, ids(kept)) {
+	if got, _ := ExportAll(t, s, store.ExportQuery{Limit: 37}); !slices.Equal(got, IDs(kept)) {
 		t.Fatalf("feed: %d ids, want the %d kept in the order stored", len(got), len(kept))
 	}
 	for i := 0; i < len(kept); i += 100 {
@@ -283,4 +283,41 @@ func testRetentionWhileIngesting(t *testing.T, open Open) {
 		t.Fatalf("count %d, %v; want %d", n, err, len(fresh))
 	}
 	CheckStats(t, s, fresh, [][2]time.Time{{}})
+}
+
+// testRetentionAll expires every event: nothing is left in any answer, and
+// after a restart the next event stored comes after every cursor given out
+// before, however far the feed had gone.
+func testRetentionAll(t *testing.T, open Open) {
+	s, reopen := open(t)
+	x := expirer(t, s)
+	now := spreadCenter.Add(30 * 24 * time.Hour)
+	r := store.Retention{Default: time.Hour}
+	var events []*eventpb.Event
+	for _, ev := range Spread(200, 23) {
+		if r.Expired(ev, now) { // not the events at the end of time
+			events = append(events, ev)
+		}
+	}
+	Ingest(t, s, events...)
+	_, end := ExportAll(t, s, store.ExportQuery{Limit: 50})
+	st, err := x.Expire(context.Background(), r, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Removed != len(events) {
+		t.Fatalf("removed %d, want all %d", st.Removed, len(events))
+	}
+	checkRetained(t, s, events, nil, events)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen()
+	checkRetained(t, s, events, nil, events)
+	late := Event("late", now.Unix(), "s1", "view", "home")
+	Ingest(t, s, late)
+	if got, _ := ExportAll(t, s, store.ExportQuery{After: end}); !slices.Equal(got, []string{"late"}) {
+		t.Fatalf("the feed after the end cursor of before the pass, across a restart: %q, want [late]", got)
+	}
+	CheckStats(t, s, []*eventpb.Event{late}, [][2]time.Time{{}})
 }

@@ -67,8 +67,10 @@ func run(t *testing.T, open Open, parallel bool) {
 		{"ExportCursorErrors", testExportCursorErrors},
 		{"Erase", testErase},
 		{"EraseConcurrent", testEraseConcurrent},
+		{"EraseFeedEnd", testEraseFeedEnd},
 		{"Retention", testRetention},
 		{"RetentionWhileIngesting", testRetentionWhileIngesting},
+		{"RetentionAll", testRetentionAll},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if parallel {
