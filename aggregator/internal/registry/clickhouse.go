@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
-	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store/clickhouse"
@@ -39,15 +37,10 @@ type chStorage struct {
 
 var _ storage = (*chStorage)(nil)
 
-// chSchemaVersion is the version of the registry's tables this code reads
-// and writes, recorded in registry_schema_version.
-const chSchemaVersion = 1
-
-// chMigrations[v-1] brings the registry's tables from version v-1 to v, as
-// store/clickhouse's migrations do for its own: each statement can run
-// again after an interrupted migration, and the version is recorded after
-// the last. {db} stands for the database.
-var chMigrations = [][]string{
+// chTables are the registry's tables and their migrations, run as
+// store/clickhouse runs its own (clickhouse.Tables), with their version in
+// registry_schema_version.
+var chTables = clickhouse.Tables{Name: "registry", Migrations: [][]string{
 	{ // 1: the log, modules, vectors, edges' reports
 		`CREATE TABLE IF NOT EXISTS {db}.registry_log (
 			base UInt64, id String, time DateTime, action String, rule String, entry String
@@ -62,90 +55,27 @@ var chMigrations = [][]string{
 			edge String, reported_at Int64, rules String
 		) ENGINE = ReplacingMergeTree(reported_at) ORDER BY edge`,
 	},
-}
+}}
 
 // openClickHouse connects to the server dsn names (as
 // aggregator.store.clickhouse.dsn) and creates or migrates the registry's
-// tables in its database.
+// tables in its database. The connection reads with one thread: the log's
+// order, see chStorage.
 func openClickHouse(ctx context.Context, dsn string, log *slog.Logger) (*chStorage, error) {
-	opts, db, err := clickhouse.ParseDSN(dsn)
+	conn, db, err := clickhouse.Connect(ctx, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("registry: clickhouse: dsn: %w", err)
+		return nil, fmt.Errorf("registry: clickhouse: %w", err)
 	}
-	// Connect without the database, which may not exist yet; every
-	// statement names it.
-	opts.Auth.Database = "default"
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = 5 * time.Second
-	}
-	if opts.Settings == nil {
-		opts.Settings = ch.Settings{}
-	}
-	opts.Settings["max_threads"] = 1 // the log's order: see chStorage
-	conn, err := ch.Open(opts)
-	if err == nil {
-		err = conn.Ping(ctx)
-		if err != nil {
-			conn.Close()
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("registry: clickhouse: connect to %s: %w", strings.Join(opts.Addr, ","), err)
-	}
-	s := &chStorage{conn: conn, db: db, log: log}
-	if err := s.migrate(ctx); err != nil {
+	if err := chTables.Migrate(ctx, conn, db, log); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("registry: clickhouse: database %s: %w", db, err)
 	}
-	return s, nil
-}
-
-func (s *chStorage) expand(q string) string { return strings.ReplaceAll(q, "{db}", s.db) }
-
-// migrate creates the database and the version table when missing, runs
-// the migrations from the recorded version to chSchemaVersion, and refuses
-// tables of a later version.
-func (s *chStorage) migrate(ctx context.Context) error {
-	for _, q := range []string{
-		"CREATE DATABASE IF NOT EXISTS {db}",
-		"CREATE TABLE IF NOT EXISTS {db}.registry_schema_version (version UInt32, applied_at DateTime) ENGINE = MergeTree ORDER BY version",
-	} {
-		if err := s.conn.Exec(ctx, s.expand(q)); err != nil {
-			return fmt.Errorf("create: %w", err)
-		}
-	}
-	var v uint32
-	if err := s.conn.QueryRow(ctx, s.expand("SELECT max(version) FROM {db}.registry_schema_version")).Scan(&v); err != nil {
-		return fmt.Errorf("read the registry's schema version: %w", err)
-	}
-	if v > chSchemaVersion {
-		return fmt.Errorf("the registry's schema version %d is newer than this edgetrack's (%d): upgrade edgetrack", v, chSchemaVersion)
-	}
-	for ; v < chSchemaVersion; v++ {
-		for _, q := range chMigrations[v] {
-			if err := s.conn.Exec(ctx, s.expand(q)); err != nil {
-				return fmt.Errorf("migrate the registry to schema version %d: %w", v+1, err)
-			}
-		}
-		if err := s.insert(ctx, "registry_schema_version (version, applied_at)", v+1, time.Now()); err != nil {
-			return fmt.Errorf("record the registry's schema version %d: %w", v+1, err)
-		}
-		s.log.Info("rule registry schema migrated", "database", s.db, "version", v+1)
-	}
-	return nil
+	return &chStorage{conn: conn, db: db, log: log}, nil
 }
 
 // insert sends one row to table, given as "name (columns)".
 func (s *chStorage) insert(ctx context.Context, table string, values ...any) error {
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+"."+table)
-	if err != nil {
-		return err
-	}
-	if err := b.Append(values...); err != nil {
-		b.Abort()
-		return err
-	}
-	return b.Send()
+	return clickhouse.InsertRow(ctx, s.conn, s.db+"."+table, values...)
 }
 
 // load reads the whole log and every edge's last report.
