@@ -115,13 +115,18 @@ func New(opts Options) (_ *Aggregator, err error) {
 		}
 	})
 
-	erasures, err := erasure.Open(erasure.Options{
+	erasureOpts := erasure.Options{
 		Dir:                filepath.Join(cfg.DataDir, "erasure"),
 		Store:              st,
 		TombstoneRetention: cfg.Erasure.TombstoneRetention.Duration(),
 		Registerer:         reg,
 		Logger:             base.With("component", "erasure"),
-	})
+	}
+	if cfg.Store.Backend == config.BackendClickHouse {
+		// Every aggregator on the database suppresses every erased subject.
+		erasureOpts.ClickHouseDSN = cfg.Store.ClickHouse.DSN
+	}
+	erasures, err := erasure.Open(erasureOpts)
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgetrack/edgetrack/internal/config"
+	"github.com/edgetrack/edgetrack/internal/dbtest"
 	"github.com/edgetrack/edgetrack/internal/subject"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
@@ -227,5 +228,127 @@ func TestEraseRequests(t *testing.T) {
 	}
 	if resp := r.do("DELETE", r.base+"/v1/subjects?session_id=a", adminToken, nil); resp.status != 404 {
 		t.Errorf("DELETE on the public listener: %d, want 404 (admin listener only)", resp.status)
+	}
+}
+
+// TestEraseAcrossAggregators: two aggregators share one ClickHouse
+// database, and edges send a session's events through the second while
+// the session is erased through the first. The second suppresses it (its
+// list and its ingest), neither answers with any of its events, and both
+// list the erasure and its tombstone.
+func TestEraseAcrossAggregators(t *testing.T) {
+	dsn := dbtest.ClickHouse(t)
+	cfgA, cfgB := testConfig(t), testConfig(t)
+	for _, cfg := range []*config.Aggregator{&cfgA, &cfgB} {
+		cfg.Store.Backend = config.BackendClickHouse
+		cfg.Store.ClickHouse.DSN = dsn
+	}
+	a := start(t, cfgA)
+	b := start(t, cfgB)
+	const victim = "victim"
+	var (
+		mu      sync.Mutex
+		sent    []string // ids of the others' events through b, acknowledged
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+		dropped atomic.Int64
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; !stop.Load(); i++ {
+			other := event(fmt.Sprintf("o-%d", i), "s"+strconv.Itoa(i%3), i%600)
+			mine := event(fmt.Sprintf("v-%d", i), victim, i%600)
+			res := b.ingest(batch(other, mine))
+			if res.GetStored()+res.GetDuplicates()+res.GetSuppressed() != 2 {
+				t.Errorf("ingest result %v does not account for 2 events", res)
+				return
+			}
+			dropped.Add(int64(res.GetSuppressed()))
+			mu.Lock()
+			sent = append(sent, other.GetId())
+			mu.Unlock()
+		}
+	}()
+	for {
+		mu.Lock()
+		n := len(sent)
+		mu.Unlock()
+		if n >= 20 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	resp, ans := a.erase(t, url.Values{"session_id": {victim}})
+	resp.wantStatus(t, 200)
+	if ans.Erased < 20 {
+		t.Fatalf("erase answer %+v: want at least the 20 events sent through the other aggregator before", ans)
+	}
+	// The other aggregator drops the session's events from now on.
+	deadline := time.Now().Add(time.Minute)
+	for dropped.Load() < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the other aggregator suppressed %d events of the erased session in a minute", dropped.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stop.Store(true)
+	wg.Wait()
+
+	var list subject.List
+	resp = b.do("GET", b.base+"/v1/suppressions", edgeToken, nil)
+	resp.wantStatus(t, 200)
+	if err := json.Unmarshal(resp.body, &list); err != nil || list.Version != 1 || len(list.Subjects) != 1 || list.Subjects[0].Hash != ans.Subject {
+		t.Fatalf("the other aggregator's suppression list %+v (%v), want the erased session", list, err)
+	}
+	if res := b.ingest(batch(event("late", victim, 1))); res.GetSuppressed() != 1 || res.GetStored() != 0 {
+		t.Fatalf("a late event of the erased session through the other aggregator: %v, want it suppressed", res)
+	}
+	mu.Lock()
+	want := slices.Clone(sent)
+	mu.Unlock()
+	slices.Sort(want)
+	for name, r := range map[string]*running{"first": a, "other": b} {
+		if got := r.sessionIDs(victim, 50); len(got) != 0 {
+			t.Fatalf("the %s aggregator answers with %d events of the erased session", name, len(got))
+		}
+		got := r.allIDs(t)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("the %s aggregator's GET /events has %d events, want exactly the %d of the others", name, len(got), len(want))
+		}
+		var audit struct {
+			Records []struct {
+				Seq     uint64 `json:"seq"`
+				Action  string `json:"action"`
+				Subject string `json:"subject"`
+				Erased  int    `json:"erased"`
+			} `json:"records"`
+		}
+		// The erase record reaches the other aggregator within its poll.
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			resp = r.do("GET", r.admin+"/v1/erasures", adminToken, nil)
+			resp.wantStatus(t, 200)
+			err := json.Unmarshal(resp.body, &audit)
+			if err == nil && len(audit.Records) == 2 &&
+				audit.Records[0].Action == "suppress" && audit.Records[0].Seq == 1 && audit.Records[0].Subject == ans.Subject &&
+				audit.Records[1].Action == "erase" && audit.Records[1].Erased == ans.Erased {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the %s aggregator's audit records %+v (%v), want the erasure's suppress and erase", name, audit, err)
+			}
+		}
+		var tomb struct {
+			Erasures []struct {
+				IDs []string `json:"ids"`
+			} `json:"erasures"`
+			Next uint64 `json:"next"`
+		}
+		resp = r.do("GET", r.base+"/v1/export/erasures", queryToken, nil)
+		resp.wantStatus(t, 200)
+		if err := json.Unmarshal(resp.body, &tomb); err != nil || len(tomb.Erasures) != 1 || len(tomb.Erasures[0].IDs) != ans.Erased || tomb.Next != 1 {
+			t.Fatalf("the %s aggregator's tombstones %+v (%v), want one of %d ids", name, tomb, err, ans.Erased)
+		}
 	}
 }

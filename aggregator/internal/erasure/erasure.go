@@ -1,48 +1,17 @@
-// Package erasure carries out erasure requests (GDPR art. 17) at the
-// aggregator and keeps their record: the audit log, the suppression list
-// that edges pull, and the tombstones (ids of erased events) that sync
-// clients read to delete the events from their targets.
-//
-// An erasure goes in this order, so that nothing of the subject is stored
-// after it returns:
-//
-//  1. The subject is added to the suppression list (a synced audit record,
-//     kind and hash only), with ingest held off (Erasures.Ingest takes the
-//     gate shared, the addition takes it exclusively): every ingest that
-//     starts later drops the subject's events, and every ingest that started
-//     earlier has finished, its events in the store.
-//  2. The store erases the subject's events (store.Eraser).
-//  3. A tombstone with the erased ids is written (tombstones/<seq>.json),
-//     then an audit record with the count.
-//
-// A request that fails after step 1 leaves the subject suppressed and
-// possibly some of its events stored; repeating it finishes the job, since
-// every step is idempotent. Tombstones are removed after
-// Options.TombstoneRetention; the audit records are kept.
-//
-// The state lives in <data_dir>/erasure. With several aggregators each keeps
-// its own; erasing through one does not suppress at the others.
 package erasure
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
-	"github.com/edgetrack/edgetrack/internal/atomicfile"
-	"github.com/edgetrack/edgetrack/internal/jsonlog"
 	"github.com/edgetrack/edgetrack/internal/promreg"
 	"github.com/edgetrack/edgetrack/internal/subject"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
@@ -86,7 +55,18 @@ type Tombstone struct {
 type Options struct {
 	Dir   string       // <data_dir>/erasure; created when missing
 	Store store.Eraser // removes the subjects' events
-	Now   func() time.Time
+	// ClickHouseDSN, when set (aggregator.store.backend clickhouse), keeps
+	// the state in the store's database instead of Dir, shared with every
+	// aggregator on it (the package doc's Storage section).
+	ClickHouseDSN string
+	// PollInterval is how often the state in ClickHouse is read for what
+	// other aggregators wrote; <= 0 means DefaultPollInterval.
+	PollInterval time.Duration
+	// AckWait bounds how long an erasure on ClickHouse waits for the other
+	// live aggregators to acknowledge its suppression before it erases;
+	// <= 0 means DefaultAckWait.
+	AckWait time.Duration
+	Now     func() time.Time
 	// TombstoneRetention is how long tombstones are kept; > 0.
 	TombstoneRetention time.Duration
 	Registerer         prometheus.Registerer
@@ -94,11 +74,20 @@ type Options struct {
 }
 
 // Erasures is the aggregator's erasure state. It is safe for concurrent use.
+//
+// Lock order: followMu, then gate, then mu.
 type Erasures struct {
-	opts   Options
-	log    *slog.Logger
-	audit  *jsonlog.Log[Record]
+	opts  Options
+	log   *slog.Logger
+	store storage
+	// eraser removes events; store keeps the erasure state.
 	eraser store.Eraser
+
+	// followMu: one reader of the storage at a time (suppress, append,
+	// poll), so that records are taken in the storage's order.
+	followMu sync.Mutex
+	acked    uint64    // the seq last acknowledged (under followMu)
+	ackedAt  time.Time // when (under followMu)
 
 	// gate: Ingest holds it shared, a suppression exclusively.
 	gate sync.RWMutex
@@ -113,12 +102,18 @@ type Erasures struct {
 	draining   bool   // List answers at once
 	closed     bool
 
+	stopFollow context.CancelFunc
+	followed   chan struct{} // closed when follow returned
+
 	erased   prometheus.Counter
 	requests *prometheus.CounterVec
+	lagging  prometheus.Counter
 }
 
-// Open opens the erasure state in opts.Dir, replaying its audit log, and
-// removes tombstones past their retention.
+// Open opens the erasure state in opts.Dir, or in the ClickHouse database
+// of opts.ClickHouseDSN, replaying its audit log, and removes tombstones
+// past their retention. On ClickHouse it follows what other aggregators
+// write until Close.
 func Open(opts Options) (*Erasures, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("erasure: Options.Dir is empty")
@@ -135,32 +130,102 @@ func Open(opts Options) (*Erasures, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(filepath.Join(opts.Dir, "tombstones"), 0o700); err != nil {
-		return nil, fmt.Errorf("erasure: %w", err)
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
 	}
-	audit, records, err := jsonlog.Open[Record](filepath.Join(opts.Dir, "audit.log"))
+	if opts.AckWait <= 0 {
+		opts.AckWait = DefaultAckWait
+	}
+	var (
+		st  storage
+		err error
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	if opts.ClickHouseDSN != "" {
+		st, err = openClickHouse(ctx, opts.ClickHouseDSN, opts.Logger)
+	} else {
+		st, err = openFiles(opts.Dir)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("erasure: audit log: %w", err)
+		return nil, err
 	}
-	e := &Erasures{opts: opts, log: opts.Logger, audit: audit, eraser: opts.Store, records: records, changed: make(chan struct{})}
-	seen := map[string]bool{}
-	for _, r := range records {
-		e.seq = max(e.seq, r.Seq)
-		if r.Action == ActionSuppress && !seen[r.Subject] {
-			seen[r.Subject] = true
-			e.entries = append(e.entries, subject.Entry{Kind: r.Kind, Hash: r.Subject})
+	records, err := st.load(ctx)
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	e := &Erasures{opts: opts, log: opts.Logger, store: st, eraser: opts.Store, changed: make(chan struct{}), set: subject.NewSet(nil)}
+	e.take(records)
+	if err := e.initMetrics(opts.Registerer); err != nil {
+		st.close()
+		return nil, err
+	}
+	if st.shared() {
+		if err := e.importFiles(ctx); err != nil {
+			st.close()
+			return nil, err
 		}
 	}
-	e.set = subject.NewSet(e.entries)
-	if err := e.initMetrics(opts.Registerer); err != nil {
-		audit.Close()
+	if err := e.Sweep(); err != nil {
+		st.close()
 		return nil, err
 	}
-	if err := e.Sweep(); err != nil {
-		audit.Close()
-		return nil, err
+	e.followed = make(chan struct{})
+	if st.shared() {
+		// Live from the start: an erasure through another aggregator
+		// waits for this one from now on.
+		now := opts.Now()
+		if err := st.ack(ctx, e.seq, now); err != nil {
+			st.close()
+			return nil, err
+		}
+		e.acked, e.ackedAt = e.seq, now
+		fctx, stop := context.WithCancel(context.Background())
+		e.stopFollow = stop
+		go e.follow(fctx)
+	} else {
+		close(e.followed)
 	}
 	return e, nil
+}
+
+// take applies records the storage returned, in its order: the audit
+// records, the suppression list and its version. Callers hold followMu
+// (or are Open); when records add a subject to the list, they hold the
+// gate too, so that no ingest runs across the change.
+func (e *Erasures) take(records []Record) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	before := e.seq
+	added := false
+	for _, r := range records {
+		e.records = append(e.records, r)
+		e.seq = max(e.seq, r.Seq)
+		if r.Action == ActionSuppress && !slices.ContainsFunc(e.entries, func(x subject.Entry) bool { return x.Hash == r.Subject }) {
+			e.entries = append(e.entries, subject.Entry{Kind: r.Kind, Hash: r.Subject})
+			added = true
+		}
+	}
+	if added {
+		e.set = subject.NewSet(e.entries)
+	}
+	if e.seq != before && e.changed != nil {
+		close(e.changed)
+		e.changed = make(chan struct{})
+	}
+}
+
+// adds reports whether records add a subject to the list.
+func (e *Erasures) adds(records []Record) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range records {
+		if r.Action == ActionSuppress && !slices.ContainsFunc(e.entries, func(x subject.Entry) bool { return x.Hash == r.Subject }) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Erasures) initMetrics(reg prometheus.Registerer) error {
@@ -172,6 +237,10 @@ func (e *Erasures) initMetrics(reg prometheus.Registerer) error {
 		Namespace: "edgetrack", Subsystem: "erasure", Name: "requests_total",
 		Help: "Erasure requests, by result: ok, failed.",
 	}, []string{"result"})
+	e.lagging = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "edgetrack", Subsystem: "erasure", Name: "unacknowledged_total",
+		Help: "Erasures that erased before every live aggregator on the shared database acknowledged their suppression (Options.AckWait passed).",
+	})
 	if reg == nil {
 		return nil
 	}
@@ -180,6 +249,9 @@ func (e *Erasures) initMetrics(reg prometheus.Registerer) error {
 		return err
 	}
 	if e.requests, err = promreg.Register(reg, e.requests); err != nil {
+		return err
+	}
+	if e.lagging, err = promreg.Register(reg, e.lagging); err != nil {
 		return err
 	}
 	return nil
@@ -210,16 +282,22 @@ func (e *Erasures) erase(ctx context.Context, s subject.Subject, actor string) (
 	if err := s.Validate(); err != nil {
 		return Result{}, err
 	}
-	rec, err := e.suppress(s, actor)
+	rec, err := e.suppress(ctx, s, actor)
 	if err != nil {
 		return Result{}, err
+	}
+	if err := e.awaitAcks(ctx, rec.Seq); err != nil {
+		return Result{}, fmt.Errorf("erasure %d of %s: the subject is suppressed, then: %w", rec.Seq, s.Kind, err)
 	}
 	ids, err := e.eraser.Erase(ctx, s)
 	e.erased.Add(float64(len(ids)))
 	if len(ids) > 0 {
 		// Even after a failed Erase: what it removed must reach the
 		// targets.
-		if terr := e.writeTombstone(Tombstone{Seq: rec.Seq, Time: rec.Time, IDs: ids}); terr != nil && err == nil {
+		tctx, cancel := ioContext(ctx)
+		terr := e.store.writeTombstone(tctx, Tombstone{Seq: rec.Seq, Time: rec.Time, IDs: ids})
+		cancel()
+		if terr != nil && err == nil {
 			err = terr
 		}
 	}
@@ -227,15 +305,20 @@ func (e *Erasures) erase(ctx context.Context, s subject.Subject, actor string) (
 		return Result{}, fmt.Errorf("erasure %d of %s: the subject is suppressed, %d events were removed, then: %w", rec.Seq, s.Kind, len(ids), err)
 	}
 	done := Record{Seq: rec.Seq, Time: e.opts.Now().UTC(), Actor: actor, Action: ActionErase, Kind: s.Kind, Subject: rec.Subject, Erased: len(ids)}
-	if err := e.append(done); err != nil {
+	if err := e.append(ctx, done); err != nil {
 		return Result{}, err
 	}
 	e.log.Info("subject erased", "seq", rec.Seq, "kind", s.Kind, "subject", rec.Subject, "events", len(ids), "actor", actor)
 	return Result{Seq: rec.Seq, Time: done.Time, Kind: s.Kind, Subject: rec.Subject, Erased: len(ids)}, nil
 }
 
-// suppress records s in the suppression list, with ingest held off.
-func (e *Erasures) suppress(s subject.Subject, actor string) (Record, error) {
+// suppress records s in the suppression list, with ingest held off, and
+// returns the suppress record with its seq.
+func (e *Erasures) suppress(ctx context.Context, s subject.Subject, actor string) (Record, error) {
+	ctx, cancel := ioContext(ctx)
+	defer cancel()
+	e.followMu.Lock()
+	defer e.followMu.Unlock()
 	e.gate.Lock()
 	defer e.gate.Unlock()
 	e.mu.Lock()
@@ -243,31 +326,32 @@ func (e *Erasures) suppress(s subject.Subject, actor string) (Record, error) {
 		e.mu.Unlock()
 		return Record{}, ErrClosed
 	}
-	rec := Record{Seq: e.seq + 1, Time: e.opts.Now().UTC(), Actor: actor, Action: ActionSuppress, Kind: s.Kind, Subject: s.Hash()}
+	rec := Record{Time: e.opts.Now().UTC(), Actor: actor, Action: ActionSuppress, Kind: s.Kind, Subject: s.Hash()}
+	next := e.seq + 1
 	e.mu.Unlock()
-	if err := e.append(rec); err != nil {
+	seq, recs, err := e.store.suppress(ctx, rec, next)
+	e.take(recs) // also after an error: what was read is there
+	if err != nil {
 		return Record{}, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.seq = rec.Seq
-	if !slices.ContainsFunc(e.entries, func(x subject.Entry) bool { return x.Hash == rec.Subject }) {
-		e.entries = append(e.entries, subject.Entry{Kind: s.Kind, Hash: rec.Subject})
-		e.set = subject.NewSet(e.entries)
-	}
-	close(e.changed)
-	e.changed = make(chan struct{})
+	rec.Seq = seq
 	return rec, nil
 }
 
-func (e *Erasures) append(r Record) error {
-	if err := e.audit.Append(r); err != nil {
-		return fmt.Errorf("erasure: audit log: %w", err)
+// append appends r, an erase record, and takes what others appended.
+func (e *Erasures) append(ctx context.Context, r Record) error {
+	ctx, cancel := ioContext(ctx)
+	defer cancel()
+	e.followMu.Lock()
+	defer e.followMu.Unlock()
+	if err := e.store.append(ctx, r); err != nil {
+		return err
 	}
-	e.mu.Lock()
-	e.records = append(e.records, r)
-	e.mu.Unlock()
-	return nil
+	if !e.store.shared() {
+		e.take([]Record{r})
+		return nil
+	}
+	return e.catchUp(ctx)
 }
 
 // Ingest drops the events of suppressed subjects and passes the others to
@@ -380,26 +464,29 @@ func (e *Erasures) Tombstones(after uint64, limit int) (TombstonePage, error) {
 		return TombstonePage{}, fmt.Errorf("%w: erasures up to %d are no longer kept (aggregator.erasure.tombstone_retention), and this reader is at %d", ErrTombstonesGone, gone, after)
 	}
 	if after > seq {
+		if e.store.shared() {
+			// Erasures through another aggregator this one has not read
+			// yet (within a poll): nothing new for now.
+			return TombstonePage{Erasures: []Tombstone{}, Next: after}, nil
+		}
 		return TombstonePage{}, fmt.Errorf("erasure: cursor %d is past the last erasure, %d: it belongs to another aggregator", after, seq)
 	}
-	page := TombstonePage{Erasures: []Tombstone{}, Next: after}
-	names, err := e.tombstoneSeqs()
+	ctx, cancel := ioContext(context.Background())
+	defer cancel()
+	ts, err := e.store.tombstones(ctx, after, limit+1)
 	if err != nil {
 		return TombstonePage{}, err
 	}
-	for _, n := range names {
-		if n <= after {
-			continue
+	page := TombstonePage{Erasures: []Tombstone{}, Next: after}
+	for _, t := range ts {
+		if t.Seq > seq {
+			break // read before this aggregator read its erasure
 		}
 		if len(page.Erasures) == limit {
 			return page, nil
 		}
-		t, err := e.readTombstone(n)
-		if err != nil {
-			return TombstonePage{}, err
-		}
 		page.Erasures = append(page.Erasures, t)
-		page.Next = n
+		page.Next = t.Seq
 	}
 	page.Next = max(page.Next, seq) // passed over erasures without tombstones
 	return page, nil
@@ -407,14 +494,10 @@ func (e *Erasures) Tombstones(after uint64, limit int) (TombstonePage, error) {
 
 // Sweep removes tombstones older than the retention.
 func (e *Erasures) Sweep() error {
-	seqs, err := e.tombstoneSeqs()
-	if err != nil {
-		return err
-	}
 	cutoff := e.opts.Now().Add(-e.opts.TombstoneRetention)
 	// A tombstone's time is its erasure's suppress record's: the audit log
-	// says which are old, without reading the files, and says it also for
-	// the tombstones an earlier run removed.
+	// says which are old, without reading the tombstones, and says it also
+	// for the tombstones an earlier run removed.
 	e.mu.Lock()
 	old := map[uint64]time.Time{}
 	for _, r := range e.records {
@@ -428,69 +511,20 @@ func (e *Erasures) Sweep() error {
 		}
 	}
 	e.mu.Unlock()
-	for _, n := range seqs {
-		at, ok := old[n]
-		if !ok {
-			break // seq order is time order
-		}
-		if err := os.Remove(e.tombstonePath(n)); err != nil {
-			return fmt.Errorf("erasure: %w", err)
-		}
+	ctx, cancel := ioContext(context.Background())
+	defer cancel()
+	removed, err := e.store.removeTombstones(ctx, old)
+	for _, n := range removed {
 		e.mu.Lock()
 		e.goneBefore = max(e.goneBefore, n)
 		e.mu.Unlock()
-		e.log.Info("erasure tombstone removed after its retention", "seq", n, "time", at)
+		e.log.Info("erasure tombstone removed after its retention", "seq", n, "time", old[n])
 	}
-	return nil
+	return err
 }
 
-func (e *Erasures) tombstonePath(seq uint64) string {
-	return filepath.Join(e.opts.Dir, "tombstones", fmt.Sprintf("%020d.json", seq))
-}
-
-// tombstoneSeqs lists the tombstones' seqs in order.
-func (e *Erasures) tombstoneSeqs() ([]uint64, error) {
-	des, err := os.ReadDir(filepath.Join(e.opts.Dir, "tombstones"))
-	if err != nil {
-		return nil, fmt.Errorf("erasure: %w", err)
-	}
-	var seqs []uint64
-	for _, de := range des {
-		if n, ok := strings.CutSuffix(de.Name(), ".json"); ok {
-			if v, err := strconv.ParseUint(n, 10, 64); err == nil {
-				seqs = append(seqs, v)
-			}
-		}
-	}
-	slices.Sort(seqs)
-	return seqs, nil
-}
-
-func (e *Erasures) readTombstone(seq uint64) (Tombstone, error) {
-	b, err := os.ReadFile(e.tombstonePath(seq))
-	if err != nil {
-		return Tombstone{}, fmt.Errorf("erasure: %w", err)
-	}
-	var t Tombstone
-	if err := json.Unmarshal(b, &t); err != nil {
-		return Tombstone{}, fmt.Errorf("erasure: tombstone %d: %w", seq, err)
-	}
-	return t, nil
-}
-
-// writeTombstone writes t durably (internal/atomicfile).
-func (e *Erasures) writeTombstone(t Tombstone) error {
-	b, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.Write(e.tombstonePath(t.Seq), b); err != nil {
-		return fmt.Errorf("erasure: tombstone %d: %w", t.Seq, err)
-	}
-	return nil
-}
-
-// Close closes the audit log; later erasures fail with ErrClosed.
+// Close stops following the shared state and closes the storage; later
+// erasures fail with ErrClosed.
 func (e *Erasures) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -499,5 +533,17 @@ func (e *Erasures) Close() error {
 	}
 	e.closed = true
 	e.mu.Unlock()
-	return e.audit.Close()
+	if e.stopFollow != nil {
+		e.stopFollow()
+	}
+	<-e.followed
+	if e.store.shared() {
+		// Hold up no erasure of another aggregator from now on.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := e.store.ack(ctx, gone, e.opts.Now()); err != nil {
+			e.log.Warn("could not record that this aggregator stopped; erasures through the others wait up to aggregator AckWait for it", "error", err)
+		}
+		cancel()
+	}
+	return e.store.close()
 }

@@ -60,8 +60,8 @@
 // entry is the AuditEntry as audit.log has it; time, action and rule are
 // copied out of it to be read by people. Open creates the tables when
 // missing and migrates them as store/clickhouse does its own, with a version
-// table of their own (chTables, with clickhouse.Tables). There is no index: the log is replayed
-// at Open. A registry left in data_dir/rules (from the Pebble store) is not
+// table of their own (chTables, a clickhouse.Tables). There is no index:
+// the log is replayed at Open. A registry left in data_dir/rules (from the Pebble store) is not
 // read, and Open warns of it: nothing moves its versions to the database.
 //
 // The log's rows keep the order they were inserted in (a Log table, read

@@ -216,10 +216,15 @@
 // aggregators write to can miss events; follow it from a database one
 // aggregator writes to. Their retention passes and erasures remove each
 // row once (see Erasure and retention); the suppression list of erased
-// subjects is each aggregator's own (aggregator/internal/erasure).
+// subjects, the erasures' audit records and their tombstones are shared
+// too, in tables of package erasure (erasure_*), and an erasure through one
+// waits until the others suppress the subject before it erases
+// (aggregator/internal/erasure's doc, Several aggregators).
 //
-// The rule registry of an aggregator on ClickHouse lives in the same
-// database, in tables of its own (registry_*, with their own schema
-// version) that package registry creates and migrates; every aggregator on
-// the database serves the same rule versions (see registry's doc, Storage).
+// The rule registry and the erasure state of an aggregator on ClickHouse
+// live in the same database, in tables of their own (registry_*,
+// erasure_*, each with its own schema version) that packages registry and
+// erasure create and migrate with Connect and Tables (tables.go); every
+// aggregator on the database serves the same rule versions and suppresses
+// the same subjects (see registry's doc, Storage, and erasure's).
 package clickhouse
