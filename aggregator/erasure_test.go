@@ -15,7 +15,6 @@ import (
 	"github.com/edgetrack/edgetrack/internal/config"
 	"github.com/edgetrack/edgetrack/internal/dbtest"
 	"github.com/edgetrack/edgetrack/internal/subject"
-	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
 type eraseAnswer struct {
@@ -43,6 +42,61 @@ func (r *running) allIDs(tb testing.TB) []string {
 	return r.cursorIDs(url.Values{"page_size": {"50"}})
 }
 
+// victimLoad is edges sending, through one aggregator from workers
+// goroutines, batches of two events: one of another session and one of the
+// victim's.
+type victimLoad struct {
+	mu      sync.Mutex
+	sent    []string // ids of the others' events, acknowledged as stored or duplicate
+	stop    atomic.Bool
+	wg      sync.WaitGroup
+	dropped atomic.Int64 // the victim's events answered as suppressed
+}
+
+func startLoad(t *testing.T, r *running, workers int, victim string) *victimLoad {
+	l := &victimLoad{}
+	for w := range workers {
+		l.wg.Go(func() {
+			for i := 0; !l.stop.Load(); i++ {
+				other := event(fmt.Sprintf("w%d-%d", w, i), "s"+strconv.Itoa(i%3), i%600)
+				mine := event(fmt.Sprintf("v%d-%d", w, i), victim, i%600)
+				res := r.ingest(batch(other, mine))
+				if res.GetStored()+res.GetDuplicates()+res.GetSuppressed() != 2 {
+					t.Errorf("ingest result %v does not account for 2 events", res)
+					return
+				}
+				l.dropped.Add(int64(res.GetSuppressed()))
+				l.mu.Lock()
+				l.sent = append(l.sent, other.GetId())
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+// waitSent waits until n of the others' events were acknowledged.
+func (l *victimLoad) waitSent(n int) {
+	for {
+		l.mu.Lock()
+		got := len(l.sent)
+		l.mu.Unlock()
+		if got >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// finish stops the load and returns the others' ids, sorted.
+func (l *victimLoad) finish() []string {
+	l.stop.Store(true)
+	l.wg.Wait()
+	ids := slices.Clone(l.sent)
+	slices.Sort(ids)
+	return ids
+}
+
 // TestEraseUnderLoad erases a session while edges keep sending events of it
 // and of others: the erasure removes the session's events from every
 // answer (queries, stats, matches, the export feed), later events of it are
@@ -54,65 +108,24 @@ func TestEraseUnderLoad(t *testing.T) { eachBackend(t, testEraseUnderLoad) }
 func testEraseUnderLoad(t *testing.T, cfg config.Aggregator) {
 	r := start(t, cfg)
 	const victim = "victim"
-	var (
-		mu      sync.Mutex
-		sent    []*eventpb.Event // events of the others acknowledged as stored or duplicate
-		stop    atomic.Bool
-		wg      sync.WaitGroup
-		dropped atomic.Int64
-	)
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				other := event(fmt.Sprintf("w%d-%d", w, i), "s"+strconv.Itoa(i%3), i%600)
-				mine := event(fmt.Sprintf("v%d-%d", w, i), victim, i%600)
-				res := r.ingest(batch(other, mine))
-				if res.GetStored()+res.GetDuplicates()+res.GetSuppressed() != 2 {
-					t.Errorf("ingest result %v does not account for 2 events", res)
-					return
-				}
-				dropped.Add(int64(res.GetSuppressed()))
-				mu.Lock()
-				sent = append(sent, other)
-				mu.Unlock()
-			}
-		}()
-	}
-	for {
-		mu.Lock()
-		n := len(sent)
-		mu.Unlock()
-		if n >= 100 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	load := startLoad(t, r, 2, victim)
+	load.waitSent(100)
 	resp, ans := r.erase(t, url.Values{"session_id": {victim}})
 	resp.wantStatus(t, 200)
 	if ans.Erased < 100 || ans.Kind != "session_id" || ans.Subject != (subject.Subject{Kind: subject.Session, Value: victim}).Hash() {
 		t.Fatalf("erase answer %+v: want the session's hash and at least the 100 events sent before", ans)
 	}
 	// More load after the erasure: the victim's events are dropped.
-	for start := dropped.Load(); dropped.Load() < start+50; {
+	for start := load.dropped.Load(); load.dropped.Load() < start+50; {
 		time.Sleep(time.Millisecond)
 	}
-	stop.Store(true)
-	wg.Wait()
+	want := load.finish()
 
 	check := func(r *running) {
 		t.Helper()
 		if got := r.sessionIDs(victim, 50); len(got) != 0 {
 			t.Fatalf("the erased session still has %d events", len(got))
 		}
-		mu.Lock()
-		want := make([]string, len(sent))
-		for i, ev := range sent {
-			want[i] = ev.GetId()
-		}
-		mu.Unlock()
-		slices.Sort(want)
 		got := r.allIDs(t)
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
@@ -175,18 +188,7 @@ func testEraseUnderLoad(t *testing.T, cfg config.Aggregator) {
 	resp = r.do("GET", r.base+"/v1/suppressions?after=1&wait=10ms", edgeToken, nil)
 	resp.wantStatus(t, 304)
 
-	var tomb struct {
-		Erasures []struct {
-			Seq uint64   `json:"seq"`
-			IDs []string `json:"ids"`
-		} `json:"erasures"`
-		Next uint64 `json:"next"`
-	}
-	resp = r.do("GET", r.base+"/v1/export/erasures", queryToken, nil)
-	resp.wantStatus(t, 200)
-	if err := json.Unmarshal(resp.body, &tomb); err != nil || len(tomb.Erasures) != 1 || len(tomb.Erasures[0].IDs) != ans.Erased || tomb.Next != 1 {
-		t.Fatalf("tombstones %+v (%v), want one of %d ids", tomb, err, ans.Erased)
-	}
+	r.wantOneTombstone(t, ans.Erased)
 
 	// A restart keeps it all, and keeps suppressing.
 	if err := r.stop(); err != nil {
@@ -196,6 +198,24 @@ func testEraseUnderLoad(t *testing.T, cfg config.Aggregator) {
 	check(r)
 	if res := r.ingest(batch(event("late", victim, 1))); res.GetSuppressed() != 1 || res.GetStored() != 0 {
 		t.Fatalf("a late event of the erased session after a restart: %v, want it suppressed", res)
+	}
+}
+
+// wantOneTombstone checks that the export feed's tombstones are those of
+// one erasure, of erased ids.
+func (r *running) wantOneTombstone(tb testing.TB, erased int) {
+	tb.Helper()
+	var tomb struct {
+		Erasures []struct {
+			Seq uint64   `json:"seq"`
+			IDs []string `json:"ids"`
+		} `json:"erasures"`
+		Next uint64 `json:"next"`
+	}
+	resp := r.do("GET", r.base+"/v1/export/erasures", queryToken, nil)
+	resp.wantStatus(tb, 200)
+	if err := json.Unmarshal(resp.body, &tomb); err != nil || len(tomb.Erasures) != 1 || len(tomb.Erasures[0].IDs) != erased || tomb.Next != 1 {
+		tb.Fatalf("tombstones at %s %+v (%v), want one of %d ids", r.base, tomb, err, erased)
 	}
 }
 
@@ -246,39 +266,8 @@ func TestEraseAcrossAggregators(t *testing.T) {
 	a := start(t, cfgA)
 	b := start(t, cfgB)
 	const victim = "victim"
-	var (
-		mu      sync.Mutex
-		sent    []string // ids of the others' events through b, acknowledged
-		stop    atomic.Bool
-		wg      sync.WaitGroup
-		dropped atomic.Int64
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; !stop.Load(); i++ {
-			other := event(fmt.Sprintf("o-%d", i), "s"+strconv.Itoa(i%3), i%600)
-			mine := event(fmt.Sprintf("v-%d", i), victim, i%600)
-			res := b.ingest(batch(other, mine))
-			if res.GetStored()+res.GetDuplicates()+res.GetSuppressed() != 2 {
-				t.Errorf("ingest result %v does not account for 2 events", res)
-				return
-			}
-			dropped.Add(int64(res.GetSuppressed()))
-			mu.Lock()
-			sent = append(sent, other.GetId())
-			mu.Unlock()
-		}
-	}()
-	for {
-		mu.Lock()
-		n := len(sent)
-		mu.Unlock()
-		if n >= 20 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	load := startLoad(t, b, 1, victim)
+	load.waitSent(20)
 	resp, ans := a.erase(t, url.Values{"session_id": {victim}})
 	resp.wantStatus(t, 200)
 	if ans.Erased < 20 {
@@ -286,14 +275,13 @@ func TestEraseAcrossAggregators(t *testing.T) {
 	}
 	// The other aggregator drops the session's events from now on.
 	deadline := time.Now().Add(time.Minute)
-	for dropped.Load() < 20 {
+	for load.dropped.Load() < 20 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the other aggregator suppressed %d events of the erased session in a minute", dropped.Load())
+			t.Fatalf("the other aggregator suppressed %d events of the erased session in a minute", load.dropped.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}
-	stop.Store(true)
-	wg.Wait()
+	want := load.finish()
 
 	var list subject.List
 	resp = b.do("GET", b.base+"/v1/suppressions", edgeToken, nil)
@@ -304,10 +292,6 @@ func TestEraseAcrossAggregators(t *testing.T) {
 	if res := b.ingest(batch(event("late", victim, 1))); res.GetSuppressed() != 1 || res.GetStored() != 0 {
 		t.Fatalf("a late event of the erased session through the other aggregator: %v, want it suppressed", res)
 	}
-	mu.Lock()
-	want := slices.Clone(sent)
-	mu.Unlock()
-	slices.Sort(want)
 	for name, r := range map[string]*running{"first": a, "other": b} {
 		if got := r.sessionIDs(victim, 50); len(got) != 0 {
 			t.Fatalf("the %s aggregator answers with %d events of the erased session", name, len(got))
@@ -339,16 +323,6 @@ func TestEraseAcrossAggregators(t *testing.T) {
 				t.Fatalf("the %s aggregator's audit records %+v (%v), want the erasure's suppress and erase", name, audit, err)
 			}
 		}
-		var tomb struct {
-			Erasures []struct {
-				IDs []string `json:"ids"`
-			} `json:"erasures"`
-			Next uint64 `json:"next"`
-		}
-		resp = r.do("GET", r.base+"/v1/export/erasures", queryToken, nil)
-		resp.wantStatus(t, 200)
-		if err := json.Unmarshal(resp.body, &tomb); err != nil || len(tomb.Erasures) != 1 || len(tomb.Erasures[0].IDs) != ans.Erased || tomb.Next != 1 {
-			t.Fatalf("the %s aggregator's tombstones %+v (%v), want one of %d ids", name, tomb, err, ans.Erased)
-		}
+		r.wantOneTombstone(t, ans.Erased)
 	}
 }

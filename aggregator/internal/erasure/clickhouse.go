@@ -59,14 +59,12 @@ var chTables = clickhouse.Tables{Name: "erasure", Migrations: [][]string{
 // no erasure.
 const gone = math.MaxUint64
 
+// openClickHouse connects to the server dsn names and creates or migrates
+// the erasure tables in its database.
 func openClickHouse(ctx context.Context, dsn string, log *slog.Logger) (*chStorage, error) {
-	conn, db, err := clickhouse.Connect(ctx, dsn)
+	conn, db, err := chTables.Open(ctx, dsn, log)
 	if err != nil {
 		return nil, fmt.Errorf("erasure: clickhouse: %w", err)
-	}
-	if err := chTables.Migrate(ctx, conn, db, log); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("erasure: clickhouse: database %s: %w", db, err)
 	}
 	return &chStorage{conn: conn, db: db, log: log, id: randomID()}, nil
 }

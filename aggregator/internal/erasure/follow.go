@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgetrack/edgetrack/aggregator/internal/store/clickhouse"
 	"github.com/edgetrack/edgetrack/internal/jsonlog"
 )
 
@@ -39,33 +40,15 @@ func ioContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // follow reads the shared state every Options.PollInterval until ctx ends.
-// A failing read is logged once, until one succeeds again.
 func (e *Erasures) follow(ctx context.Context) {
 	defer close(e.followed)
-	t := time.NewTicker(e.opts.PollInterval)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, ioTimeout)
+	clickhouse.Follow(ctx, e.opts.PollInterval, e.log, "the shared erasure state", func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, ioTimeout)
+		defer cancel()
 		e.followMu.Lock()
-		err := e.catchUp(pctx)
-		e.followMu.Unlock()
-		cancel()
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return
-		case err != nil && !failing:
-			e.log.Error("reading the shared erasure state failed; retrying (erasures through other aggregators are not suppressed here until it works)", "error", err)
-		case err == nil && failing:
-			e.log.Info("reading the shared erasure state works again")
-		}
-		failing = err != nil
-	}
+		defer e.followMu.Unlock()
+		return e.catchUp(ctx)
+	})
 }
 
 // catchUp takes the records other aggregators appended, with ingest held

@@ -62,13 +62,9 @@ var chTables = clickhouse.Tables{Name: "registry", Migrations: [][]string{
 // tables in its database. The connection reads with one thread: the log's
 // order, see chStorage.
 func openClickHouse(ctx context.Context, dsn string, log *slog.Logger) (*chStorage, error) {
-	conn, db, err := clickhouse.Connect(ctx, dsn)
+	conn, db, err := chTables.Open(ctx, dsn, log)
 	if err != nil {
 		return nil, fmt.Errorf("registry: clickhouse: %w", err)
-	}
-	if err := chTables.Migrate(ctx, conn, db, log); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("registry: clickhouse: database %s: %w", db, err)
 	}
 	return &chStorage{conn: conn, db: db, log: log}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/edgetrack/edgetrack/aggregator/internal/store/clickhouse"
 )
 
 // Following a shared storage.
@@ -94,30 +96,10 @@ func (r *Registry) publish(entries []AuditEntry, end int64, followed bool) {
 }
 
 // follow reads, every interval until ctx ends, what other aggregators
-// wrote to a shared storage: log entries, and edges' reports. A failing
-// read is logged once, until one succeeds again.
+// wrote to a shared storage: log entries, and edges' reports.
 func (r *Registry) follow(ctx context.Context, interval time.Duration) {
 	defer close(r.followed)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		err := r.poll(ctx)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return
-		case err != nil && !failing:
-			r.log.Error("reading the shared rule registry failed; retrying", "error", err)
-		case err == nil && failing:
-			r.log.Info("reading the shared rule registry works again")
-		}
-		failing = err != nil
-	}
+	clickhouse.Follow(ctx, interval, r.log, "the shared rule registry", r.poll)
 }
 
 // poll catches up with the log and takes in newer reports of edges.

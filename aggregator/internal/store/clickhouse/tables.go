@@ -55,6 +55,20 @@ type Tables struct {
 	Migrations [][]string
 }
 
+// Open connects to the server dsn names (Connect) and creates or migrates
+// the tables in its database (Migrate).
+func (t Tables) Open(ctx context.Context, dsn string, log *slog.Logger) (driver.Conn, string, error) {
+	conn, db, err := Connect(ctx, dsn)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := t.Migrate(ctx, conn, db, log); err != nil {
+		conn.Close()
+		return nil, "", fmt.Errorf("database %s: %w", db, err)
+	}
+	return conn, db, nil
+}
+
 // Expand puts db in place of {db} in q.
 func Expand(q, db string) string { return strings.ReplaceAll(q, "{db}", db) }
 
@@ -105,4 +119,30 @@ func InsertRow(ctx context.Context, conn driver.Conn, table string, values ...an
 		return err
 	}
 	return b.Send()
+}
+
+// Follow calls poll every interval until ctx ends: how a package follows
+// the tables other aggregators write to. A failing poll is logged once
+// ("reading <what> failed"), until one succeeds again.
+func Follow(ctx context.Context, interval time.Duration, log *slog.Logger, what string, poll func(context.Context) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := poll(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			log.Error("reading "+what+" failed; retrying", "error", err)
+		case err == nil && failing:
+			log.Info("reading " + what + " works again")
+		}
+		failing = err != nil
+	}
 }
