@@ -31,8 +31,8 @@ const (
 	ActionErase    = "erase"
 )
 
-// Record is one line of the audit log, erasure/audit.log. It names the
-// subject by kind and hash only.
+// Record is one record of the audit log (a line of erasure/audit.log, or a
+// row of erasure_log). It names the subject by kind and hash only.
 type Record struct {
 	Seq     uint64       `json:"seq"` // the erasure; both records of one share it
 	Time    time.Time    `json:"time"`
