@@ -198,13 +198,17 @@ func New(opts Options) (_ *Aggregator, err error) {
 }
 
 // openStore opens the store backend cfg.Store.Backend names: Pebble in
-// cfg.DataDir, or the ClickHouse database of cfg.Store.ClickHouse.DSN.
+// cfg.DataDir, or the ClickHouse database of cfg.Store.ClickHouse.DSN (on
+// its cluster, when it names one).
 func openStore(cfg config.Aggregator, reg prometheus.Registerer, log *slog.Logger) (store.Store, error) {
 	switch cfg.Store.Backend {
 	case config.BackendClickHouse:
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		return clickhouse.Open(ctx, clickhouse.Options{DSN: cfg.Store.ClickHouse.DSN, Registerer: reg, Logger: log})
+		ch := cfg.Store.ClickHouse
+		return clickhouse.Open(ctx, clickhouse.Options{
+			DSN: ch.DSN, Cluster: ch.Cluster, AckReplicas: ch.AckReplicas, Registerer: reg, Logger: log,
+		})
 	case config.BackendPebble, "":
 		return pebble.Open(pebble.Options{Dir: cfg.DataDir, CacheSize: int64(cfg.Store.CacheSize), Registerer: reg, Logger: log})
 	}
