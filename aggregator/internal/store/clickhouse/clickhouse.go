@@ -45,8 +45,10 @@ type Options struct {
 	// the server needs ZooKeeper and the macros shard and replica). The
 	// tables are then created ON CLUSTER, replicated, and read and written
 	// through Distributed tables; the package doc (Cluster) says what that
-	// guarantees and costs. "" keeps everything on the DSN's server. A
-	// database is of one layout: it cannot be opened with the other.
+	// guarantees and costs. The DSN names one of the cluster's servers
+	// (any: each aggregator may use another). "" keeps everything on the
+	// DSN's server. A database is of one layout: it cannot be opened with
+	// the other.
 	Cluster string
 	// AckReplicas, with a Cluster, is how many servers of its shard hold
 	// an event when Ingest acknowledges it: 0 or 1, the server that took
