@@ -42,7 +42,7 @@ UNITS := packaging/systemd/edgetrack-edge.service packaging/systemd/edgetrack-ag
 # make release: static binaries for these, with SHA256SUMS, in dist/.
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: all build run test race fuzz check proto wasm tools browser bench clean install release clickhouse
+.PHONY: all build run test race fuzz check proto wasm tools browser bench clean install release clickhouse clickhouse-cluster test-cluster
 
 all: build
 
@@ -79,6 +79,18 @@ tools:
 # `scripts/clickhouse.sh stop` stops it.
 clickhouse:
 	@./scripts/clickhouse.sh
+# A ClickHouse cluster on loopback for the tests of the ClickHouse store's
+# cluster option (they skip without it): Debian's ZooKeeper on
+# 127.0.0.1:2181 and two clickhouse-server replicas of one shard on
+# 127.0.0.1:9101 and :9102, installed when missing, data in a temporary
+# directory; it prints the cluster (NAME=ADDRESS,ADDRESS).
+# `scripts/clickhouse-cluster.sh stop` stops it.
+clickhouse-cluster:
+	@./scripts/clickhouse-cluster.sh
+# The cluster's tests alone, failing without it; `make test` runs them too,
+# except the store's conformance suite on the cluster, which takes minutes.
+test-cluster: clickhouse-cluster
+	EDGETRACK_TEST_REQUIRE_SERVERS=1 EDGETRACK_TEST_CLUSTER_SUITE=1 $(GO) test $(GOTEST_FLAGS) -run 'Cluster' ./aggregator/internal/store/clickhouse/ ./cmd/edgetrack/
 # Debian's chromium, which the browser tests drive (they skip without it,
 # except in CI).
 browser:

@@ -122,9 +122,16 @@ func New(opts Options) (_ *Aggregator, err error) {
 		Registerer:         reg,
 		Logger:             base.With("component", "erasure"),
 	}
+	sharedDSN := "" // where the registry and the erasure state live with ClickHouse
 	if cfg.Store.Backend == config.BackendClickHouse {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		sharedDSN, err = clickhouse.SharedDSN(ctx, cfg.Store.ClickHouse.DSN, cfg.Store.ClickHouse.Cluster)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("aggregator: store: clickhouse: %w", err)
+		}
 		// Every aggregator on the database suppresses every erased subject.
-		erasureOpts.ClickHouseDSN = cfg.Store.ClickHouse.DSN
+		erasureOpts.ClickHouseDSN = sharedDSN
 	}
 	erasures, err := erasure.Open(erasureOpts)
 	if err != nil {
@@ -144,7 +151,7 @@ func New(opts Options) (_ *Aggregator, err error) {
 	}
 	if cfg.Store.Backend == config.BackendClickHouse {
 		// Every aggregator on the database serves one registry.
-		rulesOpts.ClickHouseDSN = cfg.Store.ClickHouse.DSN
+		rulesOpts.ClickHouseDSN = sharedDSN
 	}
 	rules, err := registry.Open(context.Background(), rulesOpts)
 	if err != nil {
@@ -216,13 +223,17 @@ type eventStore interface {
 }
 
 // openStore opens the store backend cfg.Store.Backend names: Pebble in
-// cfg.DataDir, or the ClickHouse database of cfg.Store.ClickHouse.DSN.
+// cfg.DataDir, or the ClickHouse database of cfg.Store.ClickHouse.DSN (on
+// its cluster, when it names one).
 func openStore(cfg config.Aggregator, reg prometheus.Registerer, log *slog.Logger) (eventStore, error) {
 	switch cfg.Store.Backend {
 	case config.BackendClickHouse:
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		return clickhouse.Open(ctx, clickhouse.Options{DSN: cfg.Store.ClickHouse.DSN, Registerer: reg, Logger: log})
+		ch := cfg.Store.ClickHouse
+		return clickhouse.Open(ctx, clickhouse.Options{
+			DSN: ch.DSN, Cluster: ch.Cluster, AckReplicas: ch.AckReplicas, Registerer: reg, Logger: log,
+		})
 	case config.BackendPebble, "":
 		return pebble.Open(pebble.Options{Dir: cfg.DataDir, CacheSize: int64(cfg.Store.CacheSize), Registerer: reg, Logger: log})
 	}

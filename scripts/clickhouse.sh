@@ -13,55 +13,45 @@
 #   CLICKHOUSE_PORT   native protocol port (default 9000)
 #   CLICKHOUSE_HTTP   HTTP port (default 8123)
 #   CLICKHOUSE_DIR    where the server keeps everything (default: mktemp -d)
+#
+# Sourced (scripts/clickhouse-cluster.sh does), it only defines the ch_*
+# functions below.
 set -euo pipefail
 
-PORT=${CLICKHOUSE_PORT:-9000}
-HTTP=${CLICKHOUSE_HTTP:-8123}
-STATE=${TMPDIR:-/tmp}/edgetrack-clickhouse-$PORT.dir # remembers CLICKHOUSE_DIR for stop
+ch_log() { echo "clickhouse: $*" >&2; }
 
-log() { echo "clickhouse: $*" >&2; }
-
-# answers reports whether a ClickHouse server answers on the HTTP port.
-# (bash's /dev/tcp: no curl needed)
-answers() {
+# ch_answers HTTP_PORT reports whether a ClickHouse server answers on the
+# HTTP port. (bash's /dev/tcp: no curl needed)
+ch_answers() {
   local reply
-  reply=$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$HTTP"' && printf "GET /ping HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>/dev/null) || return 1
+  reply=$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$1"' && printf "GET /ping HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>/dev/null) || return 1
   [[ $reply == *"Ok."* ]]
 }
 
-if [ "${1:-}" = stop ]; then
-  dir=$(cat "$STATE" 2>/dev/null || true)
-  if [ -n "$dir" ] && [ -s "$dir/server.pid" ]; then
-    pid=$(cat "$dir/server.pid")
-    log "stopping the server (pid $pid, data in $dir)"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    rm -rf "$dir" "$STATE"
-  else
-    log "no server started by this script on port $PORT"
-  fi
-  exit 0
-fi
+# ch_apt_install PACKAGE… installs Debian packages that are missing, quietly
+# (the log is shown when it fails).
+ch_apt_install() {
+  local sudo="" log=${TMPDIR:-/tmp}/edgetrack-apt-install.log
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  ch_log "installing Debian's $*"
+  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+    --no-install-recommends "$@" >"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }
+}
 
-if answers; then
-  echo "127.0.0.1:$PORT"
-  exit 0
-fi
+ch_install() {
+  command -v clickhouse-server >/dev/null || ch_apt_install clickhouse-server clickhouse-client
+}
 
-if ! command -v clickhouse-server >/dev/null; then
-  log "installing Debian's clickhouse-server"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-    --no-install-recommends clickhouse-server clickhouse-client >"${TMPDIR:-/tmp}/edgetrack-clickhouse-install.log" 2>&1 \
-    || { tail -n 30 "${TMPDIR:-/tmp}/edgetrack-clickhouse-install.log" >&2; exit 1; }
-fi
-
-dir=${CLICKHOUSE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/edgetrack-clickhouse.XXXXXX")}
-mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log"
-# The packaged config with its paths and ports replaced: everything of this
-# server stays in $dir, and it listens on loopback only.
-cat >"$dir/config.xml" <<EOF
+# ch_config DIR TCP_PORT HTTP_PORT writes DIR/config.xml: the packaged
+# config with its paths and ports replaced, so that everything of this
+# server stays in DIR and it listens on loopback only (the interserver port,
+# which replicas fetch parts from, is TCP_PORT+9). Files in DIR/config.d are
+# merged into it by the server.
+ch_config() {
+  local dir=$1 port=$2 http=$3
+  mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log" "$dir/config.d"
+  cat >"$dir/config.xml" <<EOF
 <?xml version="1.0"?>
 <yandex>
     <logger>
@@ -72,9 +62,10 @@ cat >"$dir/config.xml" <<EOF
         <count>2</count>
     </logger>
     <listen_host>127.0.0.1</listen_host>
-    <http_port>$HTTP</http_port>
-    <tcp_port>$PORT</tcp_port>
-    <interserver_http_port>$((PORT + 9))</interserver_http_port>
+    <http_port>$http</http_port>
+    <tcp_port>$port</tcp_port>
+    <interserver_http_port>$((port + 9))</interserver_http_port>
+    <interserver_http_host>127.0.0.1</interserver_http_host>
     <max_connections>1024</max_connections>
     <keep_alive_timeout>3</keep_alive_timeout>
     <max_concurrent_queries>200</max_concurrent_queries>
@@ -97,18 +88,69 @@ cat >"$dir/config.xml" <<EOF
     <max_partition_size_to_drop>0</max_partition_size_to_drop>
 </yandex>
 EOF
-echo "$dir" >"$STATE"
-log "starting clickhouse-server on 127.0.0.1:$PORT (data in $dir)"
-# setsid: the server outlives this script and the make that ran it.
-setsid clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 </dev/null &
-echo $! >"$dir/server.pid"
-for _ in $(seq 150); do
-  if answers; then
-    echo "127.0.0.1:$PORT"
-    exit 0
+}
+
+# ch_start DIR HTTP_PORT starts the server of DIR/config.xml in the
+# background (its pid in DIR/server.pid) and waits until it answers.
+ch_start() {
+  local dir=$1 http=$2
+  # setsid: the server outlives this script and the make that ran it.
+  setsid clickhouse-server --config-file="$dir/config.xml" >>"$dir/log/stdout.log" 2>&1 </dev/null &
+  echo $! >"$dir/server.pid"
+  for _ in $(seq 150); do
+    ch_answers "$http" && return 0
+    sleep 0.2
+  done
+  ch_log "the server of $dir did not answer within 30 s; its log:"
+  tail -n 30 "$dir/log/stdout.log" "$dir/log/server.err.log" >&2 2>/dev/null || true
+  return 1
+}
+
+# ch_kill SIGNAL PIDFILE sends SIGNAL to the process of PIDFILE and waits
+# until it is gone: after 20 s, it is sent SIGKILL (a replicated server
+# whose ZooKeeper is gone does not finish shutting down).
+ch_kill() {
+  local pid
+  pid=$(cat "$2" 2>/dev/null) || return 0
+  kill "-$1" "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then
+    ch_log "pid $pid did not stop within 20 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   fi
-  sleep 0.2
-done
-log "the server did not answer within 30 s; its log:"
-tail -n 30 "$dir/log/stdout.log" "$dir/log/server.err.log" >&2 2>/dev/null || true
-exit 1
+  rm -f "$2"
+}
+
+if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
+  return 0
+fi
+
+PORT=${CLICKHOUSE_PORT:-9000}
+HTTP=${CLICKHOUSE_HTTP:-8123}
+STATE=${TMPDIR:-/tmp}/edgetrack-clickhouse-$PORT.dir # remembers CLICKHOUSE_DIR for stop
+
+if [ "${1:-}" = stop ]; then
+  dir=$(cat "$STATE" 2>/dev/null || true)
+  if [ -n "$dir" ] && [ -s "$dir/server.pid" ]; then
+    ch_log "stopping the server (pid $(cat "$dir/server.pid"), data in $dir)"
+    ch_kill TERM "$dir/server.pid"
+    rm -rf "$dir" "$STATE"
+  else
+    ch_log "no server started by this script on port $PORT"
+  fi
+  exit 0
+fi
+
+if ch_answers "$HTTP"; then
+  echo "127.0.0.1:$PORT"
+  exit 0
+fi
+
+ch_install
+dir=${CLICKHOUSE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/edgetrack-clickhouse.XXXXXX")}
+ch_config "$dir" "$PORT" "$HTTP"
+echo "$dir" >"$STATE"
+ch_log "starting clickhouse-server on 127.0.0.1:$PORT (data in $dir)"
+ch_start "$dir" "$HTTP"
+echo "127.0.0.1:$PORT"

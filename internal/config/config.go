@@ -333,6 +333,13 @@ type StoreClickHouse struct {
 	// DSN is clickhouse://[user[:password]@]host:port/database, the
 	// native protocol (port 9000); the database is created when missing.
 	DSN string `yaml:"dsn"`
+	// Cluster names a cluster of the server's remote_servers; the tables
+	// are then created on it, replicated, and read through Distributed
+	// tables. "" keeps them on the DSN's server.
+	Cluster string `yaml:"cluster"`
+	// AckReplicas is, with a Cluster, how many servers of its shard hold
+	// an event before the aggregator acknowledges it.
+	AckReplicas int `yaml:"ack_replicas"`
 }
 
 // Tokens are the bearer tokens the aggregator accepts, by kind. A token has
@@ -429,7 +436,7 @@ func Default() *Config {
 			},
 			MaxBatchBytes: 64 * MiB,
 			Query:         Query{MaxPageSize: 1000},
-			Store:         Store{Backend: BackendPebble, CacheSize: 256 * MiB},
+			Store:         Store{Backend: BackendPebble, CacheSize: 256 * MiB, ClickHouse: StoreClickHouse{AckReplicas: 1}},
 			Erasure:       Erasure{TombstoneRetention: Duration(30 * 24 * time.Hour)},
 			Retention: Retention{
 				Default:    0,

@@ -259,6 +259,14 @@ func (a *Aggregator) validate(p *problems) {
 	oneOf(p, "aggregator.store.backend", a.Store.Backend, BackendPebble, BackendClickHouse)
 	if a.Store.Backend == BackendClickHouse {
 		clickHouseDSN(p, "aggregator.store.clickhouse.dsn", a.Store.ClickHouse.DSN)
+		a.Store.ClickHouse.validateCluster(p)
+		if a.Store.ClickHouse.Cluster != "" && a.Retention.Enabled() {
+			path := "aggregator.retention.categories"
+			if a.Retention.Default > 0 {
+				path = "aggregator.retention.default"
+			}
+			p.add(path, "retention is not carried out on a ClickHouse cluster yet (aggregator.store.clickhouse.cluster): keep events forever (0), or use one server")
+		}
 	}
 	if a.Query.MaxPageSize < 1 {
 		p.add("aggregator.query.max_page_size", "must be at least 1, got %d", a.Query.MaxPageSize)
@@ -351,7 +359,24 @@ func clickHouseDSN(p *problems, path, dsn string) {
 	}
 }
 
+// clickHouseDatabase is a database or cluster name the store can write into
+// its statements unquoted.
 var clickHouseDatabase = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,99}$`)
+
+// validateCluster checks the cluster settings of the ClickHouse backend.
+// Whether the server knows the cluster, and whether its shards have
+// ack_replicas replicas, is checked when the store opens.
+func (c *StoreClickHouse) validateCluster(p *problems) {
+	if c.Cluster != "" && !clickHouseDatabase.MatchString(c.Cluster) {
+		p.add("aggregator.store.clickhouse.cluster", "%q: want letters, digits and _, not starting with a digit (a cluster of the server's remote_servers)", c.Cluster)
+	}
+	switch {
+	case c.AckReplicas < 1:
+		p.add("aggregator.store.clickhouse.ack_replicas", "must be at least 1 (the server that takes the insert), got %d", c.AckReplicas)
+	case c.AckReplicas > 1 && c.Cluster == "":
+		p.add("aggregator.store.clickhouse.ack_replicas", "is %d, but aggregator.store.clickhouse.cluster is not set: one server has no replicas", c.AckReplicas)
+	}
+}
 
 func oneOf(p *problems, path, v string, allowed ...string) {
 	if !slices.Contains(allowed, v) {

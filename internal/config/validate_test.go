@@ -213,6 +213,12 @@ func TestValidateChecks(t *testing.T) {
 			c.Aggregator.Store.Backend = "clickhouse"
 			c.Aggregator.Store.ClickHouse.DSN = "clickhouse://127.0.0.1:9000/my-events"
 		}, `aggregator.store.clickhouse.dsn: database "my-events": want letters`},
+		{"clickhouse cluster", clickHouseCluster("events_2x2", 2), ""},
+		{"clickhouse cluster bad name", clickHouseCluster("events-2x2", 1), `aggregator.store.clickhouse.cluster: "events-2x2": want letters`},
+		{"clickhouse ack replicas without cluster", clickHouseCluster("", 2),
+			"aggregator.store.clickhouse.ack_replicas: is 2, but aggregator.store.clickhouse.cluster is not set"},
+		{"clickhouse ack replicas zero", clickHouseCluster("events", 0), "aggregator.store.clickhouse.ack_replicas: must be at least 1"},
+		{"clickhouse cluster unused with pebble", func(c *Config) { c.Aggregator.Store.ClickHouse.AckReplicas = 0 }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig()
@@ -374,5 +380,16 @@ func TestRetentionConfig(t *testing.T) {
 	}
 	if len(got) != 6 {
 		t.Errorf("%d problems, want 6: %v", len(got), got)
+	}
+}
+
+// clickHouseCluster sets the ClickHouse backend on cluster, acknowledging
+// on ack replicas.
+func clickHouseCluster(cluster string, ack int) func(*Config) {
+	return func(c *Config) {
+		c.Aggregator.Store.Backend = "clickhouse"
+		c.Aggregator.Store.ClickHouse.DSN = "clickhouse://127.0.0.1:9000/edgetrack"
+		c.Aggregator.Store.ClickHouse.Cluster = cluster
+		c.Aggregator.Store.ClickHouse.AckReplicas = ack
 	}
 }

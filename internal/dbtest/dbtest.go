@@ -4,7 +4,9 @@
 // fails in CI.
 //
 // ClickHouse gives a test a database name of its own on the ClickHouse
-// server at 127.0.0.1:9000 (or EDGETRACK_TEST_CLICKHOUSE).
+// server at 127.0.0.1:9000 (or EDGETRACK_TEST_CLICKHOUSE), and
+// ClickHouseCluster one on the cluster `make clickhouse-cluster` starts (or
+// EDGETRACK_TEST_CLICKHOUSE_CLUSTER).
 //
 // SQL Server cannot run on our machines: SQLServer uses the server named by
 // EDGETRACK_TEST_SQLSERVER (sqlserver://user:pass@host:1433, a login that
@@ -189,4 +191,85 @@ func ClickHouse(t testing.TB) string {
 		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name)
 	})
 	return "clickhouse://" + addr + "/" + name
+}
+
+// ClickHouseClusterVar names the ClickHouse cluster the tests use instead
+// of the one `make clickhouse-cluster` starts: NAME=HOST:PORT,HOST:PORT,…,
+// the cluster's name in its servers' remote_servers and their native
+// addresses (the default is DefaultClickHouseCluster).
+const ClickHouseClusterVar = "EDGETRACK_TEST_CLICKHOUSE_CLUSTER"
+
+// DefaultClickHouseCluster is the cluster `make clickhouse-cluster` starts:
+// two replicas of one shard.
+const DefaultClickHouseCluster = "edgetrack_test=127.0.0.1:9101,127.0.0.1:9102"
+
+// ClickHouseClusterDB is a database name of a test's own on a ClickHouse
+// cluster.
+type ClickHouseClusterDB struct {
+	Cluster string   // the cluster's name, for aggregator.store.clickhouse.cluster
+	DSNs    []string // the database on each of the cluster's servers: clickhouse://host:port/name
+}
+
+// ClickHouseCluster returns a fresh database name on the ClickHouse cluster
+// (EDGETRACK_TEST_CLICKHOUSE_CLUSTER, or DefaultClickHouseCluster) when all
+// its servers answer and know the cluster, dropped on every server when the
+// test ends; without it the test is skipped, or fails in CI. As with
+// ClickHouse, the database itself is not created.
+func ClickHouseCluster(t testing.TB) ClickHouseClusterDB {
+	t.Helper()
+	spec, named := os.LookupEnv(ClickHouseClusterVar)
+	if !named {
+		spec = DefaultClickHouseCluster
+	}
+	name, list, ok := strings.Cut(spec, "=")
+	if !ok || name == "" || list == "" {
+		t.Fatalf("%s=%q: want NAME=HOST:PORT,HOST:PORT", ClickHouseClusterVar, spec)
+	}
+	addrs := strings.Split(list, ",")
+	var err error
+	for _, addr := range addrs {
+		if err = clusterServerAnswers(addr, name); err != nil {
+			break
+		}
+	}
+	if err != nil {
+		if named {
+			t.Fatalf("the ClickHouse cluster named by %s: %v", ClickHouseClusterVar, err)
+		}
+		testenv.Missing(t, "the ClickHouse cluster "+spec, "make clickhouse-cluster starts it; "+ClickHouseClusterVar+" names another", err)
+	}
+	db := ClickHouseClusterDB{Cluster: name}
+	dbName := "edgetrack_test_" + randomName()[len("edgetrack_sync_"):]
+	for _, addr := range addrs {
+		db.DSNs = append(db.DSNs, "clickhouse://"+addr+"/"+dbName)
+	}
+	t.Cleanup(func() {
+		conn, err := clickhouse.Open(&clickhouse.Options{Addr: addrs[:1]})
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+dbName+" ON CLUSTER "+name)
+	})
+	return db
+}
+
+// clusterServerAnswers checks that the ClickHouse server at addr answers
+// and has cluster in its remote_servers.
+func clusterServerAnswers(addr, cluster string) error {
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: 2 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.clusters WHERE cluster = ?", cluster).Scan(&n); err != nil {
+		return fmt.Errorf("%s: %w", addr, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s has no cluster %q in its remote_servers", addr, cluster)
+	}
+	return nil
 }

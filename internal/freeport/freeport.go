@@ -3,7 +3,9 @@
 package freeport
 
 import (
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"testing"
 )
 
@@ -18,4 +20,30 @@ func Addr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// Range returns the first of n consecutive ports of 127.0.0.1 that were all
+// free a moment ago, for a server that is given a base port and counts up
+// from it. It looks below the kernel's usual ephemeral ports (32768 on).
+func Range(t testing.TB, n int) int {
+	t.Helper()
+	for range 200 {
+		base := 20000 + rand.IntN(12000-n)
+		var open []net.Listener
+		for p := base; p < base+n; p++ {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				break
+			}
+			open = append(open, ln)
+		}
+		for _, ln := range open {
+			ln.Close()
+		}
+		if len(open) == n {
+			return base
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"strings"
 	"sync"
@@ -40,6 +41,24 @@ type Options struct {
 	// stored by other aggregators on the same database (its own wake it at
 	// once); <= 0 means DefaultPollInterval.
 	PollInterval time.Duration
+	// Cluster names a cluster of the server's remote_servers (its config;
+	// the server needs ZooKeeper and the macros shard and replica). The
+	// tables are then created ON CLUSTER, replicated, and read and written
+	// through Distributed tables; the package doc (Cluster) says what that
+	// guarantees and costs. The DSN names one of the cluster's servers
+	// (any: each aggregator may use another). "" keeps everything on the
+	// DSN's server. A database is of one layout: it cannot be opened with
+	// the other.
+	Cluster string
+	// AckReplicas, with a Cluster, is how many servers of its shard hold
+	// an event when Ingest acknowledges it: 0 or 1, the server that took
+	// the INSERT (the shard's other replicas fetch the rows shortly
+	// after); N, N of them, which survives the loss of N-1 servers' disks
+	// and costs each Ingest the wait for replication. It may not exceed
+	// the replicas of a shard. (Not ClickHouse's insert_quorum, which
+	// 18.16 applies to the rollups' view as well, refusing concurrent
+	// INSERTs after their events are written.)
+	AckReplicas int
 }
 
 // DefaultDatabase is the database of a DSN that names none.
@@ -48,9 +67,9 @@ const DefaultDatabase = "edgetrack"
 // DefaultPollInterval: see Options.PollInterval.
 const DefaultPollInterval = time.Second
 
-// validDatabase is what the store accepts as a database name: it is written
-// into every statement unquoted.
-var validDatabase = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,99}$`)
+// validName is what the store accepts as a database or cluster name: it is
+// written into statements unquoted.
+var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,99}$`)
 
 // ParseDSN checks dsn as Options.DSN and returns the client's options and
 // the database it names (DefaultDatabase when it names none). Config
@@ -70,7 +89,7 @@ func ParseDSN(dsn string) (*ch.Options, string, error) {
 	if db == "" {
 		db = DefaultDatabase
 	}
-	if !validDatabase.MatchString(db) {
+	if !validName.MatchString(db) {
 		return nil, "", fmt.Errorf("database name %q: want letters, digits and _ (not starting with a digit)", db)
 	}
 	return opts, db, nil
@@ -89,7 +108,9 @@ func ParseDSN(dsn string) (*ch.Options, string, error) {
 // per id (the canonical copy: the least seq, writer), and the ids that have
 // more than one row are recorded in the duplicates table by whichever
 // aggregator sees them (after its insert, or before the insert of a resend)
-// so that Stats can subtract the extra rows from the rollups.
+// so that Stats can subtract the extra rows from the rollups. With a
+// cluster, those look-ups read every server (cluster.copies), so that they
+// see each INSERT that returned however far replication lags.
 type Store struct {
 	conn    driver.Conn
 	db      string // database name, validated
@@ -97,6 +118,10 @@ type Store struct {
 	metrics *metrics
 	poll    time.Duration
 	writer  uint64 // this process's id, in every row it inserts
+
+	layout      layout
+	cluster     *cluster // nil on one server
+	ackReplicas int      // Options.AckReplicas
 
 	ingestMu sync.Mutex
 	lastSeq  atomic.Uint64 // the last seq given out (under ingestMu)
@@ -123,6 +148,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: clickhouse: dsn: %w", err)
 	}
+	if err := checkCluster(opts.Cluster, opts.AckReplicas); err != nil {
+		return nil, fmt.Errorf("store: clickhouse: %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -136,6 +164,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	chOpts.Auth.Database = "default"
 	if chOpts.DialTimeout == 0 {
 		chOpts.DialTimeout = 5 * time.Second
+	}
+	replicaOpts := *chOpts
+	if opts.Cluster != "" {
+		chOpts.Settings = maps.Clone(chOpts.Settings)
+		if chOpts.Settings == nil {
+			chOpts.Settings = ch.Settings{}
+		}
+		// An INSERT into a Distributed table returns when the shards'
+		// servers have written the rows, not when they are queued on this
+		// one.
+		chOpts.Settings["insert_distributed_sync"] = 1
 	}
 	conn, err := ch.Open(chOpts)
 	if err != nil {
@@ -151,30 +190,66 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		conn: conn, db: db, log: log, metrics: m, poll: opts.PollInterval, writer: binary.BigEndian.Uint64(w[:]),
+		conn: conn, db: db, layout: layout{db: db, cluster: opts.Cluster}, ackReplicas: opts.AckReplicas,
+		log: log, metrics: m, poll: opts.PollInterval, writer: binary.BigEndian.Uint64(w[:]),
 		signal: make(chan struct{}), closing: make(chan struct{}), removals: newRemovals(),
 	}
 	if s.poll <= 0 {
 		s.poll = DefaultPollInterval
 	}
-	if err := s.migrate(ctx); err != nil {
-		conn.Close()
+	if err := s.open(ctx, &replicaOpts); err != nil {
+		s.closeConns()
 		return nil, fmt.Errorf("store: clickhouse: database %s: %w", db, err)
+	}
+	log.Info("store opened", "backend", "clickhouse", "addr", strings.Join(chOpts.Addr, ","), "database", db, "cluster", opts.Cluster)
+	return s, nil
+}
+
+// open is the part of Open after connecting: the cluster's servers, the
+// tables, the store id and the feed's end.
+func (s *Store) open(ctx context.Context, replicaOpts *ch.Options) error {
+	if s.layout.cluster != "" {
+		c, err := openCluster(ctx, s.conn, replicaOpts, s.layout.cluster, s.ackReplicas)
+		if err != nil {
+			return err
+		}
+		s.cluster = c
+	}
+	if err := s.migrate(ctx); err != nil {
+		return err
 	}
 	id, err := s.loadStoreID(ctx)
 	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("store: clickhouse: database %s: store id: %w", db, err)
+		return fmt.Errorf("store id: %w", err)
 	}
 	s.storeID.Store(id)
 	last, err := s.feedEnd(ctx)
 	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("store: clickhouse: database %s: read the feed's end: %w", db, err)
+		return fmt.Errorf("read the feed's end: %w", err)
 	}
 	s.lastSeq.Store(last)
-	log.Info("store opened", "backend", "clickhouse", "addr", strings.Join(chOpts.Addr, ","), "database", db)
-	return s, nil
+	return nil
+}
+
+// checkCluster checks Options.Cluster and Options.AckReplicas.
+func checkCluster(cluster string, ackReplicas int) error {
+	if cluster != "" && !validName.MatchString(cluster) {
+		return fmt.Errorf("cluster name %q: want letters, digits and _ (not starting with a digit), as in the server's remote_servers", cluster)
+	}
+	if ackReplicas < 0 {
+		return fmt.Errorf("ack replicas %d: want 1 (the server that takes the insert) or more", ackReplicas)
+	}
+	if ackReplicas > 1 && cluster == "" {
+		return fmt.Errorf("acknowledging events on %d replicas needs a cluster: one server has no replicas", ackReplicas)
+	}
+	return nil
+}
+
+func (s *Store) closeConns() {
+	s.conn.Close()
+	if s.cluster != nil {
+		s.cluster.close()
+	}
 }
 
 // table is the qualified name of one of the store's tables.
@@ -192,14 +267,10 @@ func (s *Store) loadStoreID(ctx context.Context) ([8]byte, error) {
 	if _, err := rand.Read(fresh[:]); err != nil {
 		return id, err
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table("meta")+" (key, value)")
+	err = s.send(ctx, "INSERT INTO "+s.table("meta")+" (key, value)", func(b batch) error {
+		return b.Append("store_id", hex.EncodeToString(fresh[:]))
+	})
 	if err != nil {
-		return id, err
-	}
-	if err := b.Append("store_id", hex.EncodeToString(fresh[:])); err != nil {
-		return id, err
-	}
-	if err := b.Send(); err != nil {
 		return id, err
 	}
 	id, ok, err = s.readStoreID(ctx)
@@ -350,6 +421,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.closing)
+	if s.cluster != nil {
+		s.cluster.close()
+	}
 	if err := s.conn.Close(); err != nil {
 		return fmt.Errorf("store: clickhouse: close: %w", err)
 	}
@@ -401,7 +475,7 @@ type loser struct {
 // to take out of the rollups; see canonicalOnly.
 func (s *Store) losers(ctx context.Context) (losers, error) {
 	rows, err := s.conn.Query(ctx, "SELECT id, seq, writer, event_time, category, name FROM "+s.table("events")+
-		" WHERE id IN (SELECT id FROM "+s.table("duplicates")+")")
+		" WHERE id "+s.in()+" (SELECT id FROM "+s.table("duplicates")+")")
 	if err != nil {
 		return nil, fmt.Errorf("read duplicates: %w", err)
 	}
@@ -436,7 +510,27 @@ func (s *Store) losers(ctx context.Context) (losers, error) {
 // Store), so its subqueries read next to nothing.
 func (s *Store) canonicalOnly(w *where) {
 	dups := "SELECT id FROM " + s.table("duplicates")
-	w.conds = append(w.conds, "(id, seq, writer) NOT IN (SELECT id, seq, writer FROM "+s.table("events")+
-		" WHERE id IN ("+dups+") AND (id, seq, writer) NOT IN (SELECT id, argMin(seq, (seq, writer)), argMin(writer, (seq, writer)) FROM "+
-		s.table("events")+" WHERE id IN ("+dups+") GROUP BY id))")
+	in, notIn := s.in(), s.notIn()
+	w.conds = append(w.conds, "(id, seq, writer) "+notIn+" (SELECT id, seq, writer FROM "+s.table("events")+
+		" WHERE id "+in+" ("+dups+") AND (id, seq, writer) "+notIn+" (SELECT id, argMin(seq, (seq, writer)), argMin(writer, (seq, writer)) FROM "+
+		s.table("events")+" WHERE id "+in+" ("+dups+") GROUP BY id))")
+}
+
+// in and notIn are the IN of a subquery over the store's tables: GLOBAL
+// with a cluster, so that a Distributed table in a subquery is read once,
+// on this server, and sent to the shards (a plain IN would have every
+// shard read it, which ClickHouse refuses). An IN over external data
+// (the table ids) stays plain: the shards receive it with the query.
+func (s *Store) in() string {
+	if s.cluster != nil {
+		return "GLOBAL IN"
+	}
+	return "IN"
+}
+
+func (s *Store) notIn() string {
+	if s.cluster != nil {
+		return "GLOBAL NOT IN"
+	}
+	return "NOT IN"
 }

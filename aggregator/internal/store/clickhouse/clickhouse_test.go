@@ -23,6 +23,7 @@ import (
 // wait on the server.
 func TestStore(t *testing.T) {
 	dbtest.ClickHouseAddr(t) // skips the suite at once without a server
+	t.Parallel()             // beside TestClusterStore
 	storetest.RunParallel(t, func(t *testing.T) (store.Store, func() store.Store) {
 		dsn := dbtest.ClickHouse(t)
 		return openAt(t, dsn), func() store.Store { return openAt(t, dsn) }
@@ -141,30 +142,50 @@ func TestRacingAggregators(t *testing.T) {
 func TestTwoStoresConcurrently(t *testing.T) {
 	dsn := dbtest.ClickHouse(t)
 	stores := []*Store{openAt(t, dsn), openAt(t, dsn)}
-	all := storetest.Spread(400, 51)
+	want, stored := ingestOverlapping(t, stores, storetest.Spread(400, 51), 6, 20)
+	for _, s := range stores {
+		storetest.CheckStored(t, s, want)
+	}
+	if stored < int64(len(want)) {
+		t.Fatalf("%d reported stored, %d are", stored, len(want))
+	}
+	// A feed cursor names the database, not the process.
+	_, end := storetest.ExportAll(t, stores[0], store.ExportQuery{Limit: 100})
+	if got, _ := storetest.ExportAll(t, stores[1], store.ExportQuery{After: end}); len(got) != 0 {
+		t.Fatalf("the other store continues the feed with %d events, want none", len(got))
+	}
+}
+
+// ingestOverlapping has senders goroutines, sender g through stores[g %
+// len(stores)], each ingest rounds overlapping slices of events at once. It
+// returns the events given, each once, in the order first given, and how
+// many the calls reported stored.
+func ingestOverlapping(t *testing.T, stores []*Store, events []*eventpb.Event, senders, rounds int) (want []*eventpb.Event, stored int64) {
+	t.Helper()
+	slice := func(g, i int) []*eventpb.Event {
+		from := (g*53 + i*29) % len(events)
+		return events[from:min(from+60, len(events))]
+	}
 	var wg sync.WaitGroup
-	var stored atomic.Int64
-	for g := range 6 {
+	var n atomic.Int64
+	for g := range senders {
 		wg.Go(func() {
-			s := stores[g%2]
-			for i := range 20 {
-				from := (g*53 + i*29) % len(all)
-				st, err := s.Ingest(context.Background(), all[from:min(from+60, len(all))])
+			s := stores[g%len(stores)]
+			for i := range rounds {
+				st, err := s.Ingest(context.Background(), slice(g, i))
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				stored.Add(int64(st.Stored))
+				n.Add(int64(st.Stored))
 			}
 		})
 	}
 	wg.Wait()
 	seen := map[string]bool{}
-	var want []*eventpb.Event
-	for g := range 6 {
-		for i := range 20 {
-			from := (g*53 + i*29) % len(all)
-			for _, ev := range all[from:min(from+60, len(all))] {
+	for g := range senders {
+		for i := range rounds {
+			for _, ev := range slice(g, i) {
 				if !seen[ev.GetId()] {
 					seen[ev.GetId()] = true
 					want = append(want, ev)
@@ -172,17 +193,7 @@ func TestTwoStoresConcurrently(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range stores {
-		storetest.CheckStored(t, s, want)
-	}
-	if stored.Load() < int64(len(want)) {
-		t.Fatalf("%d reported stored, %d are", stored.Load(), len(want))
-	}
-	// A feed cursor names the database, not the process.
-	_, end := storetest.ExportAll(t, stores[0], store.ExportQuery{Limit: 100})
-	if got, _ := storetest.ExportAll(t, stores[1], store.ExportQuery{After: end}); len(got) != 0 {
-		t.Fatalf("the other store continues the feed with %d events, want none", len(got))
-	}
+	return want, n.Load()
 }
 
 // TestSchemaVersion: a new database records each version up to the

@@ -55,6 +55,9 @@
 // before version 2 keep subjects 0 and no user or device: Erase reads
 // their bodies instead (below). Nothing rewrites them: a mutation that did
 // would cost what an erasure costs, for every row.
+// A step is written once for one server and for a cluster (schema.go: ddl,
+// expanded by layout.expand; see Cluster); a database at the current
+// version gets no DDL at Open.
 //
 // # Ingest and exactly once
 //
@@ -167,11 +170,14 @@
 // they survive a restart or crash of the ClickHouse server and of the
 // aggregator. ClickHouse 18.16 does not fsync a part before answering an
 // INSERT, so a power loss of the server's machine can lose the rows of the
-// last seconds; use replicas (not done here yet) where that matters. The
-// materialized view runs inside the INSERT, after the rows are written: if
-// the server fails between the two, the INSERT fails, Ingest returns an
-// error, and the resend finds the events stored, so their rollups stay one
-// short. Nothing repairs that yet.
+// last seconds; with a cluster, Options.AckReplicas of 2 or more
+// acknowledges an event only once that many servers hold it (see
+// Cluster). The materialized view runs inside the INSERT, after the rows
+// are written: if the server fails between the two, the INSERT fails,
+// Ingest returns an error, and the resend finds the events stored, so the
+// rollups miss that INSERT's events — all of them, and an INSERT can carry
+// hundreds: a server killed under load did so in about a third of the runs
+// of TestClickHouseCluster, which allows it. Nothing repairs that yet.
 //
 // # Costs
 //
@@ -207,8 +213,9 @@
 // Several aggregators on one database store each event once and agree on
 // every answer (TestTwoStoresConcurrently; TestRacingAggregators for the
 // races above; in cmd/edgetrack, TestTwoAggregatorsOneClickHouse with one
-// of two aggregator processes killed under load, and TestEdgeFailsOver, an
-// edge listing both in edge.aggregator_url), and a feed cursor of one is
+// of two aggregator processes killed under load, TestEdgeFailsOver, an
+// edge listing both in edge.aggregator_url, and TestClickHouseCluster, on
+// two replicas of a cluster), and a feed cursor of one is
 // valid at the others (it names the database). One promise is kept only for the rows of one aggregator:
 // the feed's order. An aggregator whose INSERT of lower sequence numbers
 // lands after a reader passed higher ones of another aggregator's is
@@ -227,4 +234,88 @@
 // erasure create and migrate with Connect and Tables (tables.go); every
 // aggregator on the database serves the same rule versions and suppresses
 // the same subjects (see registry's doc, Storage, and erasure's).
+//
+// # Cluster
+//
+// With Options.Cluster (aggregator.store.clickhouse.cluster), the tables
+// live on a cluster of the server's remote_servers, whose servers need
+// ZooKeeper and the macros shard and replica (scripts/clickhouse-cluster.sh
+// writes such a config; `make clickhouse-cluster` runs two replicas of one
+// shard on loopback).
+//
+// Tables. Every DDL statement runs ON CLUSTER, and each table above is two
+// on every server: NAME_local, the Replicated variant of its engine
+// (ReplicatedMergeTree, ReplicatedSummingMergeTree(events),
+// ReplicatedReplacingMergeTree) at ZooKeeper path
+// /clickhouse/tables/{shard}/DATABASE/NAME as replica {replica}; and NAME,
+// a Distributed table over the NAME_local of every shard, sharded by
+// cityHash64(id) for events and duplicates (the copies of an id and its
+// record on one shard) and rand() for the others. The store reads and
+// writes NAME, so its statements are those of one server. The view is on
+// every server, from its events_local to its rollups_local: it counts a
+// row once, on the server that takes the INSERT, and replicas fetch the
+// rollup rows as they fetch the events (a view never runs for a fetched
+// part). ON CLUSTER DDL waits for every server: a database is created, or
+// migrated, while all of them answer. A database is of one layout: Open
+// refuses one made for the other.
+//
+// Writes and reads. INSERTs go through the Distributed tables with
+// insert_distributed_sync: one returns when the shard's server (this one,
+// when it is a replica of the shard) has written the rows, and ZooKeeper
+// brings them to the shard's other replicas. Reads go through them too:
+// one replica of each shard answers (this server, when it is one and has
+// not fallen more than max_replica_delay_for_distributed_queries behind),
+// and a subquery over the store's tables is a GLOBAL one (in, notIn). A
+// server that has not fetched a part yet answers without its rows: each
+// answer is exact for the rows the server it reads holds — one row per id,
+// the canonical one among those it has — and Stats is exact once the
+// server has both copies of a raced id, their rollups and the record.
+//
+// Exactly once. The look-ups of Ingest, before and after the INSERT, do
+// not read the Distributed table: they read every server's own
+// events_local, over a connection to each (the host and port of
+// system.clusters, with the DSN's user and options), and count the copies
+// found anywhere (cluster.copies). An INSERT that returned has written its
+// rows to one server at least, so every later look-up sees them, however
+// far replication lags: the rule everything under "Ingest and exactly
+// once" rests on holds as on one server, and so does the argument — of two
+// INSERTs of one id racing on two servers, whichever looks up second
+// finds both copies and records the id in duplicates, and the resend of an
+// aggregator that stopped before it could looks on every server too. What
+// it costs: each Ingest reads every server twice (ids as external data,
+// the primary key; more while it waits for AckReplicas), and ingest needs
+// every server of the cluster to answer. While one does not, Ingest fails (the edges keep the batches and
+// send them again), as no look-up could tell which copies the missing
+// server holds; reads go on while one replica of each shard answers.
+// Exact answers without transactions or conditional inserts cost that
+// availability; recording the ids checked while a server was away, to
+// check them again when it is back, would buy it back and is not done.
+//
+// Durability. With Options.AckReplicas (aggregator.store.clickhouse.
+// ack_replicas) N of 2 or more, Ingest answers only once a copy of every
+// event of the call, those stored before included, is on N servers of its
+// shard, looking every few milliseconds (awaitReplicas; at most 30 s,
+// then an error the edges retry): the events survive the loss of N-1 of
+// those servers' disks. The rollups replicate apart and are not waited
+// for: a server lost with its disk before a replica fetched its rollup
+// rows leaves Stats short by them. This is not ClickHouse's insert_quorum,
+// which 18.16 applies to the view's INSERT into rollups as well and which
+// it takes for one INSERT into a table at a time: an INSERT of a second
+// aggregator is refused after its events are written, losing its rollups.
+// A server killed and started again takes its replicas back once its
+// ZooKeeper session has expired (session_timeout_ms); until then it is
+// read-only, and ingest waits.
+//
+// Erasure and retention are not carried out on a cluster yet: Erase and
+// Expire answer ErrClusterRemoval, and the configuration refuses retention
+// with a cluster. (Their mutations would have to run ON CLUSTER on every
+// server's own tables, and their claims be read from every server.) The
+// rule registry and the erasure state live on the cluster's first server
+// (SharedDSN), whichever server an aggregator's DSN names: their tables are
+// not replicated, so while that server is down rule changes fail and edges
+// keep the versions they run.
+//
+// The feed (Export) reads through the Distributed table like every read:
+// as with several aggregators on one database, follow it at an aggregator
+// that is the only one writing, on a server that does not lag.
 package clickhouse

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
@@ -9,6 +10,12 @@ import (
 )
 
 var _ store.Eraser = (*Store)(nil)
+
+// ErrClusterRemoval: Erase and Expire are not carried out on a cluster
+// (Options.Cluster) yet. Their mutations would have to run on every
+// server's own tables (ON CLUSTER), and their claims be read back from
+// every server, as Ingest's look-ups are; neither is done.
+var ErrClusterRemoval = errors.New("store: clickhouse: erasure and retention are not carried out on a cluster yet")
 
 // Erase implements store.Eraser: one removal (lifecycle.go) of the rows of
 // the subject's events. A session or uid is found by the session column,
@@ -20,6 +27,9 @@ var _ store.Eraser = (*Store)(nil)
 // answer). When Erase returns, none of them is in any answer, and Stats
 // no longer counts them.
 func (s *Store) Erase(ctx context.Context, sub store.Subject) ([]string, error) {
+	if s.layout.cluster != "" {
+		return nil, ErrClusterRemoval
+	}
 	if err := sub.Validate(); err != nil {
 		return nil, fmt.Errorf("store: erase: %w", err)
 	}

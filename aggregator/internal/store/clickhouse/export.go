@@ -9,8 +9,6 @@ import (
 	"math"
 	"strings"
 
-	ch "github.com/ClickHouse/clickhouse-go/v2"
-
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
@@ -164,27 +162,8 @@ func (s *Store) export(ctx context.Context, q store.ExportQuery) (store.ExportRe
 }
 
 // canonical returns the canonical copy of each of ids: its row with the
-// least (seq, writer).
+// least (seq, writer) among those the events table shows.
 func (s *Store) canonical(ctx context.Context, ids []string) (map[string]copyKey, error) {
-	t, err := idTable(ids)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(t)),
-		"SELECT id, seq, writer FROM "+s.table("events")+" WHERE id IN (SELECT id FROM ids)")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	best := map[string]copyKey{}
-	for rows.Next() {
-		var k copyKey
-		if err := rows.Scan(&k.id, &k.seq, &k.writer); err != nil {
-			return nil, err
-		}
-		if b, ok := best[k.id]; !ok || k.less(b) {
-			best[k.id] = k
-		}
-	}
-	return best, rows.Err()
+	keys, err := copyKeys(ctx, s.conn, s.table("events"), ids)
+	return least(keys), err
 }

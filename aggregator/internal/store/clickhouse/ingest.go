@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
@@ -63,12 +62,9 @@ func (s *Store) Ingest(ctx context.Context, events []*eventpb.Event) (st store.I
 		return st, nil
 	}
 
-	fresh, err := s.insertNew(ctx, first, &st)
+	fresh, found, err := s.insertNew(ctx, first, &st)
 	if err != nil {
 		return store.IngestStats{}, err
-	}
-	if len(fresh) == 0 {
-		return st, nil
 	}
 	st.Stored = len(fresh)
 
@@ -77,23 +73,32 @@ func (s *Store) Ingest(ctx context.Context, events []*eventpb.Event) (st store.I
 	for i, r := range fresh {
 		ids[i] = r.ev.GetId()
 	}
-	lost, err := s.checkRaces(ctx, ids)
-	if err != nil {
+	if len(ids) > 0 {
+		lost, err := s.checkRaces(ctx, ids)
+		if err != nil {
+			return store.IngestStats{}, fmt.Errorf("store: clickhouse: ingest: %w", err)
+		}
+		st.Stored -= lost
+		st.Duplicates += lost
+	}
+	// The events answered as stored, also those stored before, are
+	// acknowledged only once the servers Options.AckReplicas asks for
+	// hold them.
+	if err := s.awaitReplicas(ctx, append(ids, found...)); err != nil {
 		return store.IngestStats{}, fmt.Errorf("store: clickhouse: ingest: %w", err)
 	}
-	st.Stored -= lost
-	st.Duplicates += lost
 	return st, nil
 }
 
 // insertNew is the part of Ingest under ingestMu: it looks up the ids of first
 // (the first copy of each id in the call), counts those stored already in
-// st, and inserts the others, which it returns.
-func (s *Store) insertNew(ctx context.Context, first []row, st *store.IngestStats) ([]row, error) {
+// st, and inserts the others. It returns the rows it inserted and the ids
+// it found stored.
+func (s *Store) insertNew(ctx context.Context, first []row, st *store.IngestStats) (fresh []row, found []string, err error) {
 	s.ingestMu.Lock()
 	defer s.ingestMu.Unlock()
 	if err := ctx.Err(); err != nil { // the wait for the lock can be long
-		return nil, err
+		return nil, nil, err
 	}
 	ids := make([]string, len(first))
 	for i, r := range first {
@@ -101,9 +106,9 @@ func (s *Store) insertNew(ctx context.Context, first []row, st *store.IngestStat
 	}
 	stored, err := s.copies(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("store: clickhouse: ingest: look up ids: %w", err)
+		return nil, nil, fmt.Errorf("store: clickhouse: ingest: look up ids: %w", err)
 	}
-	fresh := first[:0]
+	fresh = first[:0]
 	var raced []string
 	for _, r := range first {
 		n, ok := stored[r.ev.GetId()]
@@ -112,6 +117,7 @@ func (s *Store) insertNew(ctx context.Context, first []row, st *store.IngestStat
 			continue
 		}
 		st.Duplicates++
+		found = append(found, r.ev.GetId())
 		if n > 1 {
 			// Two aggregators raced on it, and the one that lost may
 			// have stopped before recording it; record it now.
@@ -120,11 +126,11 @@ func (s *Store) insertNew(ctx context.Context, first []row, st *store.IngestStat
 	}
 	if len(raced) > 0 {
 		if err := s.recordDuplicates(ctx, raced); err != nil {
-			return nil, fmt.Errorf("store: clickhouse: ingest: %w", err)
+			return nil, nil, fmt.Errorf("store: clickhouse: ingest: %w", err)
 		}
 	}
 	if len(fresh) == 0 {
-		return nil, nil
+		return nil, found, nil
 	}
 
 	seq := s.nextSeq()
@@ -133,11 +139,11 @@ func (s *Store) insertNew(ctx context.Context, first []row, st *store.IngestStat
 	// same, and their numbers must not be given out again.
 	s.lastSeq.Store(seq + uint64(len(fresh)) - 1)
 	if err != nil {
-		return nil, fmt.Errorf("store: clickhouse: ingest: insert %d events: %w", len(fresh), err)
+		return nil, nil, fmt.Errorf("store: clickhouse: ingest: insert %d events: %w", len(fresh), err)
 	}
 	s.notifyStored()
 
-	return fresh, nil
+	return fresh, found, nil
 }
 
 // checkRaces looks, after an insert of ids, for copies of them that
@@ -194,68 +200,62 @@ func idTable(ids []string) (*ext.Table, error) {
 	return t, nil
 }
 
-// copies returns how many rows each of ids has in the events table (ids
-// that have none are absent).
-func (s *Store) copies(ctx context.Context, ids []string) (map[string]uint64, error) {
-	t, err := idTable(ids)
+// copies returns how many rows each of ids has (ids that have none are
+// absent): see allCopies.
+func (s *Store) copies(ctx context.Context, ids []string) (map[string]int, error) {
+	all, err := s.allCopies(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(t)),
-		"SELECT id, count() FROM "+s.table("events")+" WHERE id IN (SELECT id FROM ids) GROUP BY id")
-	if err != nil {
-		return nil, err
+	out := make(map[string]int, len(all))
+	for id, hs := range all {
+		out[id] = len(hs)
 	}
-	defer rows.Close()
-	out := make(map[string]uint64)
-	for rows.Next() {
-		var id string
-		var n uint64
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
+	return out, nil
+}
+
+// allCopies returns the rows of each of ids in the events table; with a
+// cluster, those on any of its servers, whether or not they have reached
+// the others (cluster.copies).
+func (s *Store) allCopies(ctx context.Context, ids []string) (map[string]holders, error) {
+	if s.cluster != nil {
+		return s.cluster.copies(ctx, s.db, ids)
 	}
-	return out, rows.Err()
+	return copyKeys(ctx, s.conn, s.table("events"), ids)
 }
 
 // insert stores rows with the sequence numbers from seq on, in one INSERT:
 // it returns when the server has written them (and the rollups' view has
 // counted them).
 func (s *Store) insert(ctx context.Context, rows []row, seq uint64) error {
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table("events")+
-		" (id, seq, writer, event_time, session, category, name, body, user_id, device_id, subjects)")
-	if err != nil {
-		return err
-	}
-	for i, r := range rows {
-		ev := r.ev
-		// What an erasure of a user or device matches (subject.Matches);
-		// "" matches no subject.
-		user, _ := subject.DataValue(subject.User, ev.GetData())
-		device, _ := subject.DataValue(subject.Device, ev.GetData())
-		if err := b.Append(ev.GetId(), seq+uint64(i), s.writer, store.EventTime(ev),
-			ev.GetSession(), ev.GetCategory(), ev.GetName(), string(r.body), user, device, uint8(1)); err != nil {
-			b.Abort()
-			return err
+	return s.send(ctx, "INSERT INTO "+s.table("events")+
+		" (id, seq, writer, event_time, session, category, name, body, user_id, device_id, subjects)", func(b batch) error {
+		for i, r := range rows {
+			ev := r.ev
+			// What an erasure of a user or device matches (subject.Matches);
+			// "" matches no subject.
+			user, _ := subject.DataValue(subject.User, ev.GetData())
+			device, _ := subject.DataValue(subject.Device, ev.GetData())
+			if err := b.Append(ev.GetId(), seq+uint64(i), s.writer, store.EventTime(ev),
+				ev.GetSession(), ev.GetCategory(), ev.GetName(), string(r.body), user, device, uint8(1)); err != nil {
+				return err
+			}
 		}
-	}
-	return b.Send()
+		return nil
+	})
 }
 
 // recordDuplicates records ids that have more than one row.
 func (s *Store) recordDuplicates(ctx context.Context, ids []string) error {
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table("duplicates")+" (id)")
-	if err != nil {
-		return fmt.Errorf("record duplicates: %w", err)
-	}
-	for _, id := range ids {
-		if err := b.Append(id); err != nil {
-			b.Abort()
-			return fmt.Errorf("record duplicates: %w", err)
+	err := s.send(ctx, "INSERT INTO "+s.table("duplicates")+" (id)", func(b batch) error {
+		for _, id := range ids {
+			if err := b.Append(id); err != nil {
+				return err
+			}
 		}
-	}
-	if err := b.Send(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("record duplicates: %w", err)
 	}
 	return nil
@@ -264,10 +264,11 @@ func (s *Store) recordDuplicates(ctx context.Context, ids []string) error {
 // lostRaces counts the ids among ids whose canonical copy is not this
 // store's.
 func (s *Store) lostRaces(ctx context.Context, ids []string) (int, error) {
-	best, err := s.canonical(ctx, ids)
+	keys, err := s.allCopies(ctx, ids)
 	if err != nil {
 		return 0, fmt.Errorf("read racing copies: %w", err)
 	}
+	best := least(keys)
 	lost := 0
 	for _, k := range best {
 		if k.writer != s.writer {

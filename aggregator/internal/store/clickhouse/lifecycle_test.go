@@ -98,7 +98,7 @@ func TestEraseAcrossSchemaVersions(t *testing.T) {
 	v1 := subjectEvents("-v1", 300)
 	insertV1(t, old, 1, v1...)
 	// A migration to version 2 that stopped after its first statement.
-	if err := old.conn.Exec(context.Background(), old.expand(migrations[1][0])); err != nil {
+	if err := old.conn.Exec(context.Background(), old.layout.expand(migrations[1][0])[0]); err != nil {
 		t.Fatal(err)
 	}
 	s := openAt(t, dsn)

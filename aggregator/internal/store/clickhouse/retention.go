@@ -22,6 +22,9 @@ var _ store.Expirer = (*Store)(nil)
 // one wholly expired counts nothing). A pass with nothing expired writes
 // nothing.
 func (s *Store) Expire(ctx context.Context, r store.Retention, now time.Time) (store.ExpireStats, error) {
+	if s.layout.cluster != "" {
+		return store.ExpireStats{}, ErrClusterRemoval
+	}
 	if err := s.acquire(); err != nil {
 		return store.ExpireStats{}, err
 	}

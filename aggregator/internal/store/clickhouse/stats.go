@@ -105,10 +105,13 @@ func (s *Store) Stats(ctx context.Context, q store.StatsQuery) ([]store.Series, 
 
 	series := map[[2]string]*store.Series{}
 	for c, n := range counts {
-		if n < 0 {
+		if n < 0 && s.cluster == nil {
 			return nil, errors.New("store: clickhouse: stats: a rollup counts fewer events than are stored")
 		}
-		if n == 0 {
+		// With a cluster, a server can hold a copy's row before the
+		// rollup rows of its INSERT, which replicate apart: the cell reads
+		// as empty until they arrive.
+		if n <= 0 {
 			continue
 		}
 		k := [2]string{c.category, c.name}

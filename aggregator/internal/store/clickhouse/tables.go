@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +45,36 @@ func Connect(ctx context.Context, dsn string) (driver.Conn, string, error) {
 		return nil, "", fmt.Errorf("connect to %s: %w", strings.Join(opts.Addr, ","), err)
 	}
 	return conn, db, nil
+}
+
+// SharedDSN is the DSN the aggregators' shared state (the rule registry, the
+// erasure state) uses: dsn itself on one server; with a cluster, dsn with
+// its address replaced by the cluster's first server (the first replica of
+// the first shard in system.clusters), so that every aggregator on the
+// cluster, whichever of its servers its own DSN names, reads and writes the
+// same tables. Those are Log and MergeTree tables of that server, not
+// replicated: while it is down, rule changes and erasures fail (ingest and
+// queries go on through the store's cluster layout).
+func SharedDSN(ctx context.Context, dsn, cluster string) (string, error) {
+	if cluster == "" {
+		return dsn, nil
+	}
+	conn, _, err := Connect(ctx, dsn)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	var host string
+	var port uint16
+	if err := conn.QueryRow(ctx, "SELECT host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num LIMIT 1", cluster).Scan(&host, &port); err != nil {
+		return "", fmt.Errorf("the first server of cluster %s: %w", cluster, err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", fmt.Errorf("dsn: %w", err)
+	}
+	u.Host = net.JoinHostPort(host, strconv.Itoa(int(port)))
+	return u.String(), nil
 }
 
 // Tables are a package's own versioned tables in the database, migrated as
