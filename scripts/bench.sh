@@ -24,6 +24,7 @@ suites=(
   "./aggregator/internal/store/pebble;(BenchmarkIngest|BenchmarkIngestBaseline);200x;;"
   "./aggregator/internal/store/pebble;BenchmarkBig;1s;1;-timeout 30m"
   "./aggregator/internal/store/clickhouse;BenchmarkIngestBackends;100x;;"
+  "./aggregator/internal/store/clickhouse;BenchmarkBig;1s;1;-timeout 30m"
   "./bench;BenchmarkEndToEnd;10000x;;"
   "./bench;BenchmarkTrack;1x;;-bench.loadtime=10s"
   "./bench;BenchmarkEvents;1x;;-bench.loadtime=10s"
@@ -73,7 +74,7 @@ fi
   echo
   echo "Each row gives the median of its runs; every ratio compares benchmarks of this one run."
   echo "Load scenarios (Track, Events, CookieSync, Tracker) run 10 s each after a warm-up, each server in its own process; the edges compared for CPU cost keep their synced spools on tmpfs, the -disk rows on disk (see bench/README.md)."
-  echo "BenchmarkBig builds its store once (size in events-in-store); each full-scan baseline runs once."
+  echo "BenchmarkBig builds its store once (size in events-in-store), in store/pebble and in store/clickhouse from the same events; each full-scan baseline runs once."
   echo
   go run ./bench/cmd/benchtable <"$raw"
 } >"$out"

@@ -19,7 +19,9 @@ import (
 type sample map[string]float64
 
 // ratio compares a metric of one benchmark with the same metric of its
-// baseline.
+// baseline. bench and base name benchmarks as the table does (see label),
+// or as pkg.Name with the last element of the package's path, which names
+// one whether or not another package ran a benchmark of the same name.
 type ratio struct {
 	what, bench, base, unit string
 }
@@ -36,11 +38,18 @@ var ratios = []ratio{
 	{"ClickHouse store ingest vs a plain clickhouse-go batch insert of the same rows, batches of 10,000 (events/s)", "BenchmarkIngestBackends/batch=10000/store", "BenchmarkIngestBackends/batch=10000/plain-insert", "events/s"},
 	{"ClickHouse store ingest vs Pebble store ingest, batches of 1,000 (events/s)", "BenchmarkIngestBackends/batch=1000/store", "BenchmarkIngestBackends/batch=1000/pebble", "events/s"},
 	{"ClickHouse store ingest vs Pebble store ingest, batches of 10,000 (events/s)", "BenchmarkIngestBackends/batch=10000/store", "BenchmarkIngestBackends/batch=10000/pebble", "events/s"},
-	{"big store, a session's first page: full scan vs index (time)", "BenchmarkBig/session-first-page/full-scan", "BenchmarkBig/session-first-page/index", "ns/op"},
-	{"big store, a category+name's first page: full scan vs index (time)", "BenchmarkBig/category-name/full-scan", "BenchmarkBig/category-name-first-page/index", "ns/op"},
-	{"big store, page 1000 by cursor: full scan vs index (time)", "BenchmarkBig/category-name/full-scan", "BenchmarkBig/page-1000/cursor", "ns/op"},
-	{"big store, page 1000 by page number: full scan vs index (time)", "BenchmarkBig/category-name/full-scan", "BenchmarkBig/page-1000/offset", "ns/op"},
-	{"big store, one day's stats by hour: full scan vs rollups (time)", "BenchmarkBig/stats-day-by-hour/full-scan", "BenchmarkBig/stats-day-by-hour/rollups", "ns/op"},
+	{"big store, a session's first page: full scan vs index (time)", "pebble.BenchmarkBig/session-first-page/full-scan", "pebble.BenchmarkBig/session-first-page/index", "ns/op"},
+	{"big store, a category+name's first page: full scan vs index (time)", "pebble.BenchmarkBig/category-name/full-scan", "pebble.BenchmarkBig/category-name-first-page/index", "ns/op"},
+	{"big store, page 1000 by cursor: full scan vs index (time)", "pebble.BenchmarkBig/category-name/full-scan", "pebble.BenchmarkBig/page-1000/cursor", "ns/op"},
+	{"big store, page 1000 by page number: full scan vs index (time)", "pebble.BenchmarkBig/category-name/full-scan", "pebble.BenchmarkBig/page-1000/offset", "ns/op"},
+	{"big store, one day's stats by hour: full scan vs rollups (time)", "pebble.BenchmarkBig/stats-day-by-hour/full-scan", "pebble.BenchmarkBig/stats-day-by-hour/rollups", "ns/op"},
+	{"big store, a session's first page: ClickHouse vs Pebble (time)", "clickhouse.BenchmarkBig/session-first-page/index", "pebble.BenchmarkBig/session-first-page/index", "ns/op"},
+	{"big store, a category+name's first page: ClickHouse vs Pebble (time)", "clickhouse.BenchmarkBig/category-name-first-page/index", "pebble.BenchmarkBig/category-name-first-page/index", "ns/op"},
+	{"big store, page 1000 by cursor: ClickHouse vs Pebble (time)", "clickhouse.BenchmarkBig/page-1000/cursor", "pebble.BenchmarkBig/page-1000/cursor", "ns/op"},
+	{"big store, page 1000 by page number: ClickHouse vs Pebble (time)", "clickhouse.BenchmarkBig/page-1000/offset", "pebble.BenchmarkBig/page-1000/offset", "ns/op"},
+	{"big store, the count of a category+name: ClickHouse vs Pebble (time)", "clickhouse.BenchmarkBig/count/category-name", "pebble.BenchmarkBig/count/category-name", "ns/op"},
+	{"big store, the count of all events: ClickHouse vs Pebble (time)", "clickhouse.BenchmarkBig/count/all", "pebble.BenchmarkBig/count/all", "ns/op"},
+	{"big store, one day's stats by hour: ClickHouse vs Pebble (time)", "clickhouse.BenchmarkBig/stats-day-by-hour/rollups", "pebble.BenchmarkBig/stats-day-by-hour/rollups", "ns/op"},
 	{"end to end through the edge vs straight to ingest (events/s)", "BenchmarkEndToEnd/edge", "BenchmarkEndToEnd/direct-ingest", "events/s"},
 	{"track: edge (wasm rule) vs bare fasthttp (req/s)", "BenchmarkTrack/edge-wasm-rule", "BenchmarkTrack/bare-fasthttp", "req/s"},
 	{"track: edge (wasm rule) vs bare fasthttp (server CPU per request)", "BenchmarkTrack/edge-wasm-rule", "BenchmarkTrack/bare-fasthttp", "server-cpu-µs/req"},
@@ -91,14 +100,14 @@ func table(w io.Writer, in io.Reader, rs []ratio) {
 	runs, order := parse(in)
 	fmt.Fprintln(w, "| benchmark | runs | median metrics |")
 	fmt.Fprintln(w, "|---|---|---|")
-	for _, name := range order {
-		fmt.Fprintf(w, "| %s | %d | %s |\n", name, len(runs[name]), format(medians(runs[name])))
+	for _, k := range order {
+		fmt.Fprintf(w, "| %s | %d | %s |\n", label(k, order), len(runs[k]), format(medians(runs[k])))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| ratio (same run) | value | spread over repetitions (max − min) |")
 	fmt.Fprintln(w, "|---|---|---|")
 	for _, r := range rs {
-		a, b := runs[r.bench], runs[r.base]
+		a, b := runs[find(r.bench, order)], runs[find(r.base, order)]
 		if len(a) == 0 || len(b) == 0 {
 			continue
 		}
@@ -135,13 +144,55 @@ func num(v float64) string {
 	return fmt.Sprintf("%.3f", v)
 }
 
-// parse reads benchmark lines: name, iterations, then value-unit pairs. The
-// -N GOMAXPROCS suffix is dropped from names.
-func parse(in io.Reader) (map[string][]sample, []string) {
-	runs := map[string][]sample{}
-	var order []string
+// key names a benchmark: its package's import path (from the "pkg:" line
+// before it; empty without one) and its name.
+type key struct{ pkg, name string }
+
+// base is the last element of the package's path.
+func (k key) base() string { return k.pkg[strings.LastIndexByte(k.pkg, '/')+1:] }
+
+// top is the benchmark function: the name up to its first sub-benchmark.
+func (k key) top() string {
+	name, _, _ := strings.Cut(k.name, "/")
+	return name
+}
+
+// label is how the table names k: its name, qualified as pkg.Name (see
+// key.base) when a benchmark function of that name ran in more than one
+// package (BenchmarkBig in store/pebble and store/clickhouse), so that
+// their rows stay apart and read side by side.
+func label(k key, all []key) string {
+	for _, o := range all {
+		if o.pkg != k.pkg && o.top() == k.top() {
+			return k.base() + "." + k.name
+		}
+	}
+	return k.name
+}
+
+// find is the benchmark that ref names: its label, or pkg.Name.
+func find(ref string, all []key) key {
+	for _, k := range all {
+		if label(k, all) == ref || k.base()+"."+k.name == ref {
+			return k
+		}
+	}
+	return key{}
+}
+
+// parse reads benchmark lines: name, iterations, then value-unit pairs, each
+// of the package of the last "pkg:" line. The -N GOMAXPROCS suffix is
+// dropped from names.
+func parse(in io.Reader) (map[key][]sample, []key) {
+	runs := map[key][]sample{}
+	var order []key
+	pkg := ""
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
+		if p, ok := strings.CutPrefix(sc.Text(), "pkg: "); ok {
+			pkg = strings.TrimSpace(p)
+			continue
+		}
 		f := strings.Fields(sc.Text())
 		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
 			continue
@@ -158,10 +209,11 @@ func parse(in io.Reader) (map[string][]sample, []string) {
 				s[f[i+1]] = v
 			}
 		}
-		if _, seen := runs[name]; !seen {
-			order = append(order, name)
+		k := key{pkg, name}
+		if _, seen := runs[k]; !seen {
+			order = append(order, k)
 		}
-		runs[name] = append(runs[name], s)
+		runs[k] = append(runs[k], s)
 	}
 	return runs, order
 }

@@ -42,6 +42,48 @@ PASS
 	}
 }
 
+// TestSameNameTwoPackages: benchmarks of one name in two packages keep
+// rows of their own, named pkg.Name, and ratios name them so; a package's
+// rows are found as pkg.Name also when no other package ran that name.
+func TestSameNameTwoPackages(t *testing.T) {
+	in := `pkg: example.com/m/store/pebble
+BenchmarkBig/q/index-2   	 10	  100 ns/op
+BenchmarkBig/q/full-scan-2   	 1	  9000 ns/op
+BenchmarkOther-2   	 10	  5 ns/op
+PASS
+pkg: example.com/m/store/clickhouse
+BenchmarkBig/q/index-2   	 10	  300 ns/op
+PASS
+`
+	rs := []ratio{
+		{"clickhouse vs pebble", "clickhouse.BenchmarkBig/q/index", "pebble.BenchmarkBig/q/index", "ns/op"},
+		{"scan vs index", "pebble.BenchmarkBig/q/full-scan", "pebble.BenchmarkBig/q/index", "ns/op"},
+		{"unqualified", "BenchmarkOther", "pebble.BenchmarkOther", "ns/op"},
+	}
+	var out strings.Builder
+	table(&out, strings.NewReader(in), rs)
+	got := out.String()
+	for _, want := range []string{
+		"| pebble.BenchmarkBig/q/index | 1 | 100 ns/op |",
+		"| pebble.BenchmarkBig/q/full-scan | 1 | 9000 ns/op |",
+		"| clickhouse.BenchmarkBig/q/index | 1 | 300 ns/op |",
+		"| BenchmarkOther | 1 | 5.00 ns/op |",
+		"| clickhouse vs pebble | 3.00× |",
+		"| scan vs index | 90.0× |",
+		"| unqualified | 1.00× |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+
+	out.Reset()
+	table(&out, strings.NewReader(in[:strings.Index(in, "pkg: example.com/m/store/clickhouse")]), rs)
+	if got := out.String(); !strings.Contains(got, "| BenchmarkBig/q/index | 1 | 100 ns/op |") || !strings.Contains(got, "| scan vs index | 90.0× |") {
+		t.Errorf("pebble alone:\n%s", got)
+	}
+}
+
 func TestNum(t *testing.T) {
 	for v, want := range map[float64]string{123.4: "123", 12.34: "12.3", 1.234: "1.23", 0.1234: "0.123"} {
 		if got := num(v); got != want {

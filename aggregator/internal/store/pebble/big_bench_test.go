@@ -3,9 +3,7 @@ package pebble
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,14 +15,15 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store/storetest"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
 // The Big benchmarks query one large store, built once per run (outside the
-// timed part) in synced batches of bigBatch events (see bulkLoad), and measure
-// each query beside a full-scan baseline in the same run: read every event,
-// decode it and filter in Go — what answering without indexes or rollups
-// costs. Run with e.g.
+// timed part) in synced batches of storetest.BigBatch events (see bulkLoad),
+// and measure each query of storetest.Big beside a full-scan baseline in the
+// same run: read every event, decode it and filter in Go — what answering
+// without indexes or rollups costs. Run with e.g.
 //
 //	go test -run '^$' -bench Big -timeout 60m ./aggregator/internal/store/pebble/
 //	go test -run '^$' -bench Big -timeout 60m ./aggregator/internal/store/pebble/ -bigstore.events 1000000
@@ -32,47 +31,20 @@ import (
 // (A baseline op takes seconds, so it runs once whatever -benchtime says
 // when that is a duration; with Nx it runs N times.)
 //
-// The store holds 10 million events by default (about 2.7 GiB; on the
-// 2-core machine these were first run on it builds in about two minutes);
-// -bigstore.events sets another size. Every result reports the store's size
-// (events-in-store, store-MiB).
-var bigEvents = flag.Int("bigstore.events", 10_000_000, "events in the store of the Big benchmarks")
-
-const (
-	bigBatch         = 10_000
-	bigSpan          = 30 * 24 * time.Hour // the events' client times spread over 30 days
-	bigSessionBlock  = 1000                // consecutive events share bigSessionsBlock sessions
-	bigSessionsBlock = 25
-	bigT0            = 1_760_000_000_000_000_000
-)
+// The store holds storetest.BigBatches' 10 million events by default (about
+// 2.7 GiB; on the 2-core machine these were first run on it builds in about
+// two minutes); -bigstore.events sets another size. Every result reports the
+// store's size (events-in-store, store-MiB). store/clickhouse's BenchmarkBig
+// runs the same queries on the same events.
 
 var bigFixture struct {
-	once      sync.Once
-	dir       string
-	s         *Store
-	err       error
-	n         int
-	bytes     int64
-	took      time.Duration
-	firstTime time.Time
-}
-
-// bigSession is the session of session number k.
-func bigSession(k int) string { return fmt.Sprintf("%016x", uint64(k)*0x9e3779b97f4a7c15) }
-
-// bigBatchEvents makes events [first, first+n) of a store of total events:
-// in time order over bigSpan, in sessions of about 40 events each that are
-// active together, as traffic arrives.
-func bigBatchEvents(first, n, total int, r *rand.Rand) []*eventpb.Event {
-	events := make([]*eventpb.Event, n)
-	step := int64(bigSpan) / int64(total)
-	for i := range events {
-		nr := first + i
-		k := nr/bigSessionBlock*bigSessionsBlock + r.IntN(bigSessionsBlock)
-		t := bigT0 + int64(nr)*step + r.Int64N(2e9)
-		events[i] = benchEvent(fmt.Sprintf("h:%s:%d", bigSession(k), nr), bigSession(k), t, r)
-	}
-	return events
+	once  sync.Once
+	dir   string
+	s     *Store
+	err   error
+	n     int
+	bytes int64
+	took  time.Duration
 }
 
 func openBig(b *testing.B) *Store {
@@ -89,23 +61,14 @@ func openBig(b *testing.B) *Store {
 			return
 		}
 		began := time.Now()
-		f.n = *bigEvents
-		// One goroutine makes batches while the other stores them.
-		batches := make(chan []*eventpb.Event, 2)
-		go func() {
-			defer close(batches)
-			r := rand.New(rand.NewPCG(5, 6))
-			for i := 0; i < f.n; i += bigBatch {
-				batches <- bigBatchEvents(i, min(bigBatch, f.n-i), f.n, r)
-			}
-		}()
-		for batch := range batches {
+		f.n = *storetest.BigEvents
+		// One goroutine makes batches while this one stores them.
+		for batch := range storetest.BigBatches(f.n) {
 			if f.err == nil {
 				f.err = bulkLoad(f.s, batch)
 			}
 		}
 		f.took = time.Since(began)
-		f.firstTime = time.Unix(0, bigT0).UTC()
 		filepath.Walk(f.dir, func(_ string, info os.FileInfo, err error) error {
 			if err == nil && !info.IsDir() {
 				f.bytes += info.Size()
@@ -152,13 +115,6 @@ func bulkLoad(s *Store, events []*eventpb.Event) error {
 	return b.Commit(pebbledb.Sync)
 }
 
-// reportBig reports the store's size with each result.
-func reportBig(b *testing.B) {
-	b.ReportMetric(float64(bigFixture.n), "events-in-store")
-	b.ReportMetric(float64(bigFixture.bytes)/(1<<20), "store-MiB")
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/op")
-}
-
 // fullScan reads every event of s, decodes it and passes it to fn: the
 // baseline of the Big benchmarks.
 func fullScan(b *testing.B, s *Store, fn func(*eventpb.Event)) {
@@ -201,23 +157,7 @@ func newestPage(b *testing.B, s *Store, q store.Query, offset, limit int) []*eve
 
 func BenchmarkBig(b *testing.B) {
 	s := openBig(b)
-	ctx := context.Background()
-	r := rand.New(rand.NewPCG(9, 9))
-	sessions := bigFixture.n / bigSessionBlock * bigSessionsBlock
-	randomSession := func() string { return bigSession(r.IntN(sessions)) }
-	catName := func(i int) (string, string) {
-		return benchCategories[i%len(benchCategories)], benchNames[(i/len(benchCategories))%len(benchNames)]
-	}
-	query := func(b *testing.B, q store.Query) store.Result {
-		res, err := s.Query(ctx, q)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(res.Events) == 0 {
-			b.Fatalf("%+v: no events", q)
-		}
-		return res
-	}
+	g := storetest.NewBig(s, bigFixture.n, float64(bigFixture.bytes)/(1<<20))
 	check := func(b *testing.B, got store.Result, want []*eventpb.Event) {
 		if len(got.Events) != len(want) {
 			b.Fatalf("%d events, the full scan found %d", len(got.Events), len(want))
@@ -229,130 +169,43 @@ func BenchmarkBig(b *testing.B) {
 		}
 	}
 
-	// Session lookup: the first page (10 events) of a random session.
-	b.Run("session-first-page/index", func(b *testing.B) {
-		for b.Loop() {
-			query(b, store.Query{Session: randomSession()})
-		}
-		reportBig(b)
-	})
+	b.Run("session-first-page/index", g.SessionFirstPage)
 	b.Run("session-first-page/full-scan", func(b *testing.B) {
-		q := store.Query{Session: randomSession()}
+		q := store.Query{Session: g.RandomSession()}
 		for b.Loop() {
-			check(b, query(b, q), newestPage(b, s, q, 0, store.DefaultLimit))
+			check(b, g.Query(b, q), newestPage(b, s, q, 0, store.DefaultLimit))
 		}
-		reportBig(b)
+		g.Report(b)
 	})
 
-	// A filtered first page: one category and name (1/40 of the events).
-	b.Run("category-name-first-page/index", func(b *testing.B) {
-		i := 0
-		for b.Loop() {
-			c, n := catName(i)
-			query(b, store.Query{Category: c, Name: n})
-			i++
-		}
-		reportBig(b)
-	})
-	// Page 1000 (size 10; fewer in a small store) of a category and name:
-	// by cursor (the cursors are collected outside the timed part), by page
-	// number (Offset), and the full scan.
-	deepPage := min(1000, bigFixture.n/40/store.DefaultLimit/2)
-	var cursors []string
-	deep := func(b *testing.B) {
-		if cursors != nil {
-			return
-		}
-		b.StopTimer()
-		defer b.StartTimer()
-		for i := range 8 {
-			c, n := catName(i)
-			q := store.Query{Category: c, Name: n}
-			for range deepPage - 1 {
-				q.Cursor = query(b, q).Next
-			}
-			cursors = append(cursors, q.Cursor)
-		}
-	}
-	b.Run("page-1000/cursor", func(b *testing.B) {
-		deep(b)
-		i := 0
-		for b.Loop() {
-			c, n := catName(i % len(cursors))
-			query(b, store.Query{Category: c, Name: n, Cursor: cursors[i%len(cursors)]})
-			i++
-		}
-		reportBig(b)
-		b.ReportMetric(float64(deepPage), "page")
-	})
-	b.Run("page-1000/offset", func(b *testing.B) {
-		i := 0
-		for b.Loop() {
-			c, n := catName(i % 8)
-			query(b, store.Query{Category: c, Name: n, Offset: (deepPage - 1) * store.DefaultLimit})
-			i++
-		}
-		reportBig(b)
-		b.ReportMetric(float64(deepPage), "page")
-	})
-	// One full scan is the baseline of both category-and-name queries: it
-	// finds the events matching one category and name, sorts them newest
-	// first and checks the index's first page and its page 1000 (by cursor
-	// and by page number) against them.
+	b.Run("category-name-first-page/index", g.CategoryNameFirstPage)
+	b.Run("page-1000/cursor", g.PageByCursor)
+	b.Run("page-1000/offset", g.PageByOffset)
+	// One full scan is the baseline of the three category-and-name
+	// queries: it finds the events matching one category and name, sorts
+	// them newest first and checks the index's first page and its page 1000
+	// (by cursor and by page number) against them.
 	b.Run("category-name/full-scan", func(b *testing.B) {
-		deep(b)
-		c, n := catName(3)
+		cursors, deepPage := g.Cursors(b), g.DeepPage()
+		c, n := storetest.CatName(3)
 		q := store.Query{Category: c, Name: n}
 		for b.Loop() {
 			want := newestPage(b, s, q, 0, deepPage*store.DefaultLimit)
-			check(b, query(b, q), want[:store.DefaultLimit])
+			check(b, g.Query(b, q), want[:store.DefaultLimit])
 			deepQ := q
 			deepQ.Cursor = cursors[3]
-			check(b, query(b, deepQ), want[(deepPage-1)*store.DefaultLimit:])
+			check(b, g.Query(b, deepQ), want[(deepPage-1)*store.DefaultLimit:])
 			deepQ.Cursor, deepQ.Offset = "", (deepPage-1)*store.DefaultLimit
-			check(b, query(b, deepQ), want[(deepPage-1)*store.DefaultLimit:])
+			check(b, g.Query(b, deepQ), want[(deepPage-1)*store.DefaultLimit:])
 		}
-		reportBig(b)
+		g.Report(b)
 	})
-	b.Run("count/category-name", func(b *testing.B) {
-		i := 0
-		for b.Loop() {
-			c, n := catName(i)
-			if _, err := s.Count(ctx, store.Query{Category: c, Name: n}); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
-		reportBig(b)
-	})
-	b.Run("count/all", func(b *testing.B) {
-		for b.Loop() {
-			if n, err := s.Count(ctx, store.Query{}); err != nil || n != bigFixture.n {
-				b.Fatalf("count = %d, %v", n, err)
-			}
-		}
-		reportBig(b)
-	})
+	b.Run("count/category-name", g.CountCategoryName)
+	b.Run("count/all", g.CountAll)
 
-	// Counts per hour of one day, by category and name.
-	day := func(i int) (time.Time, time.Time) {
-		start := store.Day.Floor(bigFixture.firstTime).AddDate(0, 0, 1+i%28)
-		return start, start.AddDate(0, 0, 1)
-	}
-	b.Run("stats-day-by-hour/rollups", func(b *testing.B) {
-		i := 0
-		for b.Loop() {
-			start, end := day(i)
-			series, err := s.Stats(ctx, store.StatsQuery{Bucket: store.Hour, Start: start, End: end, ByCategory: true, ByName: true})
-			if err != nil || len(series) == 0 {
-				b.Fatalf("stats: %d series, %v", len(series), err)
-			}
-			i++
-		}
-		reportBig(b)
-	})
+	b.Run("stats-day-by-hour/rollups", g.StatsDayByHour)
 	b.Run("stats-day-by-hour/full-scan", func(b *testing.B) {
-		start, end := day(5)
+		start, end := storetest.Day(5)
 		q := store.StatsQuery{Bucket: store.Hour, Start: start, End: end, ByCategory: true, ByName: true}
 		for b.Loop() {
 			type cell struct {
@@ -366,7 +219,7 @@ func BenchmarkBig(b *testing.B) {
 					counts[cell{store.Hour.Index(t), ev.GetCategory(), ev.GetName()}]++
 				}
 			})
-			series, err := s.Stats(ctx, q)
+			series, err := s.Stats(context.Background(), q)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -383,6 +236,6 @@ func BenchmarkBig(b *testing.B) {
 				b.Fatalf("%d points, the full scan found %d", points, len(counts))
 			}
 		}
-		reportBig(b)
+		g.Report(b)
 	})
 }

@@ -12,6 +12,7 @@ import (
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/edgetrack/edgetrack/aggregator/internal/store"
+	"github.com/edgetrack/edgetrack/aggregator/internal/store/storetest"
 	"github.com/edgetrack/edgetrack/proto/eventpb"
 )
 
@@ -25,11 +26,6 @@ const (
 	benchSessions = 300
 )
 
-var (
-	benchCategories = []string{"view", "click", "scroll", "purchase", "error"}
-	benchNames      = []string{"home", "product", "cart", "checkout", "search", "login", "signup", "help"}
-)
-
 // benchEvents makes n realistic events numbered from first: about 300 bytes
 // of JSON data, benchSessions sessions, a handful of categories and names,
 // client times a millisecond apart with jitter, some without client time.
@@ -39,40 +35,10 @@ func benchEvents(first, n int, r *rand.Rand) []*eventpb.Event {
 	for i := range events {
 		nr := first + i
 		session := fmt.Sprintf("%016x", uint64(nr%benchSessions)*0x9e3779b97f4a7c15)
-		events[i] = benchEvent(fmt.Sprintf("h:%s:%d", session, nr/benchSessions), session,
+		events[i] = storetest.BenchEvent(fmt.Sprintf("h:%s:%d", session, nr/benchSessions), session,
 			int64(t0+nr*1e6+r.IntN(5e6)), r)
 	}
 	return events
-}
-
-// benchEvent makes one realistic event of session at clientTime (0 in one
-// of 20 events: ordered by received_at), of a random category and name.
-func benchEvent(id, session string, clientTime int64, r *rand.Rand) *eventpb.Event {
-	category := benchCategories[r.IntN(len(benchCategories))]
-	name := benchNames[r.IntN(len(benchNames))]
-	data := fmt.Sprintf(`{"url":"https://shop.example.com/%s/%d?utm_source=newsletter&utm_medium=email",`+
-		`"referrer":"https://www.example.org/search?q=item+%d","title":"Item %d - Example Shop",`+
-		`"viewport":"1280x720","lang":"en-US","tz":"Europe/Berlin","value":%d.%02d,"scroll_depth":%d,`+
-		`"ab":"variant-%c","build":"2026.11.%d"}`,
-		name, r.IntN(100000), r.IntN(1000), r.IntN(100000), r.IntN(500), r.IntN(100), r.IntN(101),
-		'a'+rune(r.IntN(3)), r.IntN(30))
-	ev := &eventpb.Event{
-		Id:         id,
-		Source:     eventpb.Source_SOURCE_HAMUSTRO,
-		ReceivedAt: clientTime + int64(50e6+r.IntN(200e6)),
-		ClientTime: clientTime,
-		Session:    session,
-		Category:   category,
-		Name:       name,
-		Data:       []byte(data),
-		Ip:         fmt.Sprintf("203.0.113.%d", r.IntN(256)),
-		Edge:       "edge-fra-1",
-		Rule:       "hamustro@3f2a9c1b",
-	}
-	if r.IntN(20) == 0 {
-		ev.ClientTime = 0
-	}
-	return ev
 }
 
 func benchBatches(n int) [][]*eventpb.Event {
@@ -249,7 +215,7 @@ func BenchmarkQuerySession(b *testing.B) {
 	}{
 		{"first-page", func(i int) store.Query { return store.Query{Session: sessions[i%len(sessions)]} }},
 		{"first-page-with-category", func(i int) store.Query {
-			return store.Query{Session: sessions[i%len(sessions)], Category: benchCategories[i%len(benchCategories)]}
+			return store.Query{Session: sessions[i%len(sessions)], Category: storetest.BenchCategories[i%len(storetest.BenchCategories)]}
 		}},
 		{"page-40", func(i int) store.Query {
 			return store.Query{Session: sessions[i%len(sessions)], Cursor: deep[i%len(sessions)]}
