@@ -227,7 +227,7 @@ func TestBigLoad(t *testing.T) {
 // s's database.
 func dump(t *testing.T, s *Store, q string) []string {
 	t.Helper()
-	rows, err := s.conn.Query(context.Background(), s.expand(q))
+	rows, err := s.conn.Query(context.Background(), s.layout.fill(q))
 	if err != nil {
 		t.Fatal(err)
 	}
