@@ -30,7 +30,7 @@ func atVersion(tb testing.TB, dsn string, v uint32) *Store {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &Store{conn: conn, db: db, log: quiet, writer: 1}
+	s := &Store{conn: conn, db: db, layout: layout{db: db}, log: quiet, writer: 1}
 	tb.Cleanup(func() { conn.Close() })
 	if err := s.migrateTo(context.Background(), v); err != nil {
 		tb.Fatal(err)
