@@ -268,7 +268,9 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	}
 	pullURL := ""
 	if cfg.Rules.Pull && !opts.Native {
-		pullURL = cfg.AggregatorURLs()[0] // the registry is each aggregator's own
+		// Rules come from the first aggregator: with several (on one
+		// ClickHouse database) every one serves the same registry.
+		pullURL = cfg.AggregatorURLs()[0]
 	}
 	e.roll, err = rollout.New(rollout.Options{
 		Runtime:    e.rt,
@@ -286,8 +288,10 @@ func New(ctx context.Context, opts Options) (_ *Edge, err error) {
 	}
 
 	e.supp, err = suppression.Open(suppression.Options{
-		Path:       filepath.Join(cfg.DataDir, "suppressions.json"),
-		URL:        cfg.AggregatorURL,
+		Path: filepath.Join(cfg.DataDir, "suppressions.json"),
+		// The first aggregator, as for rules: every aggregator on one
+		// database serves the same list. (The setting may list several.)
+		URL:        cfg.AggregatorURLs()[0],
 		Token:      cfg.Token,
 		EdgeID:     cfg.ID,
 		PollWait:   cfg.Rules.PollWait.Duration(),
