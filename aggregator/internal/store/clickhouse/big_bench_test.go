@@ -193,10 +193,11 @@ func TestBigLoad(t *testing.T) {
 		}
 	}
 
-	// Each row as one string: (id, event_time, session, category, name,
-	// body) of events, (width, bucket, category, name, count) of rollups.
+	// Each row as one string: every column of events but seq and writer,
+	// (width, bucket, category, name, count) of rollups.
 	for _, q := range []string{
-		"SELECT concat(id, ' ', toString(event_time), ' ', session, ' ', category, ' ', name, ' ', hex(body)) FROM {db}.events ORDER BY id",
+		"SELECT concat(id, ' ', toString(event_time), ' ', session, ' ', category, ' ', name, ' ', hex(body), ' ', " +
+			"user_id, ' ', device_id, ' ', toString(subjects)) FROM {db}.events ORDER BY id",
 		"SELECT concat(toString(width), ' ', toString(bucket), ' ', category, ' ', name, ' ', toString(sum(events))) AS r " +
 			"FROM {db}.rollups GROUP BY width, bucket, category, name ORDER BY r",
 	} {
