@@ -12,7 +12,8 @@
 //
 // A backend's own properties (its layout, migrations, what survives a crash,
 // costs) are tested in its package; the helpers here (datasets, the reference
-// model, CheckStored) serve those tests too.
+// model, CheckStored) serve those tests too, and the backends' BenchmarkBig
+// share the big store's events and queries (BigBatches, Big).
 package storetest
 
 import (
