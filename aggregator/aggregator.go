@@ -232,7 +232,8 @@ func openStore(cfg config.Aggregator, reg prometheus.Registerer, log *slog.Logge
 		defer cancel()
 		ch := cfg.Store.ClickHouse
 		return clickhouse.Open(ctx, clickhouse.Options{
-			DSN: ch.DSN, Cluster: ch.Cluster, AckReplicas: ch.AckReplicas, Registerer: reg, Logger: log,
+			DSN: ch.DSN, Cluster: ch.Cluster, AckReplicas: ch.AckReplicas,
+			WriterTimeout: time.Duration(ch.WriterTimeout), Registerer: reg, Logger: log,
 		})
 	case config.BackendPebble, "":
 		return pebble.Open(pebble.Options{Dir: cfg.DataDir, CacheSize: int64(cfg.Store.CacheSize), Registerer: reg, Logger: log})

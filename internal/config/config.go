@@ -340,6 +340,11 @@ type StoreClickHouse struct {
 	// AckReplicas is, with a Cluster, how many servers of its shard hold
 	// an event before the aggregator acknowledges it.
 	AckReplicas int `yaml:"ack_replicas"`
+	// WriterTimeout is how long the export feed of every aggregator on the
+	// database waits for one that stopped without closing its store
+	// (killed, or cut off from the server) before it passes the events
+	// stored after that aggregator's last mark.
+	WriterTimeout Duration `yaml:"writer_timeout"`
 }
 
 // Tokens are the bearer tokens the aggregator accepts, by kind. A token has
@@ -436,7 +441,7 @@ func Default() *Config {
 			},
 			MaxBatchBytes: 64 * MiB,
 			Query:         Query{MaxPageSize: 1000},
-			Store:         Store{Backend: BackendPebble, CacheSize: 256 * MiB, ClickHouse: StoreClickHouse{AckReplicas: 1}},
+			Store:         Store{Backend: BackendPebble, CacheSize: 256 * MiB, ClickHouse: StoreClickHouse{AckReplicas: 1, WriterTimeout: Duration(30 * time.Second)}},
 			Erasure:       Erasure{TombstoneRetention: Duration(30 * 24 * time.Hour)},
 			Retention: Retention{
 				Default:    0,

@@ -363,12 +363,16 @@ func clickHouseDSN(p *problems, path, dsn string) {
 // its statements unquoted.
 var clickHouseDatabase = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,99}$`)
 
-// validateCluster checks the cluster settings of the ClickHouse backend.
+// validateCluster checks the cluster settings of the ClickHouse backend,
+// and its writer timeout.
 // Whether the server knows the cluster, and whether its shards have
 // ack_replicas replicas, is checked when the store opens.
 func (c *StoreClickHouse) validateCluster(p *problems) {
 	if c.Cluster != "" && !clickHouseDatabase.MatchString(c.Cluster) {
 		p.add("aggregator.store.clickhouse.cluster", "%q: want letters, digits and _, not starting with a digit (a cluster of the server's remote_servers)", c.Cluster)
+	}
+	if c.WriterTimeout < Duration(5*time.Second) {
+		p.add("aggregator.store.clickhouse.writer_timeout", "is %s, want at least 5s: an aggregator records its mark every second, and registers again when it has not for half of it", time.Duration(c.WriterTimeout))
 	}
 	switch {
 	case c.AckReplicas < 1:

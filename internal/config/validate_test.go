@@ -218,6 +218,10 @@ func TestValidateChecks(t *testing.T) {
 		{"clickhouse ack replicas without cluster", clickHouseCluster("", 2),
 			"aggregator.store.clickhouse.ack_replicas: is 2, but aggregator.store.clickhouse.cluster is not set"},
 		{"clickhouse ack replicas zero", clickHouseCluster("events", 0), "aggregator.store.clickhouse.ack_replicas: must be at least 1"},
+		{"clickhouse writer timeout too short", func(c *Config) {
+			clickHouseCluster("", 1)(c)
+			c.Aggregator.Store.ClickHouse.WriterTimeout = Duration(time.Second)
+		}, "aggregator.store.clickhouse.writer_timeout: is 1s, want at least 5s"},
 		{"clickhouse cluster unused with pebble", func(c *Config) { c.Aggregator.Store.ClickHouse.AckReplicas = 0 }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

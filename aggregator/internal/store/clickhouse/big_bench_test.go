@@ -143,7 +143,7 @@ func (s *Store) insertNoLookUp(events []*eventpb.Event) error {
 	defer s.ingestMu.Unlock()
 	seq := s.nextSeq()
 	err := s.insert(context.Background(), rows, seq)
-	s.lastSeq.Store(seq + uint64(len(rows)) - 1)
+	s.inserted(seq, len(rows))
 	if err == nil {
 		s.notifyStored()
 	}

@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -59,6 +60,13 @@ type Options struct {
 	// 18.16 applies to the rollups' view as well, refusing concurrent
 	// INSERTs after their events are written.)
 	AckReplicas int
+	// WriterTimeout is how long the export feeds of the other aggregators
+	// on the database wait for one that stopped without closing its store
+	// (killed, or cut off from the server) before they pass the events
+	// stored after its last; <= 0 means DefaultWriterTimeout. An INSERT
+	// must not take longer than half of it (package doc: The feed with
+	// several aggregators).
+	WriterTimeout time.Duration
 }
 
 // DefaultDatabase is the database of a DSN that names none.
@@ -125,8 +133,12 @@ type Store struct {
 
 	ingestMu sync.Mutex
 	lastSeq  atomic.Uint64 // the last seq given out (under ingestMu)
+	// clockSkew is added to the clock seqs are taken from: 0, except in
+	// tests of aggregators whose clocks disagree.
+	clockSkew atomic.Int64
 
 	removals removals // Erase and Expire (lifecycle.go)
+	marks    marks    // the feed's horizon (writers.go)
 
 	storeID  atomic.Value // [8]byte: the database's id, in export cursors
 	signalMu sync.Mutex
@@ -197,6 +209,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.poll <= 0 {
 		s.poll = DefaultPollInterval
 	}
+	s.marks.timeout = cmp.Or(max(opts.WriterTimeout, 0), DefaultWriterTimeout)
 	if err := s.open(ctx, &replicaOpts); err != nil {
 		s.closeConns()
 		return nil, fmt.Errorf("store: clickhouse: database %s: %w", db, err)
@@ -228,6 +241,7 @@ func (s *Store) open(ctx context.Context, replicaOpts *ch.Options) error {
 		return fmt.Errorf("read the feed's end: %w", err)
 	}
 	s.lastSeq.Store(last)
+	s.startMarks(ctx)
 	return nil
 }
 
@@ -421,6 +435,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.closing)
+	s.stopMarks()
 	if s.cluster != nil {
 		s.cluster.close()
 	}

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,7 +63,7 @@ func slipThrough(tb testing.TB, s *Store, events ...*eventpb.Event) []string {
 	if err := s.insert(context.Background(), rows, seq); err != nil {
 		tb.Fatal(err)
 	}
-	s.lastSeq.Store(seq + uint64(len(rows)) - 1)
+	s.inserted(seq, len(rows))
 	return ids
 }
 
@@ -142,12 +143,41 @@ func TestRacingAggregators(t *testing.T) {
 func TestTwoStoresConcurrently(t *testing.T) {
 	dsn := dbtest.ClickHouse(t)
 	stores := []*Store{openAt(t, dsn), openAt(t, dsn)}
+	// A reader follows the feed through one of them meanwhile.
+	var feed []string
+	cursor := ""
+	follow := func() {
+		got, next := storetest.ExportAll(t, stores[0], store.ExportQuery{After: cursor, Limit: 50})
+		feed, cursor = append(feed, got...), next
+	}
+	done := make(chan struct{})
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				follow()
+			}
+		}
+	}()
 	want, stored := ingestOverlapping(t, stores, storetest.Spread(400, 51), 6, 20)
+	close(done)
+	<-followed
 	for _, s := range stores {
 		storetest.CheckStored(t, s, want)
 	}
 	if stored < int64(len(want)) {
 		t.Fatalf("%d reported stored, %d are", stored, len(want))
+	}
+	// It gets every event once: none was stored behind its cursor.
+	for deadline := time.Now().Add(30 * time.Second); len(feed) < len(want) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		follow()
+	}
+	if got, ids := slices.Sorted(slices.Values(feed)), slices.Sorted(slices.Values(storetest.IDs(want))); !slices.Equal(got, ids) {
+		t.Fatalf("the feed followed during ingest has %d events, want the %d stored once each", len(got), len(ids))
 	}
 	// A feed cursor names the database, not the process.
 	_, end := storetest.ExportAll(t, stores[0], store.ExportQuery{Limit: 100})

@@ -31,6 +31,8 @@
 //	lifecycle (token, kind, canonical, id, seq,   MergeTree         rows being removed by Erase and Expire
 //	           writer, event_time, category,                        (see Erasure and retention)
 //	           name, claimed_at)
+//	writers (writer, mark, version, state, at)    ReplacingMergeTree each store's mark, for the feed (see
+//	                                              The feed with several aggregators)
 //
 // body is the event's deterministic protobuf encoding; event_time is
 // store.EventTime; session, category and name are copied out of it to be
@@ -50,7 +52,7 @@
 // run again, so an interrupted migration finishes at the next Open) and
 // refuses a database of a later version. Version 1 is the layout above
 // without the columns user_id, device_id and subjects and the table
-// lifecycle, which version 2 adds. An ADD COLUMN, which 18.16 cannot say IF
+// lifecycle, which version 2 adds; version 3 adds writers. An ADD COLUMN, which 18.16 cannot say IF
 // NOT EXISTS of, runs only when the column is missing. The rows stored
 // before version 2 keep subjects 0 and no user or device: Erase reads
 // their bodies instead (below). Nothing rewrites them: a mutation that did
@@ -204,9 +206,12 @@
 //   - Export: the feed is rows in (seq, writer) order after the cursor,
 //     filtered, up to the end the feed had when the read began; a read
 //     scans the seq column. The cursor is base64url of version(1) store
-//     id(8) seq(8) writer(8). A long-poll wakes when this process inserts,
-//     and looks every Options.PollInterval for the rows of other
-//     aggregators.
+//     id(8) seq(8) writer(8), and a read first reads the marks of the
+//     other writers (a GROUP BY of the writers table, one row per store
+//     that ever opened the database after merges). A long-poll wakes when
+//     this process inserts, and looks every Options.PollInterval for the
+//     rows of other aggregators. Every store records its mark each
+//     PollInterval: an INSERT of one row, under the ingest lock.
 //
 // # Several aggregators
 //
@@ -216,17 +221,54 @@
 // of two aggregator processes killed under load, TestEdgeFailsOver, an
 // edge listing both in edge.aggregator_url, and TestClickHouseCluster, on
 // two replicas of a cluster), and a feed cursor of one is
-// valid at the others (it names the database). One promise is kept only for the rows of one aggregator:
-// the feed's order. An aggregator whose INSERT of lower sequence numbers
-// lands after a reader passed higher ones of another aggregator's is
-// behind that reader's cursor, so a feed read from a database several
-// aggregators write to can miss events; follow it from a database one
-// aggregator writes to. Their retention passes and erasures remove each
+// valid at the others (it names the database); the feed followed at any of
+// them brings every event once (see The feed with several aggregators,
+// below, for what that waits for). Their retention passes and erasures remove each
 // row once (see Erasure and retention); the suppression list of erased
 // subjects, the erasures' audit records and their tombstones are shared
 // too, in tables of package erasure (erasure_*), and an erasure through one
 // waits until the others suppress the subject before it erases
 // (aggregator/internal/erasure's doc, Several aggregators).
+//
+// # The feed with several aggregators
+//
+// The feed is in (seq, writer) order, and a reader's cursor passes every
+// position before it, so no row may become visible behind a cursor: an
+// aggregator whose INSERT of lower seqs landed after a reader passed higher
+// ones of another's (a slower INSERT; a clock behind the other's) would be
+// skipped. Each store is therefore a writer with a mark, recorded in the
+// writers table (writers.go): every row it inserted below its mark is
+// visible, and every row it inserts later has a seq at or above it. A
+// store records its mark every PollInterval, under its ingest lock (no
+// INSERT of its own in flight), at the seq it would give next, and goes on
+// from there. A feed read passes no seq at or above its horizon: the least
+// of its own store's part (the seqs below it are its rows, all written)
+// and the marks of the other writers, read after that part was taken.
+//
+//   - Starting: a store first records that it is pending, which holds every
+//     feed read back, then reads the highest mark any writer recorded and
+//     the highest seq stored, and gives out seqs above both. A read that
+//     did not see it pending read marks no higher than those, so it passed
+//     no seq the new store gives out — however its clock disagrees.
+//   - Stopping: Close records that the store is closed; feed reads stop
+//     waiting for it at once. A store that stops without that (killed, or
+//     cut off from the server) holds every feed back for
+//     Options.WriterTimeout (aggregator.store.clickhouse.writer_timeout,
+//     30 s) after its last mark, by the server's clock; then reads take it
+//     for gone.
+//   - A store whose last recorded mark is older than half of WriterTimeout
+//     (its INSERTs of marks failed) registers again, as when starting,
+//     before its next INSERT of events: reads may have taken it for gone.
+//   - What it costs: the feed lags the rows of another aggregator by up to
+//     PollInterval (its next mark), and by as much as the clocks of the
+//     aggregators disagree (a clock an hour ahead makes its rows wait an
+//     hour for the others' marks); an aggregator that read its own rows
+//     only, as with one aggregator, has no lag. One INSERT of a mark per
+//     store per PollInterval.
+//   - What it assumes: an INSERT of events lands within half of
+//     WriterTimeout of its start, or never (one the client gave up on that
+//     the server writes later, as under Erasure and retention, could land
+//     behind a cursor).
 //
 // The rule registry and the erasure state of an aggregator on ClickHouse
 // live in the same database, in tables of their own (registry_*,
@@ -315,7 +357,12 @@
 // not replicated, so while that server is down rule changes fail and edges
 // keep the versions they run.
 //
-// The feed (Export) reads through the Distributed table like every read:
-// as with several aggregators on one database, follow it at an aggregator
-// that is the only one writing, on a server that does not lag.
+// The feed (Export) reads through the Distributed table like every read,
+// and a server that lags answers without the rows it has not fetched, which
+// a cursor may then pass: follow the feed at an aggregator whose server
+// does not lag (the server of the DSN answers for itself, when it is a
+// replica of the shard and within max_replica_delay_for_distributed_queries).
+// A store starting on a cluster reads the highest seqs and marks of every
+// server's own tables; while one does not answer, it is pending (and holds
+// every feed back) until it can, as its Ingest fails then anyway.
 package clickhouse

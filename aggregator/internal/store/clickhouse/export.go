@@ -81,15 +81,16 @@ func (s *Store) export(ctx context.Context, q store.ExportQuery) (store.ExportRe
 		return store.ExportResult{}, err
 	}
 	res := store.ExportResult{Next: after.encode()}
-	// The end of the feed now: every row up to it is visible, as this
-	// process inserts in seq order, one call at a time.
-	var end uint64
-	if err := s.conn.QueryRow(ctx, "SELECT max(seq) FROM "+s.table("events")).Scan(&end); err != nil {
+	// The end of the feed now: every row up to it is visible, and every
+	// row stored later will be after it (writers.go).
+	h, err := s.horizon(ctx)
+	if err != nil {
 		return store.ExportResult{}, fmt.Errorf("store: clickhouse: export: %w", err)
 	}
-	if end <= after.seq {
+	if h == 0 || h-1 <= after.seq {
 		return res, nil
 	}
+	end := h - 1
 	passed := feedCursor{store: after.store, seq: end, writer: math.MaxUint64}
 	w, none := filter(store.Query{Session: q.Session, Category: q.Category, Name: q.Name, Start: q.Start, End: q.End})
 	if none {

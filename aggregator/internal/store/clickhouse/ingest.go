@@ -133,11 +133,14 @@ func (s *Store) insertNew(ctx context.Context, first []row, st *store.IngestStat
 		return nil, found, nil
 	}
 
+	if err := s.freshMark(ctx); err != nil {
+		return nil, nil, fmt.Errorf("store: clickhouse: ingest: %w", err)
+	}
 	seq := s.nextSeq()
 	err = s.insert(ctx, fresh, seq)
 	// Also after an error: the server may have stored the rows all the
 	// same, and their numbers must not be given out again.
-	s.lastSeq.Store(seq + uint64(len(fresh)) - 1)
+	s.inserted(seq, len(fresh))
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: clickhouse: ingest: insert %d events: %w", len(fresh), err)
 	}
@@ -182,7 +185,8 @@ func (s *Store) checkRaces(ctx context.Context, ids []string) (lost int, err err
 // of one microsecond) so that the rows of several aggregators interleave
 // about as they were stored; within this process they only grow.
 func (s *Store) nextSeq() uint64 {
-	return max(s.lastSeq.Load()+1, uint64(time.Now().UnixMicro())<<10)
+	now := time.Now().Add(time.Duration(s.clockSkew.Load()))
+	return max(s.lastSeq.Load()+1, uint64(now.UnixMicro())<<10)
 }
 
 // idTable carries ids to the server as external data, which has no size

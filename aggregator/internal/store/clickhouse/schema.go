@@ -11,7 +11,7 @@ import (
 )
 
 // schemaVersion is the version of the tables this code reads and writes.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // migrations[v-1] brings a database from version v-1 to v. Each step is a
 // list of statements that can run again after an interrupted migration
@@ -53,6 +53,11 @@ var migrations = [][]ddl{
 			token String, kind UInt8, canonical UInt8, id String, seq UInt64, writer UInt64,
 			event_time Int64, category String, name String, claimed_at DateTime DEFAULT now()
 		`, "MergeTree", "ORDER BY (token, kind, seq, writer)", "rand()"),
+	},
+	{ // 3: writers, the feed's horizon with several aggregators (writers.go)
+		table("writers", `
+			writer UInt64, mark UInt64, version UInt64, state UInt8, at DateTime DEFAULT now()
+		`, "ReplacingMergeTree(version)", "ORDER BY writer", "writer"),
 	},
 }
 
