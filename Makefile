@@ -24,7 +24,7 @@ RACE_PKGS := ./edge/internal/spool ./edge ./edge/internal/ratelimit ./edge/inter
 # The ClickHouse store's concurrency tests (the rest of its suite spends
 # minutes waiting on the server, which the race detector has nothing to
 # look at).
-RACE_CLICKHOUSE := ./aggregator/internal/store/clickhouse:^(TestTwoStoresConcurrently|TestRacingAggregators|TestRemovalsOfTwoStores|TestStore)$$/^(IngestConcurrent|StatsConcurrent|ExportWaits|Closed|Restart|EraseConcurrent|RetentionWhileIngesting|found_.*)$$
+RACE_CLICKHOUSE := ./aggregator/internal/store/clickhouse:^(TestTwoStoresConcurrently|TestFeedOfSeveralWriters|TestRacingAggregators|TestRemovalsOfTwoStores|TestStore)$$/^(IngestConcurrent|StatsConcurrent|ExportWaits|Closed|Restart|EraseConcurrent|RetentionWhileIngesting|found_.*)$$
 # Fuzz targets run for FUZZTIME each by `make fuzz`, from their committed
 # seed corpora; a crasher is written to the package's testdata/fuzz, where
 # it stays as a fixture once committed.
