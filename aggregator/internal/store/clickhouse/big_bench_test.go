@@ -143,7 +143,7 @@ func (s *Store) insertNoLookUp(events []*eventpb.Event) error {
 	defer s.ingestMu.Unlock()
 	seq := s.nextSeq()
 	err := s.insert(context.Background(), rows, seq)
-	s.inserted(seq, len(rows))
+	s.inserted(seq, len(rows), nil)
 	if err == nil {
 		s.notifyStored()
 	}

@@ -63,7 +63,7 @@ func slipThrough(tb testing.TB, s *Store, events ...*eventpb.Event) []string {
 	if err := s.insert(context.Background(), rows, seq); err != nil {
 		tb.Fatal(err)
 	}
-	s.inserted(seq, len(rows))
+	s.inserted(seq, len(rows), nil)
 	return ids
 }
 

@@ -268,7 +268,10 @@
 //   - What it assumes: an INSERT of events lands within half of
 //     WriterTimeout of its start, or never (one the client gave up on that
 //     the server writes later, as under Erasure and retention, could land
-//     behind a cursor).
+//     behind a cursor); and every aggregator on the database records marks:
+//     an aggregator of schema version 2 left running beside one of version
+//     3 does not, and reads may pass its rows as before. Upgrade them all
+//     together.
 //
 // The rule registry and the erasure state of an aggregator on ClickHouse
 // live in the same database, in tables of their own (registry_*,
@@ -359,9 +362,15 @@
 //
 // The feed (Export) reads through the Distributed table like every read,
 // and a server that lags answers without the rows it has not fetched, which
-// a cursor may then pass: follow the feed at an aggregator whose server
-// does not lag (the server of the DSN answers for itself, when it is a
-// replica of the shard and within max_replica_delay_for_distributed_queries).
+// a cursor may then pass. The marks (writers) replicate apart from the
+// events, so a server can hold another aggregator's mark before the rows
+// below it: the promise of The feed with several aggregators holds on a
+// cluster only where every aggregator's DSN names the same server, a
+// replica of the (one) shard, which then takes every INSERT and answers
+// every read itself. With aggregators on different servers, or several
+// shards, the feed can skip events while replication lags: follow it on a
+// single server instead (waiting, before a mark is recorded, until every
+// replica holds the rows below it would lift this, and is not done).
 // A store starting on a cluster reads the highest seqs and marks of every
 // server's own tables; while one does not answer, it is pending (and holds
 // every feed back) until it can, as its Ingest fails then anyway.

@@ -140,7 +140,7 @@ func (s *Store) insertNew(ctx context.Context, first []row, st *store.IngestStat
 	err = s.insert(ctx, fresh, seq)
 	// Also after an error: the server may have stored the rows all the
 	// same, and their numbers must not be given out again.
-	s.inserted(seq, len(fresh))
+	s.inserted(seq, len(fresh), err)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: clickhouse: ingest: insert %d events: %w", len(fresh), err)
 	}

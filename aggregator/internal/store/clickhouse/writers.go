@@ -100,7 +100,7 @@ func (s *Store) stopMarks() {
 	defer cancel()
 	s.ingestMu.Lock()
 	defer s.ingestMu.Unlock()
-	if s.marks.published.IsZero() {
+	if s.marks.version == 0 { // it recorded nothing
 		return
 	}
 	if err := s.recordMark(ctx, writerClosed, s.lastSeq.Load()+1); err != nil {
@@ -157,10 +157,13 @@ func (s *Store) freshMark(ctx context.Context) error {
 }
 
 // inserted records, under ingestMu, that an insert of n rows from seq
-// returned (also with an error: the server may have stored them).
-func (s *Store) inserted(seq uint64, n int) {
+// returned: their seqs are not given out again, also after an error (the
+// server may have stored the rows); done moves past them only when the
+// insert succeeded, as nothing else records it (the row seq+n-1 does; after
+// an error the next mark will).
+func (s *Store) inserted(seq uint64, n int, err error) {
 	s.lastSeq.Store(seq + uint64(n) - 1)
-	if s.marks.done.Load() != 0 {
+	if err == nil && s.marks.done.Load() != 0 {
 		s.marks.done.Store(seq + uint64(n))
 	}
 }
@@ -229,7 +232,7 @@ func (s *Store) otherMarks(ctx context.Context) (uint64, error) {
 		" FROM "+s.table("writers")+" WHERE writer != ? GROUP BY writer HAVING max(at) >= now() - ?"+
 		" UNION ALL SELECT toUInt64(?) AS m)",
 		uint8(writerPending), uint8(writerClosed), uint64(math.MaxUint64),
-		s.writer, uint32(max(s.marks.timeout/time.Second, 1)), uint64(math.MaxUint64)).Scan(&least)
+		s.writer, uint32((s.marks.timeout+time.Second-1)/time.Second), uint64(math.MaxUint64)).Scan(&least)
 	if err != nil {
 		return 0, fmt.Errorf("read the feed marks of other aggregators: %w", err)
 	}
