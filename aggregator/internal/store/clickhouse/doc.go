@@ -210,8 +210,9 @@
 //     other writers (a GROUP BY of the writers table, one row per store
 //     that ever opened the database after merges). A long-poll wakes when
 //     this process inserts, and looks every Options.PollInterval for the
-//     rows of other aggregators. Every store records its mark each
-//     PollInterval: an INSERT of one row, under the ingest lock.
+//     rows of other aggregators. A store records its mark (an INSERT of
+//     one row, under the ingest lock) each PollInterval beside other
+//     aggregators (see The feed with several aggregators).
 //
 // # Several aggregators
 //
@@ -239,9 +240,10 @@
 // skipped. Each store is therefore a writer with a mark, recorded in the
 // writers table (writers.go): every row it inserted below its mark is
 // visible, and every row it inserts later has a seq at or above it. A
-// store records its mark every PollInterval, under its ingest lock (no
-// INSERT of its own in flight), at the seq it would give next, and goes on
-// from there. A feed read passes no seq at or above its horizon: the least
+// store records its mark under its ingest lock (no INSERT of its own in
+// flight), at the seq it would give next, and goes on from there: every
+// PollInterval while another writer is live, else every quarter of
+// WriterTimeout (it looks for others every PollInterval). A feed read passes no seq at or above its horizon: the least
 // of its own store's part (the seqs below it are its rows, all written)
 // and the marks of the other writers, read after that part was taken.
 //
@@ -264,7 +266,9 @@
 //     aggregators disagree (a clock an hour ahead makes its rows wait an
 //     hour for the others' marks); an aggregator that read its own rows
 //     only, as with one aggregator, has no lag. One INSERT of a mark per
-//     store per PollInterval.
+//     store per PollInterval beside other aggregators (alone, per quarter
+//     of WriterTimeout), and one read of the writers table per
+//     PollInterval.
 //   - What it assumes: an INSERT of events lands within half of
 //     WriterTimeout of its start, or never (one the client gave up on that
 //     the server writes later, as under Erasure and retention, could land

@@ -69,8 +69,10 @@ func (s *Store) horizon(ctx context.Context) (uint64, error) {
 	return min(own, others), err
 }
 
-// startMarks registers the store and starts recording its mark every
-// PollInterval. A store whose registration fails (a server of its cluster
+// startMarks registers the store and starts recording its mark: every
+// PollInterval while another writer is live (pending or live: its feed
+// reads wait for the mark), else every quarter of WriterTimeout, which
+// keeps it fresh (a writer that appears is seen within a PollInterval). A store whose registration fails (a server of its cluster
 // down) starts all the same: it registers at its first Ingest or mark, and
 // until then its feed reads pass nothing.
 func (s *Store) startMarks(ctx context.Context) {
@@ -84,8 +86,15 @@ func (s *Store) startMarks(ctx context.Context) {
 	s.marks.stop = stop
 	s.marks.wg.Go(func() {
 		Follow(loop, s.poll, s.log, "the feed marks", func(ctx context.Context) error {
+			others, err := s.otherMarks(ctx)
+			if err != nil {
+				return err
+			}
 			s.ingestMu.Lock()
 			defer s.ingestMu.Unlock()
+			if others == math.MaxUint64 && time.Since(s.marks.published) < s.marks.timeout/4 {
+				return nil
+			}
 			return s.advanceMark(ctx)
 		})
 	})
